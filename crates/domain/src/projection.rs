@@ -1,0 +1,204 @@
+//! The saga projection: a summary merged from events one at a time.
+//!
+//! Every field is a min, a max, a flag or a set union over the events, each
+//! ordered by a total key (occurred_at, then event_id), so the final state
+//! is the same for any arrival order. Duplicates are removed before merging
+//! (the store inserts events idempotently on event_id and merges only the
+//! new ones); `event_count` is the one field that relies on that.
+
+use std::collections::BTreeSet;
+
+use chrono::{TimeZone, Utc};
+use sagascope_model::{Phase, SagaStatus, SagaSummary, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::saga_event::SagaEvent;
+
+/// A value remembered together with the key of the event it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keyed<T> {
+    pub at_us: i64,
+    pub event_id: String,
+    pub value: T,
+}
+
+impl<T> Keyed<T> {
+    fn key(&self) -> (i64, &str) {
+        (self.at_us, &self.event_id)
+    }
+}
+
+fn keep_min<T>(slot: &mut Option<Keyed<T>>, candidate: Keyed<T>) {
+    if slot.as_ref().is_none_or(|current| candidate.key() < current.key()) {
+        *slot = Some(candidate);
+    }
+}
+
+fn keep_max<T>(slot: &mut Option<Keyed<T>>, candidate: Keyed<T>) {
+    if slot.as_ref().is_none_or(|current| candidate.key() > current.key()) {
+        *slot = Some(candidate);
+    }
+}
+
+/// The persisted merge state of one saga instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SagaProjection {
+    pub saga_id: String,
+    /// Earliest event: start time, and its name as the fallback saga type.
+    pub first: Option<Keyed<String>>,
+    pub last: Option<Keyed<()>>,
+    /// Earliest event that named a saga type.
+    pub saga_type: Option<Keyed<String>>,
+    /// Latest event that named a step.
+    pub current_step: Option<Keyed<String>>,
+    /// Earliest failure: (step, reason).
+    pub failure: Option<Keyed<(Option<String>, Option<String>)>>,
+    /// Latest terminal phase. Ties at the same instant go to the larger event id.
+    pub terminal: Option<Keyed<Phase>>,
+    /// A failed compensation is sticky: it stays visible even if a
+    /// COMPENSATED arrives later (DESIGN.md).
+    pub compensation_failed: Option<Keyed<()>>,
+    pub compensating: bool,
+    pub trace_ids: BTreeSet<String>,
+    pub business_keys: BTreeSet<String>,
+    pub event_count: i64,
+}
+
+pub fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+pub fn from_micros(us: i64) -> Timestamp {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}
+
+impl SagaProjection {
+    pub fn new(saga_id: impl Into<String>) -> SagaProjection {
+        SagaProjection {
+            saga_id: saga_id.into(),
+            first: None,
+            last: None,
+            saga_type: None,
+            current_step: None,
+            failure: None,
+            terminal: None,
+            compensation_failed: None,
+            compensating: false,
+            trace_ids: BTreeSet::new(),
+            business_keys: BTreeSet::new(),
+            event_count: 0,
+        }
+    }
+
+    /// Merges one event that this saga has not seen before.
+    pub fn merge(&mut self, event: &SagaEvent) {
+        debug_assert_eq!(event.saga_id, self.saga_id);
+        let at_us = micros(event.occurred_at);
+        fn keyed<T>(at_us: i64, event: &SagaEvent, value: T) -> Keyed<T> {
+            Keyed { at_us, event_id: event.event_id.clone(), value }
+        }
+        self.event_count += 1;
+        keep_min(&mut self.first, keyed(at_us, event, event.event_type.clone()));
+        keep_max(&mut self.last, keyed(at_us, event, ()));
+        if let Some(saga_type) = &event.saga_type {
+            keep_min(&mut self.saga_type, keyed(at_us, event, saga_type.clone()));
+        }
+        if let Some(step) = &event.step {
+            keep_max(&mut self.current_step, keyed(at_us, event, step.clone()));
+        }
+        if matches!(event.phase, Phase::StepFailed | Phase::SagaFailed | Phase::SagaTimedOut | Phase::CompensationFailed)
+            || (event.error.is_some() && event.phase.is_failure())
+        {
+            keep_min(&mut self.failure, keyed(at_us, event, (event.step.clone(), event.error.clone())));
+        }
+        if event.phase.is_terminal() {
+            keep_max(&mut self.terminal, keyed(at_us, event, event.phase));
+        }
+        if event.phase == Phase::CompensationFailed {
+            keep_min(&mut self.compensation_failed, keyed(at_us, event, ()));
+        }
+        if event.phase.is_compensation() {
+            self.compensating = true;
+        }
+        if let Some(trace_id) = &event.trace_id {
+            self.trace_ids.insert(trace_id.clone());
+        }
+        self.business_keys.extend(event.business_keys.iter().cloned());
+    }
+
+    pub fn status(&self) -> SagaStatus {
+        if self.compensation_failed.is_some() {
+            return SagaStatus::CompensationFailed;
+        }
+        match self.terminal.as_ref().map(|t| t.value) {
+            Some(Phase::SagaCompleted) => SagaStatus::Completed,
+            Some(Phase::SagaFailed) => SagaStatus::Failed,
+            Some(Phase::SagaCompensated) => SagaStatus::Compensated,
+            Some(Phase::SagaTimedOut) => SagaStatus::TimedOut,
+            _ if self.compensating => SagaStatus::Compensating,
+            _ => SagaStatus::Running,
+        }
+    }
+
+    pub fn saga_type(&self) -> String {
+        self.saga_type
+            .as_ref()
+            .or(self.first.as_ref())
+            .map(|k| k.value.clone())
+            .unwrap_or_else(|| "unknown".to_string())
+    }
+
+    pub fn started_at_us(&self) -> i64 {
+        self.first.as_ref().map(|k| k.at_us).unwrap_or_default()
+    }
+
+    pub fn last_event_at_us(&self) -> i64 {
+        self.last.as_ref().map(|k| k.at_us).unwrap_or_default()
+    }
+
+    /// When the saga finished: its latest terminal event or its failed
+    /// compensation, whichever is later.
+    pub fn ended_at_us(&self) -> Option<i64> {
+        let terminal = self.terminal.as_ref().map(|k| k.at_us);
+        let stuck = self.compensation_failed.as_ref().map(|k| k.at_us);
+        terminal.max(stuck)
+    }
+
+    pub fn summary(&self) -> SagaSummary {
+        let started = self.started_at_us();
+        let ended = self.ended_at_us();
+        let (failed_step, failure_reason) = self
+            .failure
+            .as_ref()
+            .map(|k| k.value.clone())
+            .unwrap_or((None, None));
+        SagaSummary {
+            saga_id: self.saga_id.clone(),
+            saga_type: self.saga_type(),
+            status: self.status(),
+            started_at: from_micros(started),
+            ended_at: ended.map(from_micros),
+            duration_ms: ended.map(|e| (e - started).max(0) / 1000),
+            current_step: self.current_step.as_ref().map(|k| k.value.clone()),
+            failed_step,
+            failure_reason,
+            trace_ids: self.trace_ids.iter().cloned().collect(),
+            business_keys: self.business_keys.iter().cloned().collect(),
+            event_count: self.event_count,
+            last_event_at: from_micros(self.last_event_at_us()),
+        }
+    }
+}
+
+/// Projects a whole set of events, skipping repeated event ids (keeps the
+/// first), the way the store does across batches.
+pub fn project_all<'a>(saga_id: &str, events: impl IntoIterator<Item = &'a SagaEvent>) -> SagaProjection {
+    let mut seen = std::collections::HashSet::new();
+    let mut projection = SagaProjection::new(saga_id);
+    for event in events {
+        if seen.insert(event.event_id.clone()) {
+            projection.merge(event);
+        }
+    }
+    projection
+}

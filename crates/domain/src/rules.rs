@@ -1,0 +1,152 @@
+//! Classification rules: which saga type, step and phase a named domain event
+//! means. Loaded from a TOML file (`--rules PATH`); with no file, defaults by
+//! name suffix still give readable timelines.
+//!
+//! ```toml
+//! [[saga]]
+//! type = "scan_reward"
+//! [saga.events]
+//! ImageRegistered = { step = "RegisterImage", phase = "saga_started" }
+//! ProfileUpdated  = { step = "UpdateProfile", phase = "saga_completed" }
+//! ```
+
+use std::collections::HashMap;
+
+use sagascope_model::Phase;
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("cannot parse rules: {0}")]
+    Parse(#[from] toml::de::Error),
+    #[error("rules: event `{event}` of saga type `{saga_type}` has unknown phase `{phase}`")]
+    UnknownPhase { saga_type: String, event: String, phase: String },
+}
+
+/// What a rule (or the defaults) says an event means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    pub saga_type: Option<String>,
+    pub step: Option<String>,
+    pub phase: Phase,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    by_event_type: HashMap<String, Classification>,
+}
+
+#[derive(Deserialize)]
+struct RulesFile {
+    #[serde(default)]
+    saga: Vec<SagaRuleFile>,
+}
+
+#[derive(Deserialize)]
+struct SagaRuleFile {
+    #[serde(rename = "type")]
+    saga_type: String,
+    #[serde(default)]
+    events: HashMap<String, EventRuleFile>,
+}
+
+#[derive(Deserialize)]
+struct EventRuleFile {
+    step: Option<String>,
+    phase: String,
+}
+
+impl Rules {
+    pub fn parse(text: &str) -> Result<Rules, RulesError> {
+        let file: RulesFile = toml::from_str(text)?;
+        let mut by_event_type = HashMap::new();
+        for saga in file.saga {
+            for (event, rule) in saga.events {
+                let phase = Phase::parse(&rule.phase).ok_or_else(|| RulesError::UnknownPhase {
+                    saga_type: saga.saga_type.clone(),
+                    event: event.clone(),
+                    phase: rule.phase.clone(),
+                })?;
+                let classification = Classification {
+                    saga_type: Some(saga.saga_type.clone()),
+                    step: rule.step.or_else(|| Some(event.clone())),
+                    phase,
+                };
+                by_event_type.insert(event, classification);
+            }
+        }
+        Ok(Rules { by_event_type })
+    }
+
+    /// The rule for this event name, else the defaults.
+    pub fn classify(&self, event_type: &str) -> Classification {
+        self.by_event_type
+            .get(event_type)
+            .cloned()
+            .unwrap_or_else(|| default_classification(event_type))
+    }
+}
+
+const COMPENSATION_SUFFIXES: [&str; 5] = ["Compensated", "Released", "Cancelled", "Refunded", "Reverted"];
+const SUCCESS_SUFFIXES: [&str; 4] = ["Completed", "Succeeded", "Acquired", "Updated"];
+
+/// Defaults by name: `*Failed` → step failed, `*Compensated|Released|…` →
+/// step compensated, `*Completed|Succeeded|…` → step succeeded; anything else
+/// is a plain event. The saga type stays open (the projection uses the first
+/// event's name).
+pub fn default_classification(event_type: &str) -> Classification {
+    let phase = if event_type.ends_with("Failed") {
+        Phase::StepFailed
+    } else if COMPENSATION_SUFFIXES.iter().any(|s| event_type.ends_with(s)) {
+        Phase::StepCompensated
+    } else if SUCCESS_SUFFIXES.iter().any(|s| event_type.ends_with(s)) {
+        Phase::StepSucceeded
+    } else {
+        Phase::Event
+    };
+    Classification { saga_type: None, step: Some(event_type.to_string()), phase }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+        [[saga]]
+        type = "scan_reward"
+        [saga.events]
+        ImageRegistered = { step = "RegisterImage", phase = "saga_started" }
+        ProfileUpdated = { phase = "saga_completed" }
+    "#;
+
+    #[test]
+    fn rules_map_event_names_to_type_step_and_phase() {
+        let rules = Rules::parse(EXAMPLE).unwrap();
+        assert_eq!(
+            rules.classify("ImageRegistered"),
+            Classification {
+                saga_type: Some("scan_reward".into()),
+                step: Some("RegisterImage".into()),
+                phase: Phase::SagaStarted
+            }
+        );
+        assert_eq!(rules.classify("ProfileUpdated").step.as_deref(), Some("ProfileUpdated"));
+    }
+
+    #[test]
+    fn unknown_names_fall_back_to_suffix_defaults() {
+        let rules = Rules::default();
+        assert_eq!(rules.classify("PaymentFailed").phase, Phase::StepFailed);
+        assert_eq!(rules.classify("StockReleased").phase, Phase::StepCompensated);
+        assert_eq!(rules.classify("CharacterAcquired").phase, Phase::StepSucceeded);
+        assert_eq!(rules.classify("ImageRegistered").phase, Phase::Event);
+        assert_eq!(rules.classify("ImageRegistered").saga_type, None);
+    }
+
+    #[test]
+    fn a_bad_phase_is_a_clear_error() {
+        let err = Rules::parse("[[saga]]\ntype='x'\n[saga.events]\nA = { phase = 'done' }\n")
+            .unwrap_err();
+        assert!(err.to_string().contains("unknown phase `done`"), "{err}");
+    }
+}

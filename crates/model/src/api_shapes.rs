@@ -1,0 +1,284 @@
+//! JSON shapes of `/api/v1`. Field names are part of the public contract:
+//! snake_case, never renamed without a version bump.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Phase, SagaStatus, Timestamp};
+
+/// One row of the saga list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaSummary {
+    pub saga_id: String,
+    pub saga_type: String,
+    pub status: SagaStatus,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    pub duration_ms: Option<i64>,
+    pub current_step: Option<String>,
+    pub failed_step: Option<String>,
+    pub failure_reason: Option<String>,
+    pub trace_ids: Vec<String>,
+    pub business_keys: Vec<String>,
+    pub event_count: i64,
+    pub last_event_at: Timestamp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaPage {
+    pub items: Vec<SagaSummary>,
+    pub next_cursor: Option<String>,
+}
+
+/// A Kafka header as received; values that are not UTF-8 are shown lossily.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    pub key: String,
+    pub value: String,
+}
+
+/// One event on a saga timeline (or a trace).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEvent {
+    pub event_id: String,
+    pub saga_id: String,
+    pub phase: Phase,
+    pub step: Option<String>,
+    pub event_type: String,
+    pub occurred_at: Timestamp,
+    pub published_at: Option<Timestamp>,
+    pub ingested_at: Timestamp,
+    pub topic: String,
+    pub partition: i64,
+    pub offset: i64,
+    pub trace_id: Option<String>,
+    pub span_id: Option<String>,
+    pub headers: Vec<Header>,
+    pub payload: serde_json::Value,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaDetail {
+    #[serde(flatten)]
+    pub saga: SagaSummary,
+    pub events: Vec<TimelineEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceView {
+    pub trace_id: String,
+    pub sagas: Vec<SagaSummary>,
+    pub events: Vec<TimelineEvent>,
+}
+
+/// A message that could not be decoded, kept with its Kafka coordinates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestErrorView {
+    pub id: i64,
+    pub topic: String,
+    pub partition: i64,
+    pub offset: i64,
+    pub reason: String,
+    /// The first bytes of the value, lossily decoded; shown escaped.
+    pub first_bytes: String,
+    pub key: Option<String>,
+    pub published_at: Option<Timestamp>,
+    pub ingested_at: Timestamp,
+}
+
+/// Messages on `/api/v1/stream` (SSE `data:` lines).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamMessage {
+    Saga { saga: SagaSummary },
+    Event { event: TimelineEvent },
+    IngestError { error: IngestErrorView },
+}
+
+impl StreamMessage {
+    pub fn saga_id(&self) -> Option<&str> {
+        match self {
+            StreamMessage::Saga { saga } => Some(&saga.saga_id),
+            StreamMessage::Event { event } => Some(&event.saga_id),
+            StreamMessage::IngestError { .. } => None,
+        }
+    }
+
+    /// SSE event name, so browsers can listen per kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StreamMessage::Saga { .. } => "saga",
+            StreamMessage::Event { .. } => "event",
+            StreamMessage::IngestError { .. } => "ingest_error",
+        }
+    }
+}
+
+/// The saga list filters exactly as they appear in the query string, so a
+/// view is a shareable URL. Parse with [`SagaFilter::validate`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SagaFilter {
+    pub saga_type: Option<String>,
+    pub status: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub q: Option<String>,
+    pub limit: Option<String>,
+    pub cursor: Option<String>,
+}
+
+/// A validated [`SagaFilter`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagaQuery {
+    pub saga_type: Option<String>,
+    pub status: Option<SagaStatus>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub q: Option<String>,
+    pub limit: u32,
+    /// Keyset position: (started_at in µs, saga_id) of the last row seen.
+    pub cursor: Option<(i64, String)>,
+}
+
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value
+        .as_deref()
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+fn parse_time(name: &str, value: &Option<String>) -> Result<Option<Timestamp>, String> {
+    match non_empty(value) {
+        None => Ok(None),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
+            .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| format!("`{name}` must be an RFC 3339 time such as 2026-11-21T10:00:00Z, got `{text}`")),
+    }
+}
+
+impl SagaFilter {
+    pub fn validate(&self) -> Result<SagaQuery, String> {
+        let status = match non_empty(&self.status) {
+            None => None,
+            Some(text) => Some(SagaStatus::parse(&text).ok_or_else(|| {
+                let known: Vec<&str> = SagaStatus::ALL.iter().map(|s| s.as_str()).collect();
+                format!("unknown status `{text}`; expected one of {}", known.join(", "))
+            })?),
+        };
+        let limit = match non_empty(&self.limit) {
+            None => DEFAULT_PAGE_SIZE,
+            Some(text) => match text.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+                _ => return Err(format!("`limit` must be an integer from 1 to {MAX_PAGE_SIZE}, got `{text}`")),
+            },
+        };
+        let cursor = match non_empty(&self.cursor) {
+            None => None,
+            Some(text) => Some(decode_cursor(&text).ok_or_else(|| format!("invalid cursor `{text}`"))?),
+        };
+        Ok(SagaQuery {
+            saga_type: non_empty(&self.saga_type),
+            status,
+            since: parse_time("since", &self.since)?,
+            until: parse_time("until", &self.until)?,
+            q: non_empty(&self.q),
+            limit,
+            cursor,
+        })
+    }
+
+    /// The query string of this filter (without `cursor`), for links.
+    pub fn to_query_string(&self) -> String {
+        let pairs = [
+            ("saga_type", &self.saga_type),
+            ("status", &self.status),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("q", &self.q),
+            ("limit", &self.limit),
+        ];
+        pairs
+            .iter()
+            .filter_map(|(k, v)| non_empty(v).map(|v| format!("{k}={}", percent_encode(&v))))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+/// Cursor text is `<started_at µs>.<saga_id>`; opaque to clients.
+pub fn encode_cursor(started_at_us: i64, saga_id: &str) -> String {
+    format!("{started_at_us}.{}", percent_encode(saga_id))
+}
+
+fn decode_cursor(text: &str) -> Option<(i64, String)> {
+    let (micros, id) = text.split_once('.')?;
+    Some((micros.parse().ok()?, percent_decode(id)?))
+}
+
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_validation_reports_each_bad_field_clearly() {
+        let bad_status = SagaFilter { status: Some("done".into()), ..Default::default() };
+        assert!(bad_status.validate().unwrap_err().contains("unknown status `done`"));
+        let bad_limit = SagaFilter { limit: Some("0".into()), ..Default::default() };
+        assert!(bad_limit.validate().unwrap_err().contains("`limit`"));
+        let bad_time = SagaFilter { since: Some("yesterday".into()), ..Default::default() };
+        assert!(bad_time.validate().unwrap_err().contains("`since`"));
+        let bad_cursor = SagaFilter { cursor: Some("nope".into()), ..Default::default() };
+        assert!(bad_cursor.validate().unwrap_err().contains("invalid cursor"));
+    }
+
+    #[test]
+    fn cursor_round_trips_ids_with_separators() {
+        let text = encode_cursor(1_700_000_000_000_000, "ord.42/ä");
+        let filter = SagaFilter { cursor: Some(text), ..Default::default() };
+        assert_eq!(
+            filter.validate().unwrap().cursor,
+            Some((1_700_000_000_000_000, "ord.42/ä".to_string()))
+        );
+    }
+
+    #[test]
+    fn empty_fields_mean_no_filter() {
+        let filter = SagaFilter { saga_type: Some("  ".into()), status: Some(String::new()), ..Default::default() };
+        let query = filter.validate().unwrap();
+        assert_eq!(query.saga_type, None);
+        assert_eq!(query.status, None);
+        assert_eq!(query.limit, DEFAULT_PAGE_SIZE);
+    }
+}
