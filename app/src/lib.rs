@@ -1,1 +1,68 @@
-// placeholder
+//! The browser UI of sagascope: Leptos components, pages and server
+//! functions. Compiled twice: with `ssr` into the server (renders every page
+//! to HTML, answers the server functions from the store) and with `hydrate`
+//! into the wasm bundle (makes the same pages live).
+//!
+//! Every page works without JavaScript: data is rendered on the server,
+//! filters are plain GET forms whose fields live in the query string. With
+//! JavaScript, pages subscribe to `/api/v1/stream` (SSE) and update in place.
+
+pub mod components;
+pub mod filters;
+pub mod pages;
+pub mod server_fns;
+mod shell;
+pub mod state;
+pub mod time;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path, SsrMode,
+};
+
+pub use shell::shell;
+
+use components::top_bar::TopBar;
+use pages::{
+    ingest_errors::IngestErrorsPage, not_found::NotFoundPage, saga_detail::SagaDetailPage,
+    saga_list::SagaListPage, trace::TracePage,
+};
+
+/// The whole application: top bar and routed pages.
+///
+/// Routes render with [`SsrMode::Async`]: the server waits for the data and
+/// sends complete HTML, so every page is readable without JavaScript (the
+/// default out-of-order streaming needs a script to swap data in) and an
+/// unknown saga can answer with status 404.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    state::provide_ui_state();
+
+    view! {
+        <Title formatter=|text: String| if text.is_empty() { "sagascope".to_string() } else { format!("{text} · sagascope") }/>
+        <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <TopBar/>
+            <main id="main" class="main">
+                <Routes fallback=NotFoundPage>
+                    <Route
+                        path=path!("/")
+                        view=|| view! { <SagaListPage overview_note=true/> }
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/sagas")
+                        view=|| view! { <SagaListPage/> }
+                        ssr=SsrMode::Async
+                    />
+                    <Route path=path!("/sagas/:saga_id") view=SagaDetailPage ssr=SsrMode::Async/>
+                    <Route path=path!("/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>
+                    <Route path=path!("/ingest") view=IngestErrorsPage ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+        </Router>
+    }
+}

@@ -1,1 +1,155 @@
-//! placeholder
+//! The timeline read model. One [`Store`] over Postgres (production) and
+//! SQLite (embedded default) through sqlx's `Any` driver: the queries are
+//! shared, and only the migrations (identity columns) and row locking differ
+//! between backends.
+
+mod read_ingest;
+mod read_sagas;
+mod read_trace;
+mod rows;
+mod write_batch;
+
+use std::str::FromStr;
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+
+pub use read_ingest::{CountedTable, PartitionProgress};
+pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported database url `{0}`: use postgres://… or sqlite://PATH")]
+    UnsupportedUrl(String),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Result<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else {
+            Err(StoreError::UnsupportedUrl(redact_url(url)))
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// Hides the password of a database URL for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***{}", &url[..scheme_end], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Cheap to clone: a handle on the connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+static INSTALL_DRIVERS: Once = Once::new();
+
+impl Store {
+    /// Connects (creating a SQLite file if it does not exist yet).
+    pub async fn connect(url: &str) -> Result<Store> {
+        INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let backend = Backend::from_url(url)?;
+        let url = match backend {
+            Backend::Sqlite if !url.contains('?') && !url.contains(":memory:") => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let options = AnyConnectOptions::from_str(&url)?;
+        let pool = match backend {
+            Backend::Postgres => AnyPoolOptions::new().max_connections(16),
+            // One writer at a time is all SQLite allows; WAL lets readers
+            // proceed while the ingest writes.
+            Backend::Sqlite => AnyPoolOptions::new().max_connections(8).after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            }),
+        }
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Postgres => sqlx::migrate!("../../migrations/postgres").run(&self.pool).await?,
+            Backend::Sqlite => sqlx::migrate!("../../migrations/sqlite").run(&self.pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Readiness probe: one round trip to the database.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// `$1, $2, …` placeholders starting after `offset` bound values. sqlx's
+/// SQLite driver accepts numbered `$N` parameters too, so both backends share
+/// the SQL text.
+pub(crate) fn placeholders(offset: usize, count: usize) -> String {
+    (offset + 1..=offset + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_pick_the_backend_and_hide_passwords() {
+        assert_eq!(Backend::from_url("postgres://u:p@h/db").unwrap(), Backend::Postgres);
+        assert_eq!(Backend::from_url("sqlite://data/x.db").unwrap(), Backend::Sqlite);
+        let err = Backend::from_url("mysql://root:secret@h/db").unwrap_err().to_string();
+        assert!(err.contains("mysql://root:***@h/db"), "{err}");
+        assert!(!err.contains("secret"));
+        assert_eq!(placeholders(2, 3), "$3, $4, $5");
+    }
+}

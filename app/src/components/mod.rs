@@ -1,0 +1,11 @@
+//! Reusable pieces of the pages.
+
+pub mod ids;
+pub mod json_view;
+pub mod live_stream;
+pub mod saga_table;
+pub mod states;
+pub mod status_badge;
+pub mod time;
+pub mod timeline;
+pub mod top_bar;

@@ -1,0 +1,64 @@
+use leptos::prelude::*;
+use sagascope_model::{Phase, SagaStatus};
+
+/// A saga status: colour, icon and label together (never colour alone).
+#[component]
+pub fn StatusBadge(
+    status: SagaStatus,
+    /// `data-test` value, when a test needs to find this badge.
+    #[prop(optional)]
+    test: Option<&'static str>,
+) -> impl IntoView {
+    view! {
+        <span
+            class=format!("badge status-{}", status.as_str())
+            data-status=status.as_str()
+            data-test=test
+            title=format!("Status: {}", status.label())
+        >
+            <span class="badge-icon" aria-hidden="true">{status.icon()}</span>
+            <span class="badge-label">{status.label()}</span>
+        </span>
+    }
+}
+
+/// Icon of an event phase on the timeline.
+pub fn phase_icon(phase: Phase) -> &'static str {
+    match phase {
+        Phase::SagaStarted => "▶",
+        Phase::StepStarted => "◌",
+        Phase::StepSucceeded => "✓",
+        Phase::StepFailed => "✕",
+        Phase::CompensationStarted => "↺",
+        Phase::StepCompensated => "↶",
+        Phase::CompensationFailed => "⚠",
+        Phase::SagaCompleted => "✓",
+        Phase::SagaFailed => "✕",
+        Phase::SagaCompensated => "↶",
+        Phase::SagaTimedOut => "⏱",
+        Phase::Event => "•",
+    }
+}
+
+/// Colour family of a phase, for the timeline rail and the row tint.
+pub fn phase_tone(phase: Phase) -> &'static str {
+    match phase {
+        Phase::CompensationFailed => "critical",
+        p if p.is_failure() => "failed",
+        p if p.is_compensation() => "compensating",
+        Phase::SagaCompleted | Phase::StepSucceeded => "completed",
+        Phase::SagaStarted | Phase::StepStarted => "running",
+        _ => "neutral",
+    }
+}
+
+/// A phase chip: icon and label.
+#[component]
+pub fn PhaseLabel(phase: Phase) -> impl IntoView {
+    view! {
+        <span class=format!("phase tone-{}", phase_tone(phase)) title=phase.as_str()>
+            <span class="phase-icon" aria-hidden="true">{phase_icon(phase)}</span>
+            <span class="phase-label">{phase.label()}</span>
+        </span>
+    }
+}

@@ -1,0 +1,121 @@
+//! The top bar: product, sections, global search, live toggle, theme.
+
+use leptos::prelude::*;
+use leptos_router::{components::Form, hooks::use_location};
+
+use crate::state::{toggle_live, toggle_theme, ui_state};
+
+/// Sections of the product; `None` means not built yet (shown disabled).
+const SECTIONS: [(&str, Option<&str>); 6] = [
+    ("Overview", None),
+    ("Sagas", Some("/sagas")),
+    ("DLQ", None),
+    ("Lag", None),
+    ("Ingest", Some("/ingest")),
+    ("Audit", None),
+];
+
+fn is_active(pathname: &str, href: &str) -> bool {
+    match href {
+        // The saga list is also the home page until the overview exists.
+        "/sagas" => pathname == "/" || pathname.starts_with("/sagas"),
+        _ => pathname == href || pathname.starts_with(&format!("{href}/")),
+    }
+}
+
+#[component]
+pub fn TopBar() -> impl IntoView {
+    let ui = ui_state();
+    let pathname = use_location().pathname;
+
+    let nav = SECTIONS
+        .into_iter()
+        .map(|(label, href)| match href {
+            Some(href) => {
+                let active = move || is_active(&pathname.get(), href);
+                view! {
+                    <li>
+                        <a
+                            href=href
+                            class=move || if active() { "nav-link active" } else { "nav-link" }
+                            aria-current=move || active().then_some("page")
+                            data-test=format!("nav-{}", label.to_lowercase())
+                        >
+                            {label}
+                        </a>
+                    </li>
+                }
+                .into_any()
+            }
+            None => view! {
+                <li>
+                    <span class="nav-link disabled" aria-disabled="true" title=format!("{label} — coming soon")>
+                        {label}
+                    </span>
+                </li>
+            }
+            .into_any(),
+        })
+        .collect_view();
+
+    let stream = ui.stream;
+    let live = ui.live;
+
+    view! {
+        <header class="topbar">
+            <a class="brand" href="/" aria-label="sagascope home">
+                <span class="brand-mark" aria-hidden="true">"◈"</span>
+                <span class="brand-name">"sagascope"</span>
+            </a>
+            <nav class="nav" aria-label="Sections">
+                <ul>{nav}</ul>
+            </nav>
+            <Form method="get" action="/sagas" attr:class="global-search" attr:role="search">
+                <label class="visually-hidden" for="global-search">"Search sagas"</label>
+                <input
+                    id="global-search"
+                    type="search"
+                    name="q"
+                    placeholder="Saga id, trace id or business key"
+                    autocomplete="off"
+                    spellcheck="false"
+                    data-test="search-input"
+                />
+                <kbd class="kbd-hint" aria-hidden="true" title="Press / to search">"/"</kbd>
+            </Form>
+            <div class="topbar-tools">
+                <span
+                    class=move || format!("live-indicator state-{}", stream.get().as_str())
+                    data-test="live-indicator"
+                    data-state=move || stream.get().as_str()
+                    title=move || stream.get().hint()
+                    aria-live="polite"
+                >
+                    <span class="live-dot" aria-hidden="true"></span>
+                    <span class="live-text">{move || stream.get().label()}</span>
+                </span>
+                <button
+                    type="button"
+                    class="tool-button"
+                    data-test="live-toggle"
+                    aria-pressed=move || if live.get() { "true" } else { "false" }
+                    title=move || if live.get() { "Pause live updates" } else { "Resume live updates" }
+                    on:click=move |_| toggle_live(ui)
+                >
+                    {move || if live.get() { "❚❚ Pause" } else { "▶ Resume" }}
+                </button>
+                <button
+                    type="button"
+                    class="tool-button"
+                    data-test="theme-toggle"
+                    title="Switch light/dark theme"
+                    aria-label="Switch light/dark theme"
+                    on:click=move |_| toggle_theme()
+                >
+                    <span aria-hidden="true">"◐"</span>
+                </button>
+            </div>
+        </header>
+    }
+    .into_any()
+}

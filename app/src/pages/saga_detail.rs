@@ -1,0 +1,240 @@
+//! `/sagas/:saga_id`: the saga header and its event timeline, live.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::hooks::use_params_map;
+use sagascope_model::{SagaDetail, SagaSummary, StreamMessage};
+
+use crate::components::ids::{CopyButton, TraceLink};
+use crate::components::live_stream::{saga_stream_url, use_live_stream};
+use crate::components::states::{EmptyState, ErrorState, Loading};
+use crate::components::status_badge::StatusBadge;
+use crate::components::time::{RelativeTime, SagaDuration};
+use crate::components::timeline::{insert_event, Axis, TimelineRow};
+use crate::server_fns::{error_text, fetch_saga_detail, set_page_status};
+use crate::time::absolute;
+
+#[component]
+pub fn SagaDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let saga_id = Memo::new(move |_| params.with(|p| p.get("saga_id").unwrap_or_default()));
+    let detail = Resource::new(move || saga_id.get(), fetch_saga_detail);
+
+    view! {
+        <Title text=move || format!("Saga {}", saga_id.get())/>
+        <section class="page page-saga">
+            <nav class="crumbs" aria-label="Breadcrumb">
+                <a href="/sagas">"Sagas"</a>
+                <span aria-hidden="true">" / "</span>
+                <span class="mono">{move || saga_id.get()}</span>
+            </nav>
+            <Transition fallback=|| view! { <Loading what="saga"/> }>
+                {move || {
+                    let id = saga_id.get();
+                    Suspend::new(async move {
+                        match detail.await {
+                            Ok(Some(detail)) => view! { <SagaView detail/> }.into_any(),
+                            Ok(None) => {
+                                set_page_status(404);
+                                view! { <UnknownSaga saga_id=id on_appear=move || detail.refetch()/> }
+                                    .into_any()
+                            }
+                            Err(error) => view! {
+                                <ErrorState title="Could not load this saga".to_string() detail=error_text(&error)/>
+                            }
+                            .into_any(),
+                        }
+                    })
+                }}
+            </Transition>
+        </section>
+    }
+    .into_any()
+}
+
+/// The designed 404 of a saga id nobody has seen (yet). Listens for it: if
+/// its first event arrives, the page loads it.
+#[component]
+fn UnknownSaga(saga_id: String, on_appear: impl Fn() + 'static) -> impl IntoView {
+    use_live_stream(saga_stream_url(&saga_id), move |message| {
+        if matches!(message, StreamMessage::Saga { .. } | StreamMessage::Event { .. }) {
+            on_appear();
+        }
+    });
+    view! {
+        <div class="not-found" data-test="saga-not-found">
+            <EmptyState
+                title=format!("No saga with id {saga_id}")
+                detail="No event of this saga has been ingested. Check the id, or wait: if its events arrive, this page loads them.".to_string()
+                action=(format!("/sagas?q={}", sagascope_model::percent_encode(&saga_id)), "Search for it".to_string())
+            />
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+fn SagaView(detail: SagaDetail) -> impl IntoView {
+    let SagaDetail { saga, events } = detail;
+    let saga_id = saga.saga_id.clone();
+    let initial_ids: Arc<HashSet<String>> =
+        Arc::new(events.iter().map(|e| e.event_id.clone()).collect());
+    let summary = RwSignal::new(saga);
+    let events = RwSignal::new(events);
+    let axis = Memo::new(move |_| {
+        let s = summary.read();
+        events.with(|events| Axis::new(events, Some(&s.started_at), s.ended_at.as_ref()))
+    });
+
+    use_live_stream(saga_stream_url(&saga_id), {
+        let saga_id = saga_id.clone();
+        move |message| match message {
+            StreamMessage::Saga { saga } if saga.saga_id == saga_id => {
+                if summary.with_untracked(|s| *s != saga) {
+                    summary.set(saga);
+                }
+            }
+            StreamMessage::Event { event } if event.saga_id == saga_id => {
+                events.update(|events| {
+                    insert_event(events, event);
+                });
+            }
+            _ => {}
+        }
+    });
+
+    view! {
+        {move || view! { <SagaHeader saga=summary.get()/> }}
+        <section class="panel timeline-panel" aria-labelledby="timeline-title">
+            <header class="panel-head">
+                <h2 id="timeline-title">"Timeline"</h2>
+                <span class="muted">
+                    {move || {
+                        let n = events.with(Vec::len);
+                        format!("{n} event{}", if n == 1 { "" } else { "s" })
+                    }}
+                </span>
+            </header>
+            <ol class="timeline" data-test="timeline">
+                <For
+                    each=move || events.get()
+                    key=|event| event.event_id.clone()
+                    children=move |event| {
+                        let fresh = !initial_ids.contains(&event.event_id);
+                        view! { <TimelineRow event axis fresh/> }
+                    }
+                />
+            </ol>
+            {move || events.with(Vec::is_empty).then(|| view! {
+                <EmptyState title="No events yet".to_string() detail="Events of this saga appear here live.".to_string()/>
+            })}
+        </section>
+    }
+    .into_any()
+}
+
+#[component]
+fn SagaHeader(saga: SagaSummary) -> impl IntoView {
+    let status = saga.status;
+    let traces = saga.trace_ids.clone();
+    let keys = saga.business_keys.join(", ");
+    view! {
+        <header class=format!("saga-header panel status-rail-{}", status.as_str()) data-test="saga-header">
+            <div class="saga-title">
+                <h1>{saga.saga_type.clone()}</h1>
+                <StatusBadge status test="saga-status"/>
+            </div>
+            <dl class="facts-grid">
+                <div>
+                    <dt>"Saga id"</dt>
+                    <dd class="mono" data-test="saga-id">
+                        {saga.saga_id.clone()}
+                        <CopyButton value=saga.saga_id.clone()/>
+                    </dd>
+                </div>
+                <div>
+                    <dt>{if traces.len() > 1 { "Traces" } else { "Trace" }}</dt>
+                    <dd>
+                        {if traces.is_empty() {
+                            view! { <span class="muted">"—"</span> }.into_any()
+                        } else {
+                            traces
+                                .into_iter()
+                                .map(|t| view! {
+                                    <span class="trace-item">
+                                        <TraceLink trace_id=t.clone()/>
+                                        <CopyButton value=t/>
+                                    </span>
+                                })
+                                .collect_view()
+                                .into_any()
+                        }}
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Business keys"</dt>
+                    <dd class="mono" data-test="business-keys">
+                        {if keys.is_empty() { "—".to_string() } else { keys }}
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Started"</dt>
+                    <dd>
+                        <RelativeTime at=saga.started_at/>
+                        <span class="muted mono small">{format!(" {}", absolute(&saga.started_at))}</span>
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Ended"</dt>
+                    <dd>
+                        {match saga.ended_at {
+                            Some(at) => view! {
+                                <RelativeTime at/>
+                                <span class="muted mono small">{format!(" {}", absolute(&at))}</span>
+                            }
+                            .into_any(),
+                            None => view! { <span class="muted">"not yet"</span> }.into_any(),
+                        }}
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Duration"</dt>
+                    <dd data-test="saga-duration">
+                        <SagaDuration
+                            started_at=saga.started_at
+                            duration_ms=saga.duration_ms
+                            finished=status.is_finished()
+                        />
+                    </dd>
+                </div>
+                <div>
+                    <dt>"Current step"</dt>
+                    <dd data-test="current-step">{saga.current_step.clone().unwrap_or_else(|| "—".into())}</dd>
+                </div>
+                <div>
+                    <dt>"Events"</dt>
+                    <dd class="num">{saga.event_count}</dd>
+                </div>
+                <div>
+                    <dt>"Last event"</dt>
+                    <dd><RelativeTime at=saga.last_event_at/></dd>
+                </div>
+            </dl>
+            {(saga.failed_step.is_some() || saga.failure_reason.is_some()).then(|| view! {
+                <div class="failure-box" data-test="saga-failure" role="note">
+                    <span class="failure-icon" aria-hidden="true">"✕"</span>
+                    <div>
+                        {saga.failed_step.clone().map(|s| view! {
+                            <p><span class="muted">"Failed step "</span><strong class="mono">{s}</strong></p>
+                        })}
+                        {saga.failure_reason.clone().map(|r| view! { <p class="failure-reason">{r}</p> })}
+                    </div>
+                </div>
+            })}
+        </header>
+    }
+    .into_any()
+}

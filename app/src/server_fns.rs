@@ -1,0 +1,89 @@
+//! Server functions: the pages' data, read from the store the server puts in
+//! the Leptos context (`provide_context(store.clone())`). During SSR they run
+//! in-process; after hydration the browser calls them over HTTP (client-side
+//! navigation, filter changes).
+
+use leptos::prelude::*;
+use sagascope_model::{IngestErrorView, SagaDetail, SagaPage, TraceView};
+
+use crate::filters::ListParams;
+
+/// How many ingest errors the ingest page shows.
+pub const INGEST_ERROR_LIMIT: u32 = 200;
+
+#[cfg(feature = "ssr")]
+fn store() -> Result<sagascope_store::Store, ServerFnError> {
+    use_context::<sagascope_store::Store>()
+        .ok_or_else(|| ServerFnError::new("the store is not available (missing from the context)"))
+}
+
+#[cfg(feature = "ssr")]
+fn store_error(error: sagascope_store::StoreError) -> ServerFnError {
+    ServerFnError::new(format!("store: {error}"))
+}
+
+/// One page of the saga list. Invalid filters come back as an error whose
+/// text says which field is wrong.
+#[server]
+pub async fn fetch_saga_page(params: ListParams) -> Result<SagaPage, ServerFnError> {
+    let filter = params.resolve(crate::state::now_ms());
+    let query = filter.validate().map_err(ServerFnError::new)?;
+    store()?.list_sagas(&query).await.map_err(store_error)
+}
+
+#[server]
+pub async fn fetch_saga_types() -> Result<Vec<String>, ServerFnError> {
+    store()?.saga_types().await.map_err(store_error)
+}
+
+/// `None` when no event of that saga was ingested (yet).
+#[server]
+pub async fn fetch_saga_detail(saga_id: String) -> Result<Option<SagaDetail>, ServerFnError> {
+    store()?.saga_detail(&saga_id).await.map_err(store_error)
+}
+
+#[server]
+pub async fn fetch_trace(trace_id: String) -> Result<TraceView, ServerFnError> {
+    store()?.trace(&trace_id).await.map_err(store_error)
+}
+
+#[server]
+pub async fn fetch_ingest_errors() -> Result<Vec<IngestErrorView>, ServerFnError> {
+    store()?
+        .ingest_errors(INGEST_ERROR_LIMIT)
+        .await
+        .map_err(store_error)
+}
+
+/// The message of a server function error without the framework's prefix.
+pub fn error_text(error: &ServerFnError) -> String {
+    match error {
+        ServerFnError::ServerError(text)
+        | ServerFnError::Request(text)
+        | ServerFnError::Response(text)
+        | ServerFnError::Deserialization(text)
+        | ServerFnError::Serialization(text)
+        | ServerFnError::Args(text)
+        | ServerFnError::MissingArg(text)
+        | ServerFnError::Registration(text)
+        | ServerFnError::MiddlewareError(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Sets the HTTP status of the page being rendered on the server (for
+/// example 404 for an unknown saga). Pages render with `SsrMode::Async`, so
+/// the status is still unsent when the data arrives. No-op in the browser.
+pub fn set_page_status(code: u16) {
+    #[cfg(feature = "ssr")]
+    {
+        if let (Some(response), Ok(status)) = (
+            use_context::<leptos_axum::ResponseOptions>(),
+            http::StatusCode::from_u16(code),
+        ) {
+            response.set_status(status);
+        }
+    }
+    #[cfg(not(feature = "ssr"))]
+    let _ = code;
+}

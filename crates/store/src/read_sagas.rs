@@ -1,0 +1,107 @@
+//! Saga list (filtered, keyset-paged) and saga detail queries.
+
+use sagascope_domain::micros;
+use sagascope_model::{encode_cursor, SagaDetail, SagaPage, SagaQuery};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use crate::rows::{summary_from_row, timeline_event_from_row, EVENT_COLUMNS};
+use crate::{Result, Store};
+
+impl Store {
+    /// Newest first, by (started_at, saga_id) so pages never skip or repeat
+    /// a row while new sagas arrive.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn list_sagas(&self, query: &SagaQuery) -> Result<SagaPage> {
+        let mut conditions: Vec<String> = Vec::new();
+        let mut binds: Vec<Bind> = Vec::new();
+        let next = |binds: &mut Vec<Bind>, value: Bind| {
+            binds.push(value);
+            format!("${}", binds.len())
+        };
+        if let Some(saga_type) = &query.saga_type {
+            let p = next(&mut binds, Bind::Text(saga_type.clone()));
+            conditions.push(format!("saga_type = {p}"));
+        }
+        if let Some(status) = query.status {
+            let p = next(&mut binds, Bind::Text(status.as_str().to_string()));
+            conditions.push(format!("status = {p}"));
+        }
+        if let Some(since) = query.since {
+            let p = next(&mut binds, Bind::Int(micros(since)));
+            conditions.push(format!("started_at_us >= {p}"));
+        }
+        if let Some(until) = query.until {
+            let p = next(&mut binds, Bind::Int(micros(until)));
+            conditions.push(format!("started_at_us < {p}"));
+        }
+        if let Some(q) = &query.q {
+            let p = next(&mut binds, Bind::Text(q.clone()));
+            conditions.push(format!("(saga_id = {p} OR saga_id IN (SELECT saga_id FROM saga_keys WHERE search_key = {p}))"));
+        }
+        if let Some((started_us, saga_id)) = &query.cursor {
+            let t = next(&mut binds, Bind::Int(*started_us));
+            let id = next(&mut binds, Bind::Text(saga_id.clone()));
+            conditions.push(format!("(started_at_us < {t} OR (started_at_us = {t} AND saga_id < {id}))"));
+        }
+        let limit = next(&mut binds, Bind::Int(i64::from(query.limit) + 1));
+        let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let sql = format!(
+            "SELECT saga_id, started_at_us, projection FROM sagas {where_clause} ORDER BY started_at_us DESC, saga_id DESC LIMIT {limit}"
+        );
+        let mut statement: Query<'_, Any, AnyArguments<'_>> = sqlx::query(&sql);
+        for bind in binds {
+            statement = match bind {
+                Bind::Text(text) => statement.bind(text),
+                Bind::Int(n) => statement.bind(n),
+            };
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        let has_more = rows.len() > query.limit as usize;
+        let mut items = Vec::with_capacity(rows.len().min(query.limit as usize));
+        let mut next_cursor = None;
+        for row in rows.iter().take(query.limit as usize) {
+            items.push(summary_from_row(row)?);
+            if has_more {
+                let started: i64 = row.try_get("started_at_us")?;
+                let id: String = row.try_get("saga_id")?;
+                next_cursor = Some(encode_cursor(started, &id));
+            }
+        }
+        Ok(SagaPage { items, next_cursor })
+    }
+
+    /// The saga with its events in timeline order (event time, then id).
+    #[tracing::instrument(skip(self), err)]
+    pub async fn saga_detail(&self, saga_id: &str) -> Result<Option<SagaDetail>> {
+        let Some(row) = sqlx::query("SELECT projection FROM sagas WHERE saga_id = $1")
+            .bind(saga_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let saga = summary_from_row(&row)?;
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE saga_id = $1 ORDER BY occurred_at_us, event_id");
+        let events = sqlx::query(&sql)
+            .bind(saga_id.to_string())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(timeline_event_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Some(SagaDetail { saga, events }))
+    }
+
+    /// Distinct saga types, for the filter drop-down.
+    pub async fn saga_types(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT DISTINCT saga_type FROM sagas ORDER BY saga_type").fetch_all(&self.pool).await?;
+        rows.iter().map(|r| r.try_get("saga_type").map_err(Into::into)).collect()
+    }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}

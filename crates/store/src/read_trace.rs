@@ -1,0 +1,39 @@
+//! Everything that shares one trace id, across sagas and topics.
+
+use sagascope_model::TraceView;
+
+use crate::rows::{summary_from_row, timeline_event_from_row, EVENT_COLUMNS};
+use crate::{placeholders, Result, Store};
+
+impl Store {
+    #[tracing::instrument(skip(self), err)]
+    pub async fn trace(&self, trace_id: &str) -> Result<TraceView> {
+        let trace_id = trace_id.trim().to_ascii_lowercase();
+        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE trace_id = $1 ORDER BY occurred_at_us, event_id");
+        let events = sqlx::query(&sql)
+            .bind(trace_id.clone())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(timeline_event_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let mut saga_ids: Vec<String> = events.iter().map(|e| e.saga_id.clone()).collect();
+        saga_ids.sort();
+        saga_ids.dedup();
+        let mut sagas = Vec::new();
+        if !saga_ids.is_empty() {
+            let sql = format!(
+                "SELECT projection FROM sagas WHERE saga_id IN ({}) ORDER BY started_at_us, saga_id",
+                placeholders(0, saga_ids.len())
+            );
+            let mut query = sqlx::query(&sql);
+            for id in saga_ids {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                sagas.push(summary_from_row(&row)?);
+            }
+        }
+        Ok(TraceView { trace_id, sagas, events })
+    }
+}

@@ -1,0 +1,244 @@
+//! One ingest batch = one transaction: new events (idempotent on event_id),
+//! the projections of the sagas they touch, search keys, ingest errors and
+//! the consumer offsets. Kafka offsets are committed only after this returns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use sagascope_domain::{micros, KafkaCoords, SagaEvent, SagaProjection};
+use sagascope_model::{IngestErrorView, SagaSummary, TimelineEvent, Timestamp};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use crate::rows::{ingest_error_from_row, projection_from_json, INGEST_ERROR_COLUMNS};
+use crate::{placeholders, Backend, Result, Store};
+
+/// Rows per INSERT statement: 19 columns × 400 stays far below the bind
+/// limits of both SQLite (32 766) and Postgres (65 535).
+const ROWS_PER_STATEMENT: usize = 400;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewIngestError {
+    pub coords: KafkaCoords,
+    pub reason: String,
+    pub first_bytes: String,
+    pub key: Option<String>,
+    pub published_at: Option<Timestamp>,
+    pub ingested_at: Timestamp,
+}
+
+/// The next offset to consume on one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffset {
+    pub topic: String,
+    pub partition: i32,
+    pub next_offset: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestBatch {
+    pub group_id: String,
+    pub events: Vec<SagaEvent>,
+    pub errors: Vec<NewIngestError>,
+    pub offsets: Vec<PartitionOffset>,
+}
+
+/// What the batch changed, for the live stream.
+#[derive(Debug, Clone, Default)]
+pub struct BatchOutcome {
+    pub new_events: Vec<TimelineEvent>,
+    pub sagas: Vec<SagaSummary>,
+    pub errors: Vec<IngestErrorView>,
+    /// Events whose id was already stored (redelivery after a restart).
+    pub duplicates: usize,
+}
+
+type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+pub fn timeline_event(event: &SagaEvent) -> TimelineEvent {
+    TimelineEvent {
+        event_id: event.event_id.clone(),
+        saga_id: event.saga_id.clone(),
+        phase: event.phase,
+        step: event.step.clone(),
+        event_type: event.event_type.clone(),
+        occurred_at: event.occurred_at,
+        published_at: event.published_at,
+        ingested_at: event.ingested_at,
+        topic: event.coords.topic.clone(),
+        partition: i64::from(event.coords.partition),
+        offset: event.coords.offset,
+        trace_id: event.trace_id.clone(),
+        span_id: event.span_id.clone(),
+        headers: event.headers.clone(),
+        payload: event.payload.clone(),
+        error: event.error.clone(),
+    }
+}
+
+impl Store {
+    #[tracing::instrument(skip_all, fields(events = batch.events.len(), errors = batch.errors.len(), backend = self.backend.name()))]
+    pub async fn write_batch(&self, batch: &IngestBatch) -> Result<BatchOutcome> {
+        let mut tx = self.pool.begin().await?;
+
+        // Keep the first copy of an id repeated inside the batch.
+        let mut seen = HashSet::new();
+        let unique: Vec<&SagaEvent> = batch.events.iter().filter(|e| seen.insert(e.event_id.as_str())).collect();
+
+        let mut inserted: HashSet<String> = HashSet::new();
+        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO events (event_id, saga_id, saga_type, step, phase, event_type, trace_id, span_id, request_id, \
+                 occurred_at_us, published_at_us, ingested_at_us, source_type, source_id, topic, kafka_partition, kafka_offset, \
+                 headers, payload, error) VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 20, 20))).collect::<Vec<_>>().join(", ")
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(e.event_id.clone())
+                    .bind(e.saga_id.clone())
+                    .bind(e.saga_type.clone())
+                    .bind(e.step.clone())
+                    .bind(e.phase.as_str())
+                    .bind(e.event_type.clone())
+                    .bind(e.trace_id.clone())
+                    .bind(e.span_id.clone())
+                    .bind(e.request_id.clone())
+                    .bind(micros(e.occurred_at))
+                    .bind(e.published_at.map(micros))
+                    .bind(micros(e.ingested_at))
+                    .bind(e.source_type.clone())
+                    .bind(e.source_id.clone())
+                    .bind(e.coords.topic.clone())
+                    .bind(i64::from(e.coords.partition))
+                    .bind(e.coords.offset)
+                    .bind(serde_json::to_string(&e.headers).unwrap_or_else(|_| "[]".into()))
+                    .bind(e.payload.to_string())
+                    .bind(e.error.clone());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                inserted.insert(row.try_get("event_id")?);
+            }
+        }
+        let new_events: Vec<&SagaEvent> = unique.into_iter().filter(|e| inserted.contains(&e.event_id)).collect();
+
+        // Merge the new events into the projections of the sagas they touch.
+        let mut by_saga: BTreeMap<&str, Vec<&SagaEvent>> = BTreeMap::new();
+        for event in &new_events {
+            by_saga.entry(event.saga_id.as_str()).or_default().push(event);
+        }
+        let saga_ids: Vec<&str> = by_saga.keys().copied().collect();
+        let mut projections: HashMap<String, SagaProjection> = HashMap::new();
+        for chunk in saga_ids.chunks(ROWS_PER_STATEMENT) {
+            // Postgres: lock the rows (in key order, so concurrent replicas
+            // cannot deadlock) before read-modify-write. SQLite has one writer.
+            let lock = if self.backend == Backend::Postgres { " ORDER BY saga_id FOR UPDATE" } else { "" };
+            let sql = format!("SELECT saga_id, projection FROM sagas WHERE saga_id IN ({}){lock}", placeholders(0, chunk.len()));
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                let id: String = row.try_get("saga_id")?;
+                let text: String = row.try_get("projection")?;
+                projections.insert(id, projection_from_json(&text)?);
+            }
+        }
+        let mut sagas = Vec::with_capacity(by_saga.len());
+        let mut keys: Vec<(String, String, &'static str)> = Vec::new();
+        for (saga_id, events) in &by_saga {
+            let projection = projections.entry(saga_id.to_string()).or_insert_with(|| SagaProjection::new(*saga_id));
+            for event in events {
+                projection.merge(event);
+                keys.extend(event.trace_id.iter().map(|k| (k.clone(), saga_id.to_string(), "trace")));
+                keys.extend(event.business_keys.iter().map(|k| (k.clone(), saga_id.to_string(), "business")));
+            }
+            sagas.push(projection.clone());
+        }
+        for chunk in sagas.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection) \
+                 VALUES {} ON CONFLICT (saga_id) DO UPDATE SET saga_type = excluded.saga_type, status = excluded.status, \
+                 started_at_us = excluded.started_at_us, ended_at_us = excluded.ended_at_us, \
+                 last_event_at_us = excluded.last_event_at_us, event_count = excluded.event_count, projection = excluded.projection",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 8, 8))).collect::<Vec<_>>().join(", ")
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for p in chunk {
+                query = query
+                    .bind(p.saga_id.clone())
+                    .bind(p.saga_type())
+                    .bind(p.status().as_str())
+                    .bind(p.started_at_us())
+                    .bind(p.ended_at_us())
+                    .bind(p.last_event_at_us())
+                    .bind(p.event_count)
+                    .bind(serde_json::to_string(p).unwrap_or_default());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        keys.sort();
+        keys.dedup();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO saga_keys (search_key, saga_id, kind) VALUES {} ON CONFLICT (search_key, saga_id) DO NOTHING",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 3, 3))).collect::<Vec<_>>().join(", ")
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for (key, saga_id, kind) in chunk {
+                query = query.bind(key.clone()).bind(saga_id.clone()).bind(*kind);
+            }
+            query.execute(&mut *tx).await?;
+        }
+
+        let mut errors = Vec::new();
+        for chunk in batch.errors.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO ingest_errors (topic, kafka_partition, kafka_offset, reason, first_bytes, message_key, published_at_us, ingested_at_us) \
+                 VALUES {} ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING RETURNING {INGEST_ERROR_COLUMNS}",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 8, 8))).collect::<Vec<_>>().join(", ")
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(e.coords.topic.clone())
+                    .bind(i64::from(e.coords.partition))
+                    .bind(e.coords.offset)
+                    .bind(e.reason.clone())
+                    .bind(e.first_bytes.clone())
+                    .bind(e.key.clone())
+                    .bind(e.published_at.map(micros))
+                    .bind(micros(e.ingested_at));
+            }
+            for row in query.fetch_all(&mut *tx).await? {
+                errors.push(ingest_error_from_row(&row)?);
+            }
+        }
+
+        let now_us = micros(chrono::Utc::now());
+        for offset in &batch.offsets {
+            sqlx::query(
+                "INSERT INTO consumer_offsets (group_id, topic, kafka_partition, next_offset, updated_at_us) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE SET \
+                 next_offset = CASE WHEN excluded.next_offset > consumer_offsets.next_offset THEN excluded.next_offset ELSE consumer_offsets.next_offset END, \
+                 updated_at_us = excluded.updated_at_us",
+            )
+            .bind(batch.group_id.clone())
+            .bind(offset.topic.clone())
+            .bind(i64::from(offset.partition))
+            .bind(offset.next_offset)
+            .bind(now_us)
+            .execute(&mut *tx)
+            .await?;
+        }
+
+        tx.commit().await?;
+        Ok(BatchOutcome {
+            duplicates: batch.events.len() - new_events.len(),
+            new_events: new_events.into_iter().map(timeline_event).collect(),
+            sagas: sagas.iter().map(SagaProjection::summary).collect(),
+            errors,
+        })
+    }
+}
