@@ -1,0 +1,249 @@
+//! The consumer loop.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use sagascope_domain::{Decoder, KafkaCoords, RawMessage};
+use sagascope_model::StreamMessage;
+use sagascope_store::{BatchOutcome, IngestBatch, Store};
+use tokio::sync::{broadcast, watch};
+
+use crate::batch::decode_batch;
+use crate::ingest_status::{ConsumerState, IngestStatus};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    #[error("no topics to consume: give --topics names or ^regex patterns")]
+    NoTopics,
+}
+
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    pub brokers: String,
+    /// Topic names or librdkafka `^regex` patterns.
+    pub topics: Vec<String>,
+    pub group_id: String,
+    pub batch_size: usize,
+    pub batch_linger: Duration,
+    pub session_timeout: Duration,
+    /// Extra librdkafka properties (security settings and the like).
+    pub client_properties: Vec<(String, String)>,
+}
+
+impl IngestConfig {
+    pub fn new(brokers: impl Into<String>, topics: Vec<String>, group_id: impl Into<String>) -> IngestConfig {
+        IngestConfig {
+            brokers: brokers.into(),
+            topics,
+            group_id: group_id.into(),
+            batch_size: 1000,
+            batch_linger: Duration::from_millis(100),
+            session_timeout: Duration::from_secs(10),
+            client_properties: Vec::new(),
+        }
+    }
+}
+
+/// Records librdkafka's client-level errors (broker down, auth) in the
+/// ingest status so `/readyz` and the UI can say "Kafka unreachable since …".
+struct IngestContext {
+    status: Arc<IngestStatus>,
+}
+
+impl ClientContext for IngestContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(%error, reason, "kafka client error");
+        self.status.degraded(format!("kafka: {reason}"));
+    }
+}
+
+impl ConsumerContext for IngestContext {}
+
+pub struct Ingestor {
+    consumer: StreamConsumer<IngestContext>,
+    store: Store,
+    decoder: Decoder,
+    live: broadcast::Sender<StreamMessage>,
+    status: Arc<IngestStatus>,
+    config: IngestConfig,
+}
+
+fn to_raw(message: &BorrowedMessage<'_>) -> RawMessage {
+    let headers = message
+        .headers()
+        .map(|h| h.iter().map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec))).collect())
+        .unwrap_or_default();
+    RawMessage {
+        coords: KafkaCoords { topic: message.topic().to_string(), partition: message.partition(), offset: message.offset() },
+        key: message.key().map(<[u8]>::to_vec),
+        value: message.payload().map(<[u8]>::to_vec),
+        headers,
+        timestamp: message.timestamp().to_millis().and_then(chrono::DateTime::from_timestamp_millis),
+    }
+}
+
+impl Ingestor {
+    pub fn new(config: IngestConfig, store: Store, decoder: Decoder, live: broadcast::Sender<StreamMessage>) -> Result<Ingestor, IngestError> {
+        if config.topics.is_empty() {
+            return Err(IngestError::NoTopics);
+        }
+        let status = Arc::new(IngestStatus::default());
+        let mut client = ClientConfig::new();
+        client
+            .set("bootstrap.servers", &config.brokers)
+            .set("group.id", &config.group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
+            // Regex subscriptions pick up new topics at this interval.
+            .set("topic.metadata.refresh.interval.ms", "5000");
+        for (key, value) in &config.client_properties {
+            client.set(key, value);
+        }
+        let consumer: StreamConsumer<IngestContext> = client.create_with_context(IngestContext { status: status.clone() })?;
+        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topics)?;
+        Ok(Ingestor { consumer, store, decoder, live, status, config })
+    }
+
+    pub fn status(&self) -> Arc<IngestStatus> {
+        self.status.clone()
+    }
+
+    /// Runs until `shutdown` turns true, then writes and commits what it has
+    /// (graceful drain) and returns.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::info!(topics = ?self.config.topics, group_id = %self.config.group_id, "ingest started");
+        let mut pending: Vec<RawMessage> = Vec::with_capacity(self.config.batch_size);
+        let mut batch_started = Instant::now();
+        loop {
+            let wait = if pending.is_empty() {
+                Duration::from_millis(250)
+            } else {
+                self.config.batch_linger.saturating_sub(batch_started.elapsed())
+            };
+            let stopping = *shutdown.borrow();
+            if stopping {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                received = tokio::time::timeout(wait, self.consumer.recv()) => match received {
+                    Ok(Ok(message)) => {
+                        if pending.is_empty() {
+                            batch_started = Instant::now();
+                        }
+                        pending.push(to_raw(&message));
+                        if !matches!(self.status.state(), ConsumerState::Running) {
+                            self.status.set_state(ConsumerState::Running);
+                        }
+                    }
+                    Ok(Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition))) => {
+                        // A subscribed topic does not exist yet; it may appear later.
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Ok(Err(error)) => {
+                        tracing::warn!(%error, "consume failed");
+                        self.status.degraded(format!("consume: {error}"));
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(_linger_elapsed) => {}
+                },
+            }
+            let full = pending.len() >= self.config.batch_size;
+            let lingered = !pending.is_empty() && batch_started.elapsed() >= self.config.batch_linger;
+            if full || lingered {
+                self.flush(&mut pending, &shutdown).await;
+            }
+        }
+        self.flush(&mut pending, &shutdown).await;
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing pending is reported as NoOffset: not a failure.
+            if !matches!(error, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
+                tracing::warn!(%error, "final commit failed");
+            }
+        }
+        self.status.set_state(ConsumerState::Stopped);
+        tracing::info!("ingest stopped");
+    }
+
+    /// Writes one batch, retrying the store until it succeeds (or shutdown
+    /// is requested while the store stays down: then the offsets are simply
+    /// not committed and the messages are consumed again next time).
+    #[tracing::instrument(skip_all, fields(messages = pending.len()))]
+    async fn flush(&self, pending: &mut Vec<RawMessage>, shutdown: &watch::Receiver<bool>) {
+        if pending.is_empty() {
+            return;
+        }
+        let batch = decode_batch(&self.config.group_id, &self.decoder, pending, chrono::Utc::now());
+        let mut backoff = Duration::from_millis(100);
+        let outcome = loop {
+            match self.store.write_batch(&batch).await {
+                Ok(outcome) => break outcome,
+                Err(error) => {
+                    tracing::error!(%error, "store write failed; retrying");
+                    self.status.degraded(format!("store: {error}"));
+                    if *shutdown.borrow() {
+                        pending.clear();
+                        return;
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        self.commit(&batch);
+        self.record(pending.len(), &outcome);
+        self.publish(outcome);
+        pending.clear();
+    }
+
+    fn commit(&self, batch: &IngestBatch) {
+        let mut offsets = TopicPartitionList::new();
+        for offset in &batch.offsets {
+            if let Err(error) = offsets.add_partition_offset(&offset.topic, offset.partition, Offset::Offset(offset.next_offset)) {
+                tracing::warn!(%error, "bad offset");
+            }
+        }
+        // Async: the store already holds the offsets; a lost commit only
+        // means idempotent redelivery.
+        if let Err(error) = self.consumer.commit(&offsets, CommitMode::Async) {
+            tracing::warn!(%error, "offset commit failed; messages may be redelivered (idempotent)");
+        }
+    }
+
+    fn record(&self, messages: usize, outcome: &BatchOutcome) {
+        let s = &self.status;
+        s.messages.fetch_add(messages as u64, Ordering::Relaxed);
+        s.events.fetch_add(outcome.new_events.len() as u64, Ordering::Relaxed);
+        s.duplicates.fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
+        s.ingest_errors.fetch_add(outcome.errors.len() as u64, Ordering::Relaxed);
+        s.batches.fetch_add(1, Ordering::Relaxed);
+        s.last_batch_at_us.store(chrono::Utc::now().timestamp_micros(), Ordering::Relaxed);
+        if matches!(s.state(), ConsumerState::Degraded { .. }) {
+            s.set_state(ConsumerState::Running);
+        }
+    }
+
+    /// Live fan-out after commit. No subscribers is not an error.
+    fn publish(&self, outcome: BatchOutcome) {
+        for saga in outcome.sagas {
+            let _ = self.live.send(StreamMessage::Saga { saga });
+        }
+        for event in outcome.new_events {
+            let _ = self.live.send(StreamMessage::Event { event });
+        }
+        for error in outcome.errors {
+            let _ = self.live.send(StreamMessage::IngestError { error });
+        }
+    }
+}

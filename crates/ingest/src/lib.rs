@@ -1,0 +1,14 @@
+//! Kafka → read model. One loop per process: collect a batch (size or
+//! linger), decode every message (failures become ingest errors with their
+//! coordinates), write events, projections and offsets in one store
+//! transaction, then commit the offsets to Kafka and fan the changes out to
+//! live subscribers. A crash anywhere loses nothing (offsets are committed
+//! after the store) and duplicates nothing (events are idempotent on id).
+
+mod batch;
+mod consumer;
+mod ingest_status;
+
+pub use batch::{decode_batch, first_bytes};
+pub use consumer::{IngestConfig, IngestError, Ingestor};
+pub use ingest_status::{ConsumerState, IngestStatus, IngestStatusView};
