@@ -236,11 +236,12 @@ impl Ingestor {
 
     /// Live fan-out after commit. No subscribers is not an error.
     fn publish(&self, outcome: BatchOutcome) {
-        for saga in outcome.sagas {
-            let _ = self.live.send(StreamMessage::Saga { saga });
-        }
+        // Events first, then the saga summaries they produced.
         for event in outcome.new_events {
             let _ = self.live.send(StreamMessage::Event { event });
+        }
+        for saga in outcome.sagas {
+            let _ = self.live.send(StreamMessage::Saga { saga });
         }
         for error in outcome.errors {
             let _ = self.live.send(StreamMessage::IngestError { error });

@@ -1,0 +1,26 @@
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use sagascope_ingest::IngestStatus;
+use sagascope_model::StreamMessage;
+use sagascope_store::Store;
+use tokio::sync::{broadcast, watch};
+
+/// Shared by every handler. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Committed changes from the ingest, fanned out to SSE subscribers.
+    pub live: broadcast::Sender<StreamMessage>,
+    pub ingest: Option<Arc<IngestStatus>>,
+    pub leptos_options: LeptosOptions,
+    /// Turns true on shutdown so long-lived SSE streams end.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> LeptosOptions {
+        state.leptos_options.clone()
+    }
+}

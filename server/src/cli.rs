@@ -1,0 +1,127 @@
+//! Command line: every flag is also an environment variable. One struct per
+//! subsystem, flattened into the commands that need it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "sagascope", version, about = "Observability-first saga dashboard: Kafka saga, outbox and dead-letter events as live timelines.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Consume real Kafka topics into Postgres (or SQLite) and serve the UI.
+    Serve(ServeArgs),
+    /// Embedded default: in-process Kafka-protocol cluster, traffic simulator, SQLite.
+    Demo(DemoArgs),
+    /// Apply the database migrations and exit.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "SAGASCOPE_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing env-filter syntax).
+    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,rdkafka=warn", global = true)]
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Bootstrap servers, HOST:PORT[,HOST:PORT…].
+    #[arg(long, env = "SAGASCOPE_BROKERS")]
+    pub brokers: String,
+    /// Topic names or librdkafka `^regex` patterns, comma separated.
+    #[arg(long, env = "SAGASCOPE_TOPICS", value_delimiter = ',', required = true)]
+    pub topics: Vec<String>,
+    /// Consumer group of sagascope's own ingest.
+    #[arg(long, env = "SAGASCOPE_GROUP_ID", default_value = "sagascope")]
+    pub group_id: String,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BatchArgs {
+    /// Maximum messages per ingest batch (one store transaction).
+    #[arg(long, env = "SAGASCOPE_BATCH_SIZE", default_value_t = 1000)]
+    pub batch_size: usize,
+    /// How long a batch may wait to fill up, in milliseconds.
+    #[arg(long, env = "SAGASCOPE_BATCH_LINGER_MS", default_value_t = 100)]
+    pub batch_linger_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// postgres://USER[:PASSWORD]@HOST/DB or sqlite://PATH.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "SAGASCOPE_LISTEN", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+    /// Where the compiled front end (cargo-leptos `site-root`) lives.
+    #[arg(long, env = "LEPTOS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RulesArgs {
+    /// Classification rules (TOML); see rules.example.toml.
+    #[arg(long, env = "SAGASCOPE_RULES")]
+    pub rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub http: HttpArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Simulated messages per second across all sagas.
+    #[arg(long, env = "SAGASCOPE_DEMO_RATE", default_value_t = 20.0)]
+    pub rate: f64,
+    /// The demo's SQLite read model; recreated at every start.
+    #[arg(long, env = "SAGASCOPE_DEMO_DATABASE", default_value = "data/demo.db")]
+    pub database_path: PathBuf,
+    /// Sagas produced at start with event times spread over the last 30 minutes.
+    #[arg(long, env = "SAGASCOPE_DEMO_HISTORY", default_value_t = 150)]
+    pub history: usize,
+    /// Share of saga starts that also produce a deliberately broken message.
+    #[arg(long, env = "SAGASCOPE_DEMO_POISON_RATIO", default_value_t = 0.01)]
+    pub poison_ratio: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+}

@@ -1,0 +1,122 @@
+//! The three sub-commands.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use sagascope_domain::{Decoder, Rules};
+use sagascope_ingest::IngestConfig;
+use sagascope_simulator::{MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES};
+use sagascope_store::{redact_url, Store};
+use tokio::sync::watch;
+
+use crate::cli::{DemoArgs, KafkaArgs, MigrateArgs, RulesArgs, ServeArgs};
+use crate::run;
+
+async fn open_store(url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(url).await.with_context(|| format!("cannot open the store at {}", redact_url(url)))?;
+    store.migrate().await.context("migrations failed")?;
+    Ok(store)
+}
+
+fn load_rules(args: &RulesArgs) -> anyhow::Result<Rules> {
+    match &args.rules {
+        None => Ok(Rules::default()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read rules file {}", path.display()))?;
+            Rules::parse(&text).with_context(|| format!("invalid rules file {}", path.display()))
+        }
+    }
+}
+
+fn ingest_config(kafka: &KafkaArgs) -> IngestConfig {
+    let mut config = IngestConfig::new(kafka.brokers.clone(), kafka.topics.clone(), kafka.group_id.clone());
+    config.batch_size = kafka.batch.batch_size.max(1);
+    config.batch_linger = Duration::from_millis(kafka.batch.batch_linger_ms);
+    config
+}
+
+pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    open_store(&args.store.database_url).await?;
+    println!("migrations applied to {}", redact_url(&args.store.database_url));
+    Ok(())
+}
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store.database_url).await?;
+    let decoder = Decoder::new(load_rules(&args.rules)?);
+    let running = run::start(store, Some((ingest_config(&args.kafka), decoder)), args.http.listen, &args.http.site_root).await?;
+    tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
+    running.until_signal().await;
+    Ok(())
+}
+
+/// Everything in one process: mock Kafka cluster, simulator, SQLite, UI.
+pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let kafka = MockKafka::start(1, &ALL_TOPICS, 3).context("cannot start the in-process Kafka cluster")?;
+    if let Some(dir) = args.database_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", args.database_path.display()));
+    }
+    let store = open_store(&format!("sqlite://{}", args.database_path.display())).await?;
+
+    let simulator = Simulator::new(SimulatorConfig {
+        brokers: kafka.bootstrap_servers().to_string(),
+        events_per_second: args.rate,
+        poison_ratio: args.poison_ratio,
+        seed: rand::rng().random(),
+    })?;
+    produce_history(&simulator, args.history).await?;
+
+    let kafka_args = KafkaArgs {
+        brokers: kafka.bootstrap_servers().to_string(),
+        topics: vec!["saga.state".into(), "^events\\..*".into()],
+        group_id: "sagascope-demo".into(),
+        batch: crate::cli::BatchArgs { batch_size: 1000, batch_linger_ms: 100 },
+    };
+    let decoder = Decoder::new(Rules::parse(DEMO_RULES)?);
+    let running = run::start(store, Some((ingest_config(&kafka_args), decoder)), args.http.listen, &args.http.site_root).await?;
+    let (stop_simulator, stop_rx) = watch::channel(false);
+    let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });
+
+    println!();
+    println!("  sagascope demo is running: http://{}/", running.addr);
+    println!("  in-process Kafka at {} · SQLite at {}", kafka.bootstrap_servers(), args.database_path.display());
+    println!("  simulating ~{} messages/s · Ctrl-C to stop", args.rate);
+    println!();
+
+    running.until_signal().await;
+    let _ = stop_simulator.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), simulator_task).await;
+    drop(kafka);
+    Ok(())
+}
+
+/// Sagas of the last 30 minutes, so the demo opens on a populated screen
+/// with every outcome present; they travel through Kafka like the rest.
+async fn produce_history(simulator: &Simulator, count: usize) -> anyhow::Result<()> {
+    let mut rng = StdRng::seed_from_u64(rand::rng().random());
+    let now = chrono::Utc::now();
+    let guaranteed = [
+        (SagaKind::Order, PlannedOutcome::Compensated),
+        (SagaKind::Order, PlannedOutcome::TimedOut),
+        (SagaKind::Order, PlannedOutcome::Failed),
+        (SagaKind::ChatMessage, PlannedOutcome::CompensationFailed),
+        (SagaKind::ScanReward, PlannedOutcome::Compensated),
+    ];
+    for i in 0..count {
+        let plan = match guaranteed.get(i) {
+            Some((kind, outcome)) => SagaPlan::with_outcome(*kind, *outcome, &mut rng),
+            None => {
+                let kind = [SagaKind::Order, SagaKind::ScanReward, SagaKind::ChatMessage][rng.random_range(0..3)];
+                SagaPlan::random(kind, &mut rng)
+            }
+        };
+        let base = now - chrono::Duration::seconds(rng.random_range(15..1800));
+        simulator.produce_plan_now(&plan, base, &mut rng).await?;
+    }
+    Ok(())
+}

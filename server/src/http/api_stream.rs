@@ -1,0 +1,39 @@
+//! `GET /api/v1/stream[?saga_id=]`: Server-Sent Events of committed changes.
+//! Each message is named (`saga`, `event`, `ingest_error`) and carries a
+//! `StreamMessage` as JSON.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::stream::{Stream, StreamExt};
+use serde::Deserialize;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::{BroadcastStream, WatchStream};
+
+use crate::app_state::AppState;
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    saga_id: Option<String>,
+}
+
+pub async fn stream(State(state): State<AppState>, Query(query): Query<StreamQuery>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let saga_id = query.saga_id.filter(|s| !s.is_empty());
+    let shutdown = WatchStream::new(state.shutdown.clone()).filter(|stopping| futures::future::ready(*stopping));
+    let hello = futures::stream::once(futures::future::ready(Ok(Event::default().event("hello").data("{}"))));
+    let updates = BroadcastStream::new(state.live.subscribe()).filter_map(move |received| {
+        let event = match received {
+            Ok(message) if saga_id.as_deref().is_none_or(|id| message.saga_id() == Some(id)) => {
+                serde_json::to_string(&message).ok().map(|json| Event::default().event(message.kind()).data(json))
+            }
+            Ok(_) => None,
+            // A slow client missed messages: tell it to refetch.
+            Err(BroadcastStreamRecvError::Lagged(n)) => Some(Event::default().event("lagged").data(n.to_string())),
+        };
+        futures::future::ready(event.map(Ok))
+    });
+    Sse::new(hello.chain(updates).take_until(shutdown.into_future()))
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

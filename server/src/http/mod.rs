@@ -1,0 +1,46 @@
+//! The HTTP surface: `/api/v1` (JSON + SSE), health probes, and the Leptos
+//! pages with their static assets.
+
+mod api_ingest;
+mod api_sagas;
+mod api_stream;
+mod api_traces;
+mod health;
+
+use axum::http::{header, HeaderValue};
+use axum::routing::get;
+use axum::Router;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::app_state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/sagas", get(api_sagas::list_sagas))
+        .route("/sagas/{saga_id}", get(api_sagas::get_saga))
+        .route("/traces/{trace_id}", get(api_traces::get_trace))
+        .route("/ingest/errors", get(api_ingest::list_ingest_errors))
+        .route("/stream", get(api_stream::stream));
+
+    let routes = generate_route_list(app::App);
+    let store = state.store.clone();
+    let options = state.leptos_options.clone();
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(store.clone()),
+            move || app::shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(app::shell))
+        .layer(SetResponseHeaderLayer::overriding(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")))
+        .layer(SetResponseHeaderLayer::overriding(header::REFERRER_POLICY, HeaderValue::from_static("same-origin")))
+        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

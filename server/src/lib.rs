@@ -1,0 +1,10 @@
+//! sagascope's server: CLI, HTTP (API, SSE, pages) and the wiring of ingest,
+//! store and simulator. See docs/ARCHITECTURE.md.
+
+pub mod app_state;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod http;
+pub mod run;
+pub mod telemetry;

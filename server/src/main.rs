@@ -1,0 +1,14 @@
+use clap::Parser;
+use sagascope::cli::{Cli, Command};
+use sagascope::{commands, telemetry};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let _telemetry = telemetry::init(&cli.log);
+    match cli.command {
+        Command::Serve(args) => commands::serve(args).await,
+        Command::Demo(args) => commands::demo(args).await,
+        Command::Migrate(args) => commands::migrate(args).await,
+    }
+}

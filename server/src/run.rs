@@ -1,0 +1,105 @@
+//! Starting and stopping the parts of a running sagascope: the ingest loop
+//! and the HTTP server. Shared by `serve`, `demo` and the API tests.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use leptos::config::LeptosOptions;
+use sagascope_domain::Decoder;
+use sagascope_ingest::{IngestConfig, Ingestor};
+use sagascope_store::Store;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+
+use crate::app_state::AppState;
+
+/// Live messages buffered per subscriber before it counts as lagging.
+const LIVE_BUFFER: usize = 4096;
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    ingest: Option<JoinHandle<()>>,
+    http: JoinHandle<std::io::Result<()>>,
+}
+
+pub fn leptos_options(site_root: &Path, addr: SocketAddr) -> LeptosOptions {
+    LeptosOptions::builder()
+        .output_name("sagascope")
+        .site_root(site_root.to_string_lossy().to_string())
+        .site_pkg_dir("pkg")
+        .site_addr(addr)
+        .build()
+}
+
+/// Starts the ingest (when configured) and the HTTP server on `listen`
+/// (port 0 picks a free port; see `Running::addr`).
+pub async fn start(store: Store, ingest: Option<(IngestConfig, Decoder)>, listen: SocketAddr, site_root: &Path) -> anyhow::Result<Running> {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let (live, _) = broadcast::channel(LIVE_BUFFER);
+    let (ingest_task, ingest_status) = match ingest {
+        Some((config, decoder)) => {
+            let ingestor = Ingestor::new(config, store.clone(), decoder, live.clone()).context("cannot create the Kafka consumer")?;
+            let status = ingestor.status();
+            (Some(tokio::spawn(ingestor.run(shutdown_rx.clone()))), Some(status))
+        }
+        None => (None, None),
+    };
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        store,
+        live,
+        ingest: ingest_status,
+        leptos_options: leptos_options(site_root, addr),
+        shutdown: shutdown_rx.clone(),
+    };
+    let router = crate::http::router(state.clone());
+    let mut stop = shutdown_rx;
+    let http = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopping| *stopping).await;
+            })
+            .await
+    });
+    Ok(Running { addr, state, shutdown, ingest: ingest_task, http })
+}
+
+impl Running {
+    /// Stops accepting requests, drains the ingest (last batch written and
+    /// committed) and closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        if let Some(ingest) = self.ingest {
+            if tokio::time::timeout(Duration::from_secs(30), ingest).await.is_err() {
+                tracing::warn!("ingest did not stop within 30 s");
+            }
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.http).await;
+        self.state.store.close().await;
+    }
+
+    /// Runs until Ctrl-C or SIGTERM, then shuts down gracefully.
+    pub async fn until_signal(self) {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        self.shutdown().await;
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
