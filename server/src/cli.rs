@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
-#[command(name = "sagascope", version, about = "Observability-first saga dashboard: Kafka saga, outbox and dead-letter events as live timelines.")]
+#[command(
+    name = "sagascope",
+    version,
+    about = "Observability-first saga dashboard: Kafka saga, outbox and dead-letter events as live timelines."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
@@ -34,10 +38,21 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct LogArgs {
     /// Log line format.
-    #[arg(long, env = "SAGASCOPE_LOG_FORMAT", value_enum, default_value = "pretty", global = true)]
+    #[arg(
+        long,
+        env = "SAGASCOPE_LOG_FORMAT",
+        value_enum,
+        default_value = "pretty",
+        global = true
+    )]
     pub log_format: LogFormat,
     /// Log filter (tracing env-filter syntax).
-    #[arg(long, env = "RUST_LOG", default_value = "info,sqlx=warn,rdkafka=warn", global = true)]
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        default_value = "info,sqlx=warn,rdkafka=warn",
+        global = true
+    )]
     pub log_filter: String,
 }
 

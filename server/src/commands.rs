@@ -7,7 +7,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::IngestConfig;
-use sagascope_simulator::{MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES};
+use sagascope_simulator::{
+    MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
+    DEMO_RULES,
+};
 use sagascope_store::{redact_url, Store};
 use tokio::sync::watch;
 
@@ -15,7 +18,9 @@ use crate::cli::{DemoArgs, KafkaArgs, MigrateArgs, RulesArgs, ServeArgs};
 use crate::run;
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
-    let store = Store::connect(url).await.with_context(|| format!("cannot open the store at {}", redact_url(url)))?;
+    let store = Store::connect(url)
+        .await
+        .with_context(|| format!("cannot open the store at {}", redact_url(url)))?;
     store.migrate().await.context("migrations failed")?;
     Ok(store)
 }
@@ -24,14 +29,19 @@ fn load_rules(args: &RulesArgs) -> anyhow::Result<Rules> {
     match &args.rules {
         None => Ok(Rules::default()),
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read rules file {}", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read rules file {}", path.display()))?;
             Rules::parse(&text).with_context(|| format!("invalid rules file {}", path.display()))
         }
     }
 }
 
 fn ingest_config(kafka: &KafkaArgs) -> IngestConfig {
-    let mut config = IngestConfig::new(kafka.brokers.clone(), kafka.topics.clone(), kafka.group_id.clone());
+    let mut config = IngestConfig::new(
+        kafka.brokers.clone(),
+        kafka.topics.clone(),
+        kafka.group_id.clone(),
+    );
     config.batch_size = kafka.batch.batch_size.max(1);
     config.batch_linger = Duration::from_millis(kafka.batch.batch_linger_ms);
     config
@@ -39,14 +49,23 @@ fn ingest_config(kafka: &KafkaArgs) -> IngestConfig {
 
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     open_store(&args.store.database_url).await?;
-    println!("migrations applied to {}", redact_url(&args.store.database_url));
+    println!(
+        "migrations applied to {}",
+        redact_url(&args.store.database_url)
+    );
     Ok(())
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store.database_url).await?;
     let decoder = Decoder::new(load_rules(&args.rules)?);
-    let running = run::start(store, Some((ingest_config(&args.kafka), decoder)), args.http.listen, &args.http.site_root).await?;
+    let running = run::start(
+        store,
+        Some((ingest_config(&args.kafka), decoder)),
+        args.http.listen,
+        &args.http.site_root,
+    )
+    .await?;
     tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
     running.until_signal().await;
     Ok(())
@@ -54,8 +73,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Everything in one process: mock Kafka cluster, simulator, SQLite, UI.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
-    let kafka = MockKafka::start(1, &ALL_TOPICS, 3).context("cannot start the in-process Kafka cluster")?;
-    if let Some(dir) = args.database_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let kafka =
+        MockKafka::start(1, &ALL_TOPICS, 3).context("cannot start the in-process Kafka cluster")?;
+    if let Some(dir) = args
+        .database_path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     for suffix in ["", "-wal", "-shm"] {
@@ -75,16 +99,29 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         brokers: kafka.bootstrap_servers().to_string(),
         topics: vec!["saga.state".into(), "^events\\..*".into()],
         group_id: "sagascope-demo".into(),
-        batch: crate::cli::BatchArgs { batch_size: 1000, batch_linger_ms: 100 },
+        batch: crate::cli::BatchArgs {
+            batch_size: 1000,
+            batch_linger_ms: 100,
+        },
     };
     let decoder = Decoder::new(Rules::parse(DEMO_RULES)?);
-    let running = run::start(store, Some((ingest_config(&kafka_args), decoder)), args.http.listen, &args.http.site_root).await?;
+    let running = run::start(
+        store,
+        Some((ingest_config(&kafka_args), decoder)),
+        args.http.listen,
+        &args.http.site_root,
+    )
+    .await?;
     let (stop_simulator, stop_rx) = watch::channel(false);
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });
 
     println!();
     println!("  sagascope demo is running: http://{}/", running.addr);
-    println!("  in-process Kafka at {} · SQLite at {}", kafka.bootstrap_servers(), args.database_path.display());
+    println!(
+        "  in-process Kafka at {} · SQLite at {}",
+        kafka.bootstrap_servers(),
+        args.database_path.display()
+    );
     println!("  simulating ~{} messages/s · Ctrl-C to stop", args.rate);
     println!();
 
@@ -111,7 +148,8 @@ async fn produce_history(simulator: &Simulator, count: usize) -> anyhow::Result<
         let plan = match guaranteed.get(i) {
             Some((kind, outcome)) => SagaPlan::with_outcome(*kind, *outcome, &mut rng),
             None => {
-                let kind = [SagaKind::Order, SagaKind::ScanReward, SagaKind::ChatMessage][rng.random_range(0..3)];
+                let kind = [SagaKind::Order, SagaKind::ScanReward, SagaKind::ChatMessage]
+                    [rng.random_range(0..3)];
                 SagaPlan::random(kind, &mut rng)
             }
         };

@@ -23,7 +23,10 @@ impl IntoResponse for AppError {
             AppError::NotFound(message) => (StatusCode::NOT_FOUND, message.clone()),
             AppError::Store(error) => {
                 tracing::error!(%error, "request failed");
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal error; see the server log".to_string())
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal error; see the server log".to_string(),
+                )
             }
         };
         (status, Json(serde_json::json!({ "error": message }))).into_response()

@@ -37,18 +37,29 @@ pub fn leptos_options(site_root: &Path, addr: SocketAddr) -> LeptosOptions {
 
 /// Starts the ingest (when configured) and the HTTP server on `listen`
 /// (port 0 picks a free port; see `Running::addr`).
-pub async fn start(store: Store, ingest: Option<(IngestConfig, Decoder)>, listen: SocketAddr, site_root: &Path) -> anyhow::Result<Running> {
+pub async fn start(
+    store: Store,
+    ingest: Option<(IngestConfig, Decoder)>,
+    listen: SocketAddr,
+    site_root: &Path,
+) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (live, _) = broadcast::channel(LIVE_BUFFER);
     let (ingest_task, ingest_status) = match ingest {
         Some((config, decoder)) => {
-            let ingestor = Ingestor::new(config, store.clone(), decoder, live.clone()).context("cannot create the Kafka consumer")?;
+            let ingestor = Ingestor::new(config, store.clone(), decoder, live.clone())
+                .context("cannot create the Kafka consumer")?;
             let status = ingestor.status();
-            (Some(tokio::spawn(ingestor.run(shutdown_rx.clone()))), Some(status))
+            (
+                Some(tokio::spawn(ingestor.run(shutdown_rx.clone()))),
+                Some(status),
+            )
         }
         None => (None, None),
     };
-    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let state = AppState {
         store,
@@ -66,7 +77,13 @@ pub async fn start(store: Store, ingest: Option<(IngestConfig, Decoder)>, listen
             })
             .await
     });
-    Ok(Running { addr, state, shutdown, ingest: ingest_task, http })
+    Ok(Running {
+        addr,
+        state,
+        shutdown,
+        ingest: ingest_task,
+        http,
+    })
 }
 
 impl Running {
@@ -75,7 +92,10 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         if let Some(ingest) = self.ingest {
-            if tokio::time::timeout(Duration::from_secs(30), ingest).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(30), ingest)
+                .await
+                .is_err()
+            {
                 tracing::warn!("ingest did not stop within 30 s");
             }
         }
@@ -94,7 +114,8 @@ impl Running {
 async fn wait_for_signal() {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("install SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

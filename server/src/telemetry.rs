@@ -14,8 +14,16 @@ pub fn init(args: &LogArgs) -> TelemetryGuard {
     let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = match args.log_format {
-        LogFormat::Json => registry.with(tracing_subscriber::fmt::layer().json().with_current_span(true)).try_init(),
-        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer().compact()).try_init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(true),
+            )
+            .try_init(),
+        LogFormat::Pretty => registry
+            .with(tracing_subscriber::fmt::layer().compact())
+            .try_init(),
     };
     if let Err(error) = result {
         eprintln!("telemetry already initialised: {error}");

@@ -10,7 +10,10 @@ use rand::SeedableRng;
 use sagascope::run::{self, Running};
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::IngestConfig;
-use sagascope_simulator::{MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES};
+use sagascope_simulator::{
+    MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
+    DEMO_RULES,
+};
 use sagascope_store::Store;
 use serde_json::Value;
 use sqlx::Executor;
@@ -18,7 +21,9 @@ use sqlx::Executor;
 async fn sqlite_store() -> Store {
     let dir = std::env::temp_dir().join(format!("sagascope-api-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     store
 }
@@ -28,8 +33,13 @@ async fn postgres_store() -> Store {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
     sqlx::any::install_default_drivers();
     let name = format!("sagascope_api_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url).await.expect("Postgres must be running");
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
+        .await
+        .expect("Postgres must be running");
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
     store.migrate().await.unwrap();
@@ -45,13 +55,28 @@ struct TestApp {
 impl TestApp {
     async fn spawn(store: Store) -> TestApp {
         let kafka = MockKafka::start(1, &ALL_TOPICS, 2).unwrap();
-        let mut config = IngestConfig::new(kafka.bootstrap_servers(), vec!["saga.state".into(), "^events\\..*".into()], "api-tests");
+        let mut config = IngestConfig::new(
+            kafka.bootstrap_servers(),
+            vec!["saga.state".into(), "^events\\..*".into()],
+            "api-tests",
+        );
         config.batch_linger = Duration::from_millis(20);
         config.session_timeout = Duration::from_secs(6);
         let decoder = Decoder::new(Rules::parse(DEMO_RULES).unwrap());
         let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
-        let running = run::start(store, Some((config, decoder)), listen, Path::new("target/site")).await.unwrap();
-        TestApp { running, kafka, client: reqwest::Client::new() }
+        let running = run::start(
+            store,
+            Some((config, decoder)),
+            listen,
+            Path::new("target/site"),
+        )
+        .await
+        .unwrap();
+        TestApp {
+            running,
+            kafka,
+            client: reqwest::Client::new(),
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -81,7 +106,10 @@ impl TestApp {
             if status == 200 && body["events"].as_array().map(Vec::len) == Some(events) {
                 return body;
             }
-            assert!(Instant::now() < deadline, "saga {saga_id} never reached {events} events: {body}");
+            assert!(
+                Instant::now() < deadline,
+                "saga {saga_id} never reached {events} events: {body}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -90,59 +118,140 @@ impl TestApp {
 async fn api_contract(store: Store) {
     let app = TestApp::spawn(store).await;
     let mut rng = StdRng::seed_from_u64(11);
-    let compensated = SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Compensated, &mut rng);
-    let choreographed = SagaPlan::with_outcome(SagaKind::ScanReward, PlannedOutcome::Completed, &mut rng);
+    let compensated =
+        SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Compensated, &mut rng);
+    let choreographed =
+        SagaPlan::with_outcome(SagaKind::ScanReward, PlannedOutcome::Completed, &mut rng);
     let simulator = app.simulator();
     let base = chrono::Utc::now() - chrono::Duration::seconds(30);
-    simulator.produce_plan_now(&compensated, base, &mut rng).await.unwrap();
-    simulator.produce_plan_now(&choreographed, base + chrono::Duration::seconds(5), &mut rng).await.unwrap();
+    simulator
+        .produce_plan_now(&compensated, base, &mut rng)
+        .await
+        .unwrap();
+    simulator
+        .produce_plan_now(
+            &choreographed,
+            base + chrono::Duration::seconds(5),
+            &mut rng,
+        )
+        .await
+        .unwrap();
 
     // Detail: the saga with its timeline in event-time order.
-    let detail = app.wait_for_saga(&compensated.saga_id, compensated.messages.len()).await;
+    let detail = app
+        .wait_for_saga(&compensated.saga_id, compensated.messages.len())
+        .await;
     assert_eq!(detail["status"], "compensated");
     assert_eq!(detail["saga_type"], "order");
     assert_eq!(detail["failed_step"], "AuthorizePayment");
-    assert_eq!(detail["failure_reason"], "card declined: insufficient funds");
+    assert_eq!(
+        detail["failure_reason"],
+        "card declined: insufficient funds"
+    );
     assert_eq!(detail["trace_ids"][0], compensated.trace_id.as_str());
-    let phases: Vec<&str> = detail["events"].as_array().unwrap().iter().map(|e| e["phase"].as_str().unwrap()).collect();
+    let phases: Vec<&str> = detail["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["phase"].as_str().unwrap())
+        .collect();
     assert_eq!(phases.first(), Some(&"saga_started"));
     assert_eq!(phases.last(), Some(&"saga_compensated"));
     assert!(phases.contains(&"step_compensated"));
     let first = &detail["events"][0];
-    for field in ["event_id", "phase", "step", "event_type", "occurred_at", "published_at", "ingested_at", "topic", "partition", "offset", "trace_id", "span_id", "headers", "payload", "error"] {
-        assert!(first.get(field).is_some(), "event field {field} missing: {first}");
+    for field in [
+        "event_id",
+        "phase",
+        "step",
+        "event_type",
+        "occurred_at",
+        "published_at",
+        "ingested_at",
+        "topic",
+        "partition",
+        "offset",
+        "trace_id",
+        "span_id",
+        "headers",
+        "payload",
+        "error",
+    ] {
+        assert!(
+            first.get(field).is_some(),
+            "event field {field} missing: {first}"
+        );
     }
     assert_eq!(first["topic"], "saga.state");
-    app.wait_for_saga(&choreographed.saga_id, choreographed.messages.len()).await;
+    app.wait_for_saga(&choreographed.saga_id, choreographed.messages.len())
+        .await;
 
     // List: filters and search by saga id, trace id and business key.
     let (status, list) = app.get("/api/v1/sagas").await;
     assert_eq!(status, 200);
     assert_eq!(list["items"].as_array().unwrap().len(), 2);
-    assert_eq!(list["items"][0]["saga_id"], choreographed.saga_id.as_str(), "newest first");
-    for field in ["saga_id", "saga_type", "status", "started_at", "ended_at", "duration_ms", "current_step", "failed_step", "failure_reason", "trace_ids", "event_count"] {
-        assert!(list["items"][0].get(field).is_some(), "list field {field} missing");
+    assert_eq!(
+        list["items"][0]["saga_id"],
+        choreographed.saga_id.as_str(),
+        "newest first"
+    );
+    for field in [
+        "saga_id",
+        "saga_type",
+        "status",
+        "started_at",
+        "ended_at",
+        "duration_ms",
+        "current_step",
+        "failed_step",
+        "failure_reason",
+        "trace_ids",
+        "event_count",
+    ] {
+        assert!(
+            list["items"][0].get(field).is_some(),
+            "list field {field} missing"
+        );
     }
     let (_, filtered) = app.get("/api/v1/sagas?status=compensated").await;
     assert_eq!(filtered["items"].as_array().unwrap().len(), 1);
     let (_, by_type) = app.get("/api/v1/sagas?saga_type=scan_reward").await;
-    assert_eq!(by_type["items"][0]["saga_id"], choreographed.saga_id.as_str());
-    let order_id = detail["events"][0]["payload"]["context_data"]["order_id"].as_str().unwrap().to_string();
-    for q in [compensated.saga_id.clone(), compensated.trace_id.clone(), order_id] {
+    assert_eq!(
+        by_type["items"][0]["saga_id"],
+        choreographed.saga_id.as_str()
+    );
+    let order_id = detail["events"][0]["payload"]["context_data"]["order_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for q in [
+        compensated.saga_id.clone(),
+        compensated.trace_id.clone(),
+        order_id,
+    ] {
         let (_, found) = app.get(&format!("/api/v1/sagas?q={q}")).await;
         assert_eq!(found["items"].as_array().unwrap().len(), 1, "q={q}");
         assert_eq!(found["items"][0]["saga_id"], compensated.saga_id.as_str());
     }
     let (_, paged) = app.get("/api/v1/sagas?limit=1").await;
-    let cursor = paged["next_cursor"].as_str().expect("a second page").to_string();
-    let (_, second) = app.get(&format!("/api/v1/sagas?limit=1&cursor={cursor}")).await;
+    let cursor = paged["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_string();
+    let (_, second) = app
+        .get(&format!("/api/v1/sagas?limit=1&cursor={cursor}"))
+        .await;
     assert_eq!(second["items"][0]["saga_id"], compensated.saga_id.as_str());
     assert!(second["next_cursor"].is_null());
 
     // Trace: every saga and event with that trace id.
-    let (status, trace) = app.get(&format!("/api/v1/traces/{}", choreographed.trace_id)).await;
+    let (status, trace) = app
+        .get(&format!("/api/v1/traces/{}", choreographed.trace_id))
+        .await;
     assert_eq!(status, 200);
-    assert_eq!(trace["events"].as_array().unwrap().len(), choreographed.messages.len());
+    assert_eq!(
+        trace["events"].as_array().unwrap().len(),
+        choreographed.messages.len()
+    );
     assert_eq!(trace["sagas"][0]["saga_type"], "scan_reward");
 
     // Bad input: 4xx with a message.
@@ -157,7 +266,10 @@ async fn api_contract(store: Store) {
     ] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, code, "{path}: {body}");
-        assert!(body["error"].as_str().unwrap().contains(needle), "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{path}: {body}"
+        );
     }
 
     // Health.
@@ -170,7 +282,12 @@ async fn api_contract(store: Store) {
 
     // Poison → ingest errors API.
     simulator
-        .produce(&sagascope_simulator::RenderedMessage { topic: "saga.state", key: "bad".into(), value: b"\xff\xfe".to_vec(), headers: vec![] })
+        .produce(&sagascope_simulator::RenderedMessage {
+            topic: "saga.state",
+            key: "bad".into(),
+            value: b"\xff\xfe".to_vec(),
+            headers: vec![],
+        })
         .await
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -186,10 +303,18 @@ async fn api_contract(store: Store) {
     }
 
     // Pages render server-side with the data (no JS needed to read).
-    let page = app.client.get(app.url(&format!("/sagas/{}", compensated.saga_id))).send().await.unwrap();
+    let page = app
+        .client
+        .get(app.url(&format!("/sagas/{}", compensated.saga_id)))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let html = page.text().await.unwrap();
-    assert!(html.contains("ReleaseStock") && html.contains("card declined"), "detail page lacks the timeline");
+    assert!(
+        html.contains("ReleaseStock") && html.contains("card declined"),
+        "detail page lacks the timeline"
+    );
     app.running.shutdown().await;
 }
 
@@ -227,25 +352,45 @@ async fn read_sse_until(response: &mut reqwest::Response, needle: &str) -> Strin
 async fn stream_pushes_saga_upserts_and_events_filtered_by_saga_id() {
     let app = TestApp::spawn(sqlite_store().await).await;
     let mut rng = StdRng::seed_from_u64(5);
-    let watched = SagaPlan::with_outcome(SagaKind::ChatMessage, PlannedOutcome::Completed, &mut rng);
+    let watched =
+        SagaPlan::with_outcome(SagaKind::ChatMessage, PlannedOutcome::Completed, &mut rng);
     let other = SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Completed, &mut rng);
 
-    let mut all = app.client.get(app.url("/api/v1/stream")).send().await.unwrap();
+    let mut all = app
+        .client
+        .get(app.url("/api/v1/stream"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(all.headers()["content-type"], "text/event-stream");
-    let mut filtered = app.client.get(app.url(&format!("/api/v1/stream?saga_id={}", watched.saga_id))).send().await.unwrap();
+    let mut filtered = app
+        .client
+        .get(app.url(&format!("/api/v1/stream?saga_id={}", watched.saga_id)))
+        .send()
+        .await
+        .unwrap();
     read_sse_until(&mut all, "event: hello").await;
     read_sse_until(&mut filtered, "event: hello").await;
 
     let simulator = app.simulator();
-    simulator.produce_plan_now(&other, chrono::Utc::now(), &mut rng).await.unwrap();
-    simulator.produce_plan_now(&watched, chrono::Utc::now(), &mut rng).await.unwrap();
+    simulator
+        .produce_plan_now(&other, chrono::Utc::now(), &mut rng)
+        .await
+        .unwrap();
+    simulator
+        .produce_plan_now(&watched, chrono::Utc::now(), &mut rng)
+        .await
+        .unwrap();
 
     read_sse_until(&mut all, &format!("\"saga_id\":\"{}\"", watched.saga_id)).await;
     read_sse_until(&mut all, "event: saga").await;
     let mut only_watched = read_sse_until(&mut filtered, "\"phase\":\"saga_completed\"").await;
     only_watched.push_str(&read_sse_until(&mut filtered, "\"status\":\"completed\"").await);
     assert!(only_watched.contains("event: event") && only_watched.contains("event: saga"));
-    assert!(!only_watched.contains(&other.saga_id), "filtered stream leaked another saga");
+    assert!(
+        !only_watched.contains(&other.saga_id),
+        "filtered stream leaked another saga"
+    );
     drop(all);
     drop(filtered);
     app.running.shutdown().await;

@@ -29,13 +29,19 @@ impl<T> Keyed<T> {
 }
 
 fn keep_min<T>(slot: &mut Option<Keyed<T>>, candidate: Keyed<T>) {
-    if slot.as_ref().is_none_or(|current| candidate.key() < current.key()) {
+    if slot
+        .as_ref()
+        .is_none_or(|current| candidate.key() < current.key())
+    {
         *slot = Some(candidate);
     }
 }
 
 fn keep_max<T>(slot: &mut Option<Keyed<T>>, candidate: Keyed<T>) {
-    if slot.as_ref().is_none_or(|current| candidate.key() > current.key()) {
+    if slot
+        .as_ref()
+        .is_none_or(|current| candidate.key() > current.key())
+    {
         *slot = Some(candidate);
     }
 }
@@ -95,10 +101,17 @@ impl SagaProjection {
         debug_assert_eq!(event.saga_id, self.saga_id);
         let at_us = micros(event.occurred_at);
         fn keyed<T>(at_us: i64, event: &SagaEvent, value: T) -> Keyed<T> {
-            Keyed { at_us, event_id: event.event_id.clone(), value }
+            Keyed {
+                at_us,
+                event_id: event.event_id.clone(),
+                value,
+            }
         }
         self.event_count += 1;
-        keep_min(&mut self.first, keyed(at_us, event, event.event_type.clone()));
+        keep_min(
+            &mut self.first,
+            keyed(at_us, event, event.event_type.clone()),
+        );
         keep_max(&mut self.last, keyed(at_us, event, ()));
         if let Some(saga_type) = &event.saga_type {
             keep_min(&mut self.saga_type, keyed(at_us, event, saga_type.clone()));
@@ -106,10 +119,15 @@ impl SagaProjection {
         if let Some(step) = &event.step {
             keep_max(&mut self.current_step, keyed(at_us, event, step.clone()));
         }
-        if matches!(event.phase, Phase::StepFailed | Phase::SagaFailed | Phase::SagaTimedOut | Phase::CompensationFailed)
-            || (event.error.is_some() && event.phase.is_failure())
+        if matches!(
+            event.phase,
+            Phase::StepFailed | Phase::SagaFailed | Phase::SagaTimedOut | Phase::CompensationFailed
+        ) || (event.error.is_some() && event.phase.is_failure())
         {
-            keep_min(&mut self.failure, keyed(at_us, event, (event.step.clone(), event.error.clone())));
+            keep_min(
+                &mut self.failure,
+                keyed(at_us, event, (event.step.clone(), event.error.clone())),
+            );
         }
         if event.phase.is_terminal() {
             keep_max(&mut self.terminal, keyed(at_us, event, event.phase));
@@ -123,7 +141,8 @@ impl SagaProjection {
         if let Some(trace_id) = &event.trace_id {
             self.trace_ids.insert(trace_id.clone());
         }
-        self.business_keys.extend(event.business_keys.iter().cloned());
+        self.business_keys
+            .extend(event.business_keys.iter().cloned());
     }
 
     pub fn status(&self) -> SagaStatus {
@@ -192,7 +211,10 @@ impl SagaProjection {
 
 /// Projects a whole set of events, skipping repeated event ids (keeps the
 /// first), the way the store does across batches.
-pub fn project_all<'a>(saga_id: &str, events: impl IntoIterator<Item = &'a SagaEvent>) -> SagaProjection {
+pub fn project_all<'a>(
+    saga_id: &str,
+    events: impl IntoIterator<Item = &'a SagaEvent>,
+) -> SagaProjection {
     let mut seen = std::collections::HashSet::new();
     let mut projection = SagaProjection::new(saga_id);
     for event in events {

@@ -20,7 +20,11 @@ pub enum RulesError {
     #[error("cannot parse rules: {0}")]
     Parse(#[from] toml::de::Error),
     #[error("rules: event `{event}` of saga type `{saga_type}` has unknown phase `{phase}`")]
-    UnknownPhase { saga_type: String, event: String, phase: String },
+    UnknownPhase {
+        saga_type: String,
+        event: String,
+        phase: String,
+    },
 }
 
 /// What a rule (or the defaults) says an event means.
@@ -87,7 +91,13 @@ impl Rules {
     }
 }
 
-const COMPENSATION_SUFFIXES: [&str; 5] = ["Compensated", "Released", "Cancelled", "Refunded", "Reverted"];
+const COMPENSATION_SUFFIXES: [&str; 5] = [
+    "Compensated",
+    "Released",
+    "Cancelled",
+    "Refunded",
+    "Reverted",
+];
 const SUCCESS_SUFFIXES: [&str; 4] = ["Completed", "Succeeded", "Acquired", "Updated"];
 
 /// Defaults by name: `*Failed` → step failed, `*Compensated|Released|…` →
@@ -97,14 +107,21 @@ const SUCCESS_SUFFIXES: [&str; 4] = ["Completed", "Succeeded", "Acquired", "Upda
 pub fn default_classification(event_type: &str) -> Classification {
     let phase = if event_type.ends_with("Failed") {
         Phase::StepFailed
-    } else if COMPENSATION_SUFFIXES.iter().any(|s| event_type.ends_with(s)) {
+    } else if COMPENSATION_SUFFIXES
+        .iter()
+        .any(|s| event_type.ends_with(s))
+    {
         Phase::StepCompensated
     } else if SUCCESS_SUFFIXES.iter().any(|s| event_type.ends_with(s)) {
         Phase::StepSucceeded
     } else {
         Phase::Event
     };
-    Classification { saga_type: None, step: Some(event_type.to_string()), phase }
+    Classification {
+        saga_type: None,
+        step: Some(event_type.to_string()),
+        phase,
+    }
 }
 
 #[cfg(test)]
@@ -130,15 +147,24 @@ mod tests {
                 phase: Phase::SagaStarted
             }
         );
-        assert_eq!(rules.classify("ProfileUpdated").step.as_deref(), Some("ProfileUpdated"));
+        assert_eq!(
+            rules.classify("ProfileUpdated").step.as_deref(),
+            Some("ProfileUpdated")
+        );
     }
 
     #[test]
     fn unknown_names_fall_back_to_suffix_defaults() {
         let rules = Rules::default();
         assert_eq!(rules.classify("PaymentFailed").phase, Phase::StepFailed);
-        assert_eq!(rules.classify("StockReleased").phase, Phase::StepCompensated);
-        assert_eq!(rules.classify("CharacterAcquired").phase, Phase::StepSucceeded);
+        assert_eq!(
+            rules.classify("StockReleased").phase,
+            Phase::StepCompensated
+        );
+        assert_eq!(
+            rules.classify("CharacterAcquired").phase,
+            Phase::StepSucceeded
+        );
         assert_eq!(rules.classify("ImageRegistered").phase, Phase::Event);
         assert_eq!(rules.classify("ImageRegistered").saga_type, None);
     }

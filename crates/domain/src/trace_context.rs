@@ -8,7 +8,8 @@ pub struct TraceParent {
 }
 
 fn is_lower_hex(text: &str) -> bool {
-    text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    text.bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Parses `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`. All-zero ids
@@ -23,14 +24,19 @@ pub fn parse_traceparent(header: &str) -> Option<TraceParent> {
         && trace_id.len() == 32
         && span_id.len() == 16
         && flags.len() == 2
-        && [version, trace_id, span_id, flags].iter().all(|p| is_lower_hex(p));
+        && [version, trace_id, span_id, flags]
+            .iter()
+            .all(|p| is_lower_hex(p));
     if !shapes_ok || version == "ff" || (version == "00" && parts.len() != 4) {
         return None;
     }
     if trace_id.bytes().all(|b| b == b'0') || span_id.bytes().all(|b| b == b'0') {
         return None;
     }
-    Some(TraceParent { trace_id: trace_id.to_string(), span_id: span_id.to_string() })
+    Some(TraceParent {
+        trace_id: trace_id.to_string(),
+        span_id: span_id.to_string(),
+    })
 }
 
 /// A plain trace id from a `trace_id` header or field: accepted when it looks
@@ -38,7 +44,9 @@ pub fn parse_traceparent(header: &str) -> Option<TraceParent> {
 pub fn normalise_trace_id(text: &str) -> Option<String> {
     let text = text.trim();
     let ok = (8..=64).contains(&text.len())
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     ok.then(|| text.to_ascii_lowercase())
 }
 
@@ -72,7 +80,10 @@ mod tests {
 
     #[test]
     fn plain_trace_ids_are_normalised_or_refused() {
-        assert_eq!(normalise_trace_id(" ABCDEF0123456789 "), Some("abcdef0123456789".into()));
+        assert_eq!(
+            normalise_trace_id(" ABCDEF0123456789 "),
+            Some("abcdef0123456789".into())
+        );
         assert_eq!(normalise_trace_id("short"), None);
         assert_eq!(normalise_trace_id("has spaces in it"), None);
     }

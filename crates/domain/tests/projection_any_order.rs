@@ -19,12 +19,18 @@ fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>, error: Option<&st
         request_id: None,
         business_keys: vec![format!("O-{saga}")],
         // Two events share an instant on purpose: ties must still be stable.
-        occurred_at: Utc.timestamp_millis_opt(1_763_700_000_000 + (n / 2) * 250).unwrap(),
+        occurred_at: Utc
+            .timestamp_millis_opt(1_763_700_000_000 + (n / 2) * 250)
+            .unwrap(),
         published_at: None,
         ingested_at: Utc.timestamp_millis_opt(1_763_700_100_000).unwrap(),
         source_type: None,
         source_id: None,
-        coords: KafkaCoords { topic: "saga.state".into(), partition: 0, offset: n },
+        coords: KafkaCoords {
+            topic: "saga.state".into(),
+            partition: 0,
+            offset: n,
+        },
         headers: vec![],
         payload: serde_json::json!({"n": n}),
         error: error.map(str::to_string),
@@ -46,8 +52,20 @@ fn compensated() -> Vec<SagaEvent> {
     vec![
         event("b", 0, Phase::SagaStarted, None, None),
         event("b", 1, Phase::StepSucceeded, Some("ReserveStock"), None),
-        event("b", 2, Phase::StepFailed, Some("AuthorizePayment"), Some("card declined")),
-        event("b", 3, Phase::CompensationStarted, Some("ReleaseStock"), None),
+        event(
+            "b",
+            2,
+            Phase::StepFailed,
+            Some("AuthorizePayment"),
+            Some("card declined"),
+        ),
+        event(
+            "b",
+            3,
+            Phase::CompensationStarted,
+            Some("ReleaseStock"),
+            None,
+        ),
         event("b", 4, Phase::StepCompensated, Some("ReleaseStock"), None),
         event("b", 5, Phase::SagaCompensated, None, None),
     ]
@@ -56,9 +74,27 @@ fn compensated() -> Vec<SagaEvent> {
 fn compensation_failed_then_compensated() -> Vec<SagaEvent> {
     vec![
         event("c", 0, Phase::SagaStarted, None, None),
-        event("c", 1, Phase::StepFailed, Some("UpdateChatRoomMetadata"), Some("pg timeout")),
-        event("c", 2, Phase::CompensationStarted, Some("SaveMessageToMongo"), None),
-        event("c", 3, Phase::CompensationFailed, Some("SaveMessageToMongo"), Some("mongo down")),
+        event(
+            "c",
+            1,
+            Phase::StepFailed,
+            Some("UpdateChatRoomMetadata"),
+            Some("pg timeout"),
+        ),
+        event(
+            "c",
+            2,
+            Phase::CompensationStarted,
+            Some("SaveMessageToMongo"),
+            None,
+        ),
+        event(
+            "c",
+            3,
+            Phase::CompensationFailed,
+            Some("SaveMessageToMongo"),
+            Some("mongo down"),
+        ),
         event("c", 4, Phase::SagaCompensated, None, None),
     ]
 }
@@ -78,7 +114,11 @@ fn in_order_outcomes() {
     assert_eq!(b.failure_reason.as_deref(), Some("card declined"));
 
     let c = project_all("c", &compensation_failed_then_compensated()).summary();
-    assert_eq!(c.status, SagaStatus::CompensationFailed, "a failed compensation stays visible");
+    assert_eq!(
+        c.status,
+        SagaStatus::CompensationFailed,
+        "a failed compensation stays visible"
+    );
     assert_eq!(c.failed_step.as_deref(), Some("UpdateChatRoomMetadata"));
 }
 
@@ -97,7 +137,13 @@ fn timed_out_is_its_own_outcome() {
     let events = vec![
         event("t", 0, Phase::SagaStarted, None, None),
         event("t", 1, Phase::StepStarted, Some("AuthorizePayment"), None),
-        event("t", 2, Phase::SagaTimedOut, Some("AuthorizePayment"), Some("no reply in 3 s")),
+        event(
+            "t",
+            2,
+            Phase::SagaTimedOut,
+            Some("AuthorizePayment"),
+            Some("no reply in 3 s"),
+        ),
     ];
     let summary = project_all("t", &events).summary();
     assert_eq!(summary.status, SagaStatus::TimedOut);
@@ -106,12 +152,11 @@ fn timed_out_is_its_own_outcome() {
 
 fn shuffled_with_duplicates(events: Vec<SagaEvent>) -> impl Strategy<Value = Vec<SagaEvent>> {
     let len = events.len();
-    (Just(events), prop::collection::vec(0..len, 0..len * 2))
-        .prop_flat_map(|(events, repeats)| {
-            let mut all = events.clone();
-            all.extend(repeats.iter().map(|&i| events[i].clone()));
-            Just(all).prop_shuffle()
-        })
+    (Just(events), prop::collection::vec(0..len, 0..len * 2)).prop_flat_map(|(events, repeats)| {
+        let mut all = events.clone();
+        all.extend(repeats.iter().map(|&i| events[i].clone()));
+        Just(all).prop_shuffle()
+    })
 }
 
 proptest! {

@@ -19,12 +19,22 @@ pub fn first_bytes(value: Option<&[u8]>) -> String {
 
 /// Decodes every message; each becomes an event or an ingest error, never
 /// nothing. Offsets are the next offset per partition.
-pub fn decode_batch(group_id: &str, decoder: &Decoder, messages: &[RawMessage], ingested_at: Timestamp) -> IngestBatch {
-    let mut batch = IngestBatch { group_id: group_id.to_string(), ..Default::default() };
+pub fn decode_batch(
+    group_id: &str,
+    decoder: &Decoder,
+    messages: &[RawMessage],
+    ingested_at: Timestamp,
+) -> IngestBatch {
+    let mut batch = IngestBatch {
+        group_id: group_id.to_string(),
+        ..Default::default()
+    };
     let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for message in messages {
         let coords = &message.coords;
-        let next = next_offsets.entry((coords.topic.clone(), coords.partition)).or_insert(0);
+        let next = next_offsets
+            .entry((coords.topic.clone(), coords.partition))
+            .or_insert(0);
         *next = (*next).max(coords.offset + 1);
         match decoder.decode(message, ingested_at) {
             Ok(event) => batch.events.push(event),
@@ -40,7 +50,11 @@ pub fn decode_batch(group_id: &str, decoder: &Decoder, messages: &[RawMessage], 
     }
     batch.offsets = next_offsets
         .into_iter()
-        .map(|((topic, partition), next_offset)| PartitionOffset { topic, partition, next_offset })
+        .map(|((topic, partition), next_offset)| PartitionOffset {
+            topic,
+            partition,
+            next_offset,
+        })
         .collect();
     batch
 }
@@ -52,7 +66,11 @@ mod tests {
 
     fn raw(partition: i32, offset: i64, value: Option<&str>) -> RawMessage {
         RawMessage {
-            coords: KafkaCoords { topic: "saga.state".into(), partition, offset },
+            coords: KafkaCoords {
+                topic: "saga.state".into(),
+                partition,
+                offset,
+            },
             key: Some(b"k".to_vec()),
             value: value.map(|v| v.as_bytes().to_vec()),
             headers: vec![],
@@ -63,24 +81,50 @@ mod tests {
     #[test]
     fn every_message_becomes_an_event_or_an_error_and_offsets_advance() {
         let messages = vec![
-            raw(0, 7, Some(r#"{"saga_id":"s1","saga_type":"order","status":"STARTED"}"#)),
+            raw(
+                0,
+                7,
+                Some(r#"{"saga_id":"s1","saga_type":"order","status":"STARTED"}"#),
+            ),
             raw(0, 8, Some("not json at all")),
             raw(1, 3, None),
             raw(0, 9, Some(r#"{"saga_id":"s1","status":"COMPLETED"}"#)),
         ];
-        let batch = decode_batch("g", &Decoder::default(), &messages, chrono::DateTime::UNIX_EPOCH);
+        let batch = decode_batch(
+            "g",
+            &Decoder::default(),
+            &messages,
+            chrono::DateTime::UNIX_EPOCH,
+        );
         assert_eq!(batch.events.len(), 2);
         assert_eq!(batch.errors.len(), 2);
         assert_eq!(batch.errors[0].coords.offset, 8);
-        assert!(batch.errors[0].reason.starts_with("value is not valid JSON"), "{}", batch.errors[0].reason);
+        assert!(
+            batch.errors[0]
+                .reason
+                .starts_with("value is not valid JSON"),
+            "{}",
+            batch.errors[0].reason
+        );
         assert_eq!(batch.errors[0].first_bytes, "not json at all");
-        assert_eq!(batch.errors[1].reason, "tombstone: the message has no value");
+        assert_eq!(
+            batch.errors[1].reason,
+            "tombstone: the message has no value"
+        );
         assert_eq!(batch.errors[1].first_bytes, "(null)");
         assert_eq!(
             batch.offsets,
             vec![
-                PartitionOffset { topic: "saga.state".into(), partition: 0, next_offset: 10 },
-                PartitionOffset { topic: "saga.state".into(), partition: 1, next_offset: 4 },
+                PartitionOffset {
+                    topic: "saga.state".into(),
+                    partition: 0,
+                    next_offset: 10
+                },
+                PartitionOffset {
+                    topic: "saga.state".into(),
+                    partition: 1,
+                    next_offset: 4
+                },
             ]
         );
     }

@@ -39,7 +39,11 @@ pub struct IngestConfig {
 }
 
 impl IngestConfig {
-    pub fn new(brokers: impl Into<String>, topics: Vec<String>, group_id: impl Into<String>) -> IngestConfig {
+    pub fn new(
+        brokers: impl Into<String>,
+        topics: Vec<String>,
+        group_id: impl Into<String>,
+    ) -> IngestConfig {
         IngestConfig {
             brokers: brokers.into(),
             topics,
@@ -79,19 +83,35 @@ pub struct Ingestor {
 fn to_raw(message: &BorrowedMessage<'_>) -> RawMessage {
     let headers = message
         .headers()
-        .map(|h| h.iter().map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec))).collect())
+        .map(|h| {
+            h.iter()
+                .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
+                .collect()
+        })
         .unwrap_or_default();
     RawMessage {
-        coords: KafkaCoords { topic: message.topic().to_string(), partition: message.partition(), offset: message.offset() },
+        coords: KafkaCoords {
+            topic: message.topic().to_string(),
+            partition: message.partition(),
+            offset: message.offset(),
+        },
         key: message.key().map(<[u8]>::to_vec),
         value: message.payload().map(<[u8]>::to_vec),
         headers,
-        timestamp: message.timestamp().to_millis().and_then(chrono::DateTime::from_timestamp_millis),
+        timestamp: message
+            .timestamp()
+            .to_millis()
+            .and_then(chrono::DateTime::from_timestamp_millis),
     }
 }
 
 impl Ingestor {
-    pub fn new(config: IngestConfig, store: Store, decoder: Decoder, live: broadcast::Sender<StreamMessage>) -> Result<Ingestor, IngestError> {
+    pub fn new(
+        config: IngestConfig,
+        store: Store,
+        decoder: Decoder,
+        live: broadcast::Sender<StreamMessage>,
+    ) -> Result<Ingestor, IngestError> {
         if config.topics.is_empty() {
             return Err(IngestError::NoTopics);
         }
@@ -103,16 +123,29 @@ impl Ingestor {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", config.session_timeout.as_millis().to_string())
+            .set(
+                "session.timeout.ms",
+                config.session_timeout.as_millis().to_string(),
+            )
             // Regex subscriptions pick up new topics at this interval.
             .set("topic.metadata.refresh.interval.ms", "5000");
         for (key, value) in &config.client_properties {
             client.set(key, value);
         }
-        let consumer: StreamConsumer<IngestContext> = client.create_with_context(IngestContext { status: status.clone() })?;
+        let consumer: StreamConsumer<IngestContext> =
+            client.create_with_context(IngestContext {
+                status: status.clone(),
+            })?;
         let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
-        Ok(Ingestor { consumer, store, decoder, live, status, config })
+        Ok(Ingestor {
+            consumer,
+            store,
+            decoder,
+            live,
+            status,
+            config,
+        })
     }
 
     pub fn status(&self) -> Arc<IngestStatus> {
@@ -129,7 +162,9 @@ impl Ingestor {
             let wait = if pending.is_empty() {
                 Duration::from_millis(250)
             } else {
-                self.config.batch_linger.saturating_sub(batch_started.elapsed())
+                self.config
+                    .batch_linger
+                    .saturating_sub(batch_started.elapsed())
             };
             let stopping = *shutdown.borrow();
             if stopping {
@@ -160,7 +195,8 @@ impl Ingestor {
                 },
             }
             let full = pending.len() >= self.config.batch_size;
-            let lingered = !pending.is_empty() && batch_started.elapsed() >= self.config.batch_linger;
+            let lingered =
+                !pending.is_empty() && batch_started.elapsed() >= self.config.batch_linger;
             if full || lingered {
                 self.flush(&mut pending, &shutdown).await;
             }
@@ -168,7 +204,10 @@ impl Ingestor {
         self.flush(&mut pending, &shutdown).await;
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing pending is reported as NoOffset: not a failure.
-            if !matches!(error, KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) {
+            if !matches!(
+                error,
+                KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)
+            ) {
                 tracing::warn!(%error, "final commit failed");
             }
         }
@@ -184,7 +223,12 @@ impl Ingestor {
         if pending.is_empty() {
             return;
         }
-        let batch = decode_batch(&self.config.group_id, &self.decoder, pending, chrono::Utc::now());
+        let batch = decode_batch(
+            &self.config.group_id,
+            &self.decoder,
+            pending,
+            chrono::Utc::now(),
+        );
         let mut backoff = Duration::from_millis(100);
         let outcome = loop {
             match self.store.write_batch(&batch).await {
@@ -210,7 +254,11 @@ impl Ingestor {
     fn commit(&self, batch: &IngestBatch) {
         let mut offsets = TopicPartitionList::new();
         for offset in &batch.offsets {
-            if let Err(error) = offsets.add_partition_offset(&offset.topic, offset.partition, Offset::Offset(offset.next_offset)) {
+            if let Err(error) = offsets.add_partition_offset(
+                &offset.topic,
+                offset.partition,
+                Offset::Offset(offset.next_offset),
+            ) {
                 tracing::warn!(%error, "bad offset");
             }
         }
@@ -224,11 +272,15 @@ impl Ingestor {
     fn record(&self, messages: usize, outcome: &BatchOutcome) {
         let s = &self.status;
         s.messages.fetch_add(messages as u64, Ordering::Relaxed);
-        s.events.fetch_add(outcome.new_events.len() as u64, Ordering::Relaxed);
-        s.duplicates.fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
-        s.ingest_errors.fetch_add(outcome.errors.len() as u64, Ordering::Relaxed);
+        s.events
+            .fetch_add(outcome.new_events.len() as u64, Ordering::Relaxed);
+        s.duplicates
+            .fetch_add(outcome.duplicates as u64, Ordering::Relaxed);
+        s.ingest_errors
+            .fetch_add(outcome.errors.len() as u64, Ordering::Relaxed);
         s.batches.fetch_add(1, Ordering::Relaxed);
-        s.last_batch_at_us.store(chrono::Utc::now().timestamp_micros(), Ordering::Relaxed);
+        s.last_batch_at_us
+            .store(chrono::Utc::now().timestamp_micros(), Ordering::Relaxed);
         if matches!(s.state(), ConsumerState::Degraded { .. }) {
             s.set_state(ConsumerState::Running);
         }

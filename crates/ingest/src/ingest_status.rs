@@ -11,7 +11,10 @@ pub enum ConsumerState {
     Starting,
     Running,
     /// Kafka or the store failed; the loop keeps retrying.
-    Degraded { reason: String, since_us: i64 },
+    Degraded {
+        reason: String,
+        since_us: i64,
+    },
     Stopped,
 }
 
@@ -56,15 +59,25 @@ impl IngestStatus {
     pub fn set_state(&self, state: ConsumerState) {
         let mut current = self.state.lock().unwrap_or_else(|e| e.into_inner());
         // Keep the first time of a continuing degradation.
-        if let (ConsumerState::Degraded { since_us: old, .. }, ConsumerState::Degraded { reason, .. }) = (&*current, &state) {
-            *current = ConsumerState::Degraded { reason: reason.clone(), since_us: *old };
+        if let (
+            ConsumerState::Degraded { since_us: old, .. },
+            ConsumerState::Degraded { reason, .. },
+        ) = (&*current, &state)
+        {
+            *current = ConsumerState::Degraded {
+                reason: reason.clone(),
+                since_us: *old,
+            };
             return;
         }
         *current = state;
     }
 
     pub fn degraded(&self, reason: impl Into<String>) {
-        self.set_state(ConsumerState::Degraded { reason: reason.into(), since_us: chrono::Utc::now().timestamp_micros() });
+        self.set_state(ConsumerState::Degraded {
+            reason: reason.into(),
+            since_us: chrono::Utc::now().timestamp_micros(),
+        });
     }
 
     pub fn state(&self) -> ConsumerState {

@@ -9,15 +9,21 @@ use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::{IngestConfig, Ingestor};
 use sagascope_model::{SagaStatus, StreamMessage};
 use sagascope_simulator::{
-    MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES,
+    MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
+    DEMO_RULES,
 };
 use sagascope_store::{CountedTable, Store};
 use tokio::sync::{broadcast, watch};
 
 async fn sqlite_store() -> Store {
-    let dir = std::env::temp_dir().join(format!("sagascope-ingest-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "sagascope-ingest-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     store
 }
@@ -37,7 +43,12 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-fn start_ingest(kafka: &MockKafka, store: &Store, group: &str, batch_size: usize) -> (Running, broadcast::Receiver<StreamMessage>) {
+fn start_ingest(
+    kafka: &MockKafka,
+    store: &Store,
+    group: &str,
+    batch_size: usize,
+) -> (Running, broadcast::Receiver<StreamMessage>) {
     let mut config = IngestConfig::new(
         kafka.bootstrap_servers(),
         vec!["saga.state".into(), "^events\\..*".into()],
@@ -93,7 +104,11 @@ fn every_kind_of_saga(rng: &mut StdRng) -> Vec<SagaPlan> {
         SagaPlan::with_outcome(SagaKind::ScanReward, PlannedOutcome::Completed, rng),
         SagaPlan::with_outcome(SagaKind::ScanReward, PlannedOutcome::Compensated, rng),
         SagaPlan::with_outcome(SagaKind::ChatMessage, PlannedOutcome::Completed, rng),
-        SagaPlan::with_outcome(SagaKind::ChatMessage, PlannedOutcome::CompensationFailed, rng),
+        SagaPlan::with_outcome(
+            SagaKind::ChatMessage,
+            PlannedOutcome::CompensationFailed,
+            rng,
+        ),
     ]
 }
 
@@ -106,16 +121,32 @@ async fn produced_sagas_become_rows_with_offsets_and_live_messages() {
     let producer = simulator(&kafka);
     let base = chrono::Utc::now();
     for plan in &plans {
-        producer.produce_plan_now(plan, base, &mut rng).await.unwrap();
+        producer
+            .produce_plan_now(plan, base, &mut rng)
+            .await
+            .unwrap();
     }
     let total: usize = plans.iter().map(|p| p.messages.len()).sum();
 
     let (running, mut live) = start_ingest(&kafka, &store, "g-rows", 1000);
-    wait_for("all events", async || store.count(CountedTable::Events).await.unwrap() == total as i64).await;
+    wait_for("all events", async || {
+        store.count(CountedTable::Events).await.unwrap() == total as i64
+    })
+    .await;
 
     for plan in &plans {
-        let detail = store.saga_detail(&plan.saga_id).await.unwrap().unwrap_or_else(|| panic!("saga {} missing", plan.saga_id));
-        assert_eq!(detail.saga.status, expected_status(plan.outcome), "{:?} {:?}", plan.kind, plan.outcome);
+        let detail = store
+            .saga_detail(&plan.saga_id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("saga {} missing", plan.saga_id));
+        assert_eq!(
+            detail.saga.status,
+            expected_status(plan.outcome),
+            "{:?} {:?}",
+            plan.kind,
+            plan.outcome
+        );
         assert_eq!(detail.events.len(), plan.messages.len());
         assert_eq!(detail.saga.trace_ids, vec![plan.trace_id.clone()]);
         let expected_type = match plan.kind {
@@ -125,7 +156,10 @@ async fn produced_sagas_become_rows_with_offsets_and_live_messages() {
         };
         assert_eq!(detail.saga.saga_type, expected_type);
     }
-    assert_eq!(store.count(CountedTable::Sagas).await.unwrap(), plans.len() as i64);
+    assert_eq!(
+        store.count(CountedTable::Sagas).await.unwrap(),
+        plans.len() as i64
+    );
     assert_eq!(store.count(CountedTable::IngestErrors).await.unwrap(), 0);
 
     // The store holds the next offset of every partition it consumed.
@@ -160,26 +194,50 @@ async fn crash_and_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     let (first_half, second_half) = plans.split_at(plans.len() / 2);
     let base = chrono::Utc::now();
     for plan in first_half {
-        producer.produce_plan_now(plan, base, &mut rng).await.unwrap();
+        producer
+            .produce_plan_now(plan, base, &mut rng)
+            .await
+            .unwrap();
     }
 
     // Small batches, then a crash (task aborted, no graceful drain) part-way.
     let (running, _live) = start_ingest(&kafka, &store, "g-restart", 7);
-    wait_for("some events", async || store.count(CountedTable::Events).await.unwrap() > 20).await;
+    wait_for("some events", async || {
+        store.count(CountedTable::Events).await.unwrap() > 20
+    })
+    .await;
     running.task.abort();
     let _ = tokio::time::timeout(Duration::from_secs(20), running.task).await;
 
     for plan in second_half {
-        producer.produce_plan_now(plan, base, &mut rng).await.unwrap();
+        producer
+            .produce_plan_now(plan, base, &mut rng)
+            .await
+            .unwrap();
     }
     let (running, _live) = start_ingest(&kafka, &store, "g-restart", 50);
-    wait_for("all events after restart", async || store.count(CountedTable::Events).await.unwrap() == total as i64).await;
+    wait_for("all events after restart", async || {
+        store.count(CountedTable::Events).await.unwrap() == total as i64
+    })
+    .await;
     // Nothing more arrives later either (no duplicate rows possible, no extras).
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(store.count(CountedTable::Events).await.unwrap(), total as i64);
+    assert_eq!(
+        store.count(CountedTable::Events).await.unwrap(),
+        total as i64
+    );
     for plan in &plans {
-        let saga = store.saga_detail(&plan.saga_id).await.unwrap().unwrap().saga;
-        assert_eq!(saga.event_count, plan.messages.len() as i64, "event_count counts each event once");
+        let saga = store
+            .saga_detail(&plan.saga_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .saga;
+        assert_eq!(
+            saga.event_count,
+            plan.messages.len() as i64,
+            "event_count counts each event once"
+        );
         assert_eq!(saga.status, expected_status(plan.outcome));
     }
     running.stop().await;
@@ -194,7 +252,10 @@ async fn poison_messages_become_ingest_errors_and_ingest_continues() {
     let before = SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Completed, &mut rng);
     let after = SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Compensated, &mut rng);
     let base = chrono::Utc::now();
-    producer.produce_plan_now(&before, base, &mut rng).await.unwrap();
+    producer
+        .produce_plan_now(&before, base, &mut rng)
+        .await
+        .unwrap();
     let poison = sagascope_simulator::RenderedMessage {
         topic: "saga.state",
         key: "bad-key".into(),
@@ -202,18 +263,43 @@ async fn poison_messages_become_ingest_errors_and_ingest_continues() {
         headers: vec![],
     };
     producer.produce(&poison).await.unwrap();
-    producer.produce_plan_now(&after, base, &mut rng).await.unwrap();
+    producer
+        .produce_plan_now(&after, base, &mut rng)
+        .await
+        .unwrap();
     let total = before.messages.len() + after.messages.len();
 
     let (running, _live) = start_ingest(&kafka, &store, "g-poison", 1000);
-    wait_for("events around the poison", async || store.count(CountedTable::Events).await.unwrap() == total as i64).await;
+    wait_for("events around the poison", async || {
+        store.count(CountedTable::Events).await.unwrap() == total as i64
+    })
+    .await;
     let errors = store.ingest_errors(10).await.unwrap();
     assert_eq!(errors.len(), 1);
     let error = &errors[0];
-    assert_eq!((error.topic.as_str(), error.partition, error.offset), ("saga.state", 0, before.messages.len() as i64));
-    assert!(error.reason.starts_with("value is not valid JSON"), "{}", error.reason);
-    assert_eq!(error.first_bytes, "{\"saga_id\": \"ord-broken\", \"status\": ");
+    assert_eq!(
+        (error.topic.as_str(), error.partition, error.offset),
+        ("saga.state", 0, before.messages.len() as i64)
+    );
+    assert!(
+        error.reason.starts_with("value is not valid JSON"),
+        "{}",
+        error.reason
+    );
+    assert_eq!(
+        error.first_bytes,
+        "{\"saga_id\": \"ord-broken\", \"status\": "
+    );
     assert_eq!(error.key.as_deref(), Some("bad-key"));
-    assert_eq!(store.saga_detail(&after.saga_id).await.unwrap().unwrap().saga.status, SagaStatus::Compensated);
+    assert_eq!(
+        store
+            .saga_detail(&after.saga_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .saga
+            .status,
+        SagaStatus::Compensated
+    );
     running.stop().await;
 }

@@ -156,7 +156,11 @@ fn parse_time(name: &str, value: &Option<String>) -> Result<Option<Timestamp>, S
         None => Ok(None),
         Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
             .map(|t| Some(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| format!("`{name}` must be an RFC 3339 time such as 2026-11-21T10:00:00Z, got `{text}`")),
+            .map_err(|_| {
+                format!(
+                    "`{name}` must be an RFC 3339 time such as 2026-11-21T10:00:00Z, got `{text}`"
+                )
+            }),
     }
 }
 
@@ -166,19 +170,28 @@ impl SagaFilter {
             None => None,
             Some(text) => Some(SagaStatus::parse(&text).ok_or_else(|| {
                 let known: Vec<&str> = SagaStatus::ALL.iter().map(|s| s.as_str()).collect();
-                format!("unknown status `{text}`; expected one of {}", known.join(", "))
+                format!(
+                    "unknown status `{text}`; expected one of {}",
+                    known.join(", ")
+                )
             })?),
         };
         let limit = match non_empty(&self.limit) {
             None => DEFAULT_PAGE_SIZE,
             Some(text) => match text.parse::<u32>() {
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-                _ => return Err(format!("`limit` must be an integer from 1 to {MAX_PAGE_SIZE}, got `{text}`")),
+                _ => {
+                    return Err(format!(
+                        "`limit` must be an integer from 1 to {MAX_PAGE_SIZE}, got `{text}`"
+                    ))
+                }
             },
         };
         let cursor = match non_empty(&self.cursor) {
             None => None,
-            Some(text) => Some(decode_cursor(&text).ok_or_else(|| format!("invalid cursor `{text}`"))?),
+            Some(text) => {
+                Some(decode_cursor(&text).ok_or_else(|| format!("invalid cursor `{text}`"))?)
+            }
         };
         Ok(SagaQuery {
             saga_type: non_empty(&self.saga_type),
@@ -253,20 +266,41 @@ mod tests {
 
     #[test]
     fn filter_validation_reports_each_bad_field_clearly() {
-        let bad_status = SagaFilter { status: Some("done".into()), ..Default::default() };
-        assert!(bad_status.validate().unwrap_err().contains("unknown status `done`"));
-        let bad_limit = SagaFilter { limit: Some("0".into()), ..Default::default() };
+        let bad_status = SagaFilter {
+            status: Some("done".into()),
+            ..Default::default()
+        };
+        assert!(bad_status
+            .validate()
+            .unwrap_err()
+            .contains("unknown status `done`"));
+        let bad_limit = SagaFilter {
+            limit: Some("0".into()),
+            ..Default::default()
+        };
         assert!(bad_limit.validate().unwrap_err().contains("`limit`"));
-        let bad_time = SagaFilter { since: Some("yesterday".into()), ..Default::default() };
+        let bad_time = SagaFilter {
+            since: Some("yesterday".into()),
+            ..Default::default()
+        };
         assert!(bad_time.validate().unwrap_err().contains("`since`"));
-        let bad_cursor = SagaFilter { cursor: Some("nope".into()), ..Default::default() };
-        assert!(bad_cursor.validate().unwrap_err().contains("invalid cursor"));
+        let bad_cursor = SagaFilter {
+            cursor: Some("nope".into()),
+            ..Default::default()
+        };
+        assert!(bad_cursor
+            .validate()
+            .unwrap_err()
+            .contains("invalid cursor"));
     }
 
     #[test]
     fn cursor_round_trips_ids_with_separators() {
         let text = encode_cursor(1_700_000_000_000_000, "ord.42/ä");
-        let filter = SagaFilter { cursor: Some(text), ..Default::default() };
+        let filter = SagaFilter {
+            cursor: Some(text),
+            ..Default::default()
+        };
         assert_eq!(
             filter.validate().unwrap().cursor,
             Some((1_700_000_000_000_000, "ord.42/ä".to_string()))
@@ -275,7 +309,11 @@ mod tests {
 
     #[test]
     fn empty_fields_mean_no_filter() {
-        let filter = SagaFilter { saga_type: Some("  ".into()), status: Some(String::new()), ..Default::default() };
+        let filter = SagaFilter {
+            saga_type: Some("  ".into()),
+            status: Some(String::new()),
+            ..Default::default()
+        };
         let query = filter.validate().unwrap();
         assert_eq!(query.saga_type, None);
         assert_eq!(query.status, None);

@@ -18,12 +18,13 @@ use tokio::sync::watch;
 
 pub use mock_kafka::MockKafka;
 pub use saga_plans::{
-    poison_message, Body, PlannedMessage, PlannedOutcome, RenderedMessage, SagaKind, SagaPlan, ALL_TOPICS,
-    CHARACTER_TOPIC, IMAGE_TOPIC, MY_TOPIC, SAGA_STATE_TOPIC, SCAN_TOPIC,
+    poison_message, Body, PlannedMessage, PlannedOutcome, RenderedMessage, SagaKind, SagaPlan,
+    ALL_TOPICS, CHARACTER_TOPIC, IMAGE_TOPIC, MY_TOPIC, SAGA_STATE_TOPIC, SCAN_TOPIC,
 };
 
-/// Classification rules for the demo's choreographed saga.
-pub const DEMO_RULES: &str = include_str!("../demo_rules.toml");
+/// Classification rules for the demo's choreographed saga: the example
+/// rules file at the repository root.
+pub const DEMO_RULES: &str = include_str!("../../../rules.example.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
@@ -65,9 +66,15 @@ impl Simulator {
     pub async fn produce(&self, message: &RenderedMessage) -> Result<(), SimulatorError> {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
         for (key, value) in &message.headers {
-            headers = headers.insert(Header { key, value: Some(value.as_bytes()) });
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            });
         }
-        let record = FutureRecord::to(message.topic).key(&message.key).payload(&message.value).headers(headers);
+        let record = FutureRecord::to(message.topic)
+            .key(&message.key)
+            .payload(&message.value)
+            .headers(headers);
         self.producer
             .send(record, Duration::from_secs(10))
             .await
@@ -77,7 +84,12 @@ impl Simulator {
 
     /// Produces a whole plan at once, with event times `base + delay`, for
     /// tests that need the traffic without waiting for it.
-    pub async fn produce_plan_now(&self, plan: &SagaPlan, base: DateTime<Utc>, rng: &mut StdRng) -> Result<(), SimulatorError> {
+    pub async fn produce_plan_now(
+        &self,
+        plan: &SagaPlan,
+        base: DateTime<Utc>,
+        rng: &mut StdRng,
+    ) -> Result<(), SimulatorError> {
         for (index, message) in plan.messages.iter().enumerate() {
             let at = base + chrono::Duration::milliseconds(message.delay_ms as i64);
             self.produce(&plan.render(index, at, rng)).await?;
@@ -100,9 +112,13 @@ impl Simulator {
     /// Starts sagas in real time until `shutdown` turns true.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let mut rng = StdRng::seed_from_u64(self.config.seed);
-        let sagas_per_second = (self.config.events_per_second / AVERAGE_MESSAGES_PER_SAGA).max(0.05);
+        let sagas_per_second =
+            (self.config.events_per_second / AVERAGE_MESSAGES_PER_SAGA).max(0.05);
         let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / sagas_per_second));
-        tracing::info!(events_per_second = self.config.events_per_second, "simulator started");
+        tracing::info!(
+            events_per_second = self.config.events_per_second,
+            "simulator started"
+        );
         loop {
             tokio::select! {
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
@@ -134,7 +150,10 @@ impl Simulator {
             if *shutdown.borrow() {
                 return;
             }
-            if let Err(error) = self.produce(&plan.render(index, Utc::now(), &mut rng)).await {
+            if let Err(error) = self
+                .produce(&plan.render(index, Utc::now(), &mut rng))
+                .await
+            {
                 tracing::warn!(%error, saga_id = %plan.saga_id, "simulator could not produce");
             }
         }

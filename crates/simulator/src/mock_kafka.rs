@@ -43,7 +43,11 @@ impl MockKafka {
             })
             .expect("spawn mock-kafka thread");
         let bootstrap_servers = ready_rx.recv().expect("mock-kafka thread answers")?;
-        Ok(MockKafka { bootstrap_servers, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(MockKafka {
+            bootstrap_servers,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 
     pub fn bootstrap_servers(&self) -> &str {

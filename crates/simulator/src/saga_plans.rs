@@ -12,7 +12,13 @@ pub const IMAGE_TOPIC: &str = "events.image";
 pub const SCAN_TOPIC: &str = "events.scan";
 pub const CHARACTER_TOPIC: &str = "events.character";
 pub const MY_TOPIC: &str = "events.my";
-pub const ALL_TOPICS: [&str; 5] = [SAGA_STATE_TOPIC, IMAGE_TOPIC, SCAN_TOPIC, CHARACTER_TOPIC, MY_TOPIC];
+pub const ALL_TOPICS: [&str; 5] = [
+    SAGA_STATE_TOPIC,
+    IMAGE_TOPIC,
+    SCAN_TOPIC,
+    CHARACTER_TOPIC,
+    MY_TOPIC,
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SagaKind {
@@ -70,7 +76,9 @@ pub struct RenderedMessage {
 }
 
 fn hex_id(rng: &mut StdRng, bytes: usize) -> String {
-    (0..bytes).map(|_| format!("{:02x}", rng.random::<u8>())).collect()
+    (0..bytes)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }
 
 const CHAT_LINES: [&str; 6] = [
@@ -112,23 +120,44 @@ impl SagaPlan {
         let (value, headers) = match &message.body {
             Body::SagaState(state) => {
                 let mut state = state.clone();
-                state["timestamp"] = json!(at.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string());
-                (state.to_string().into_bytes(), vec![("traceparent".into(), traceparent), ("request_id".into(), request_id)])
+                state["timestamp"] =
+                    json!(at.naive_utc().format("%Y-%m-%dT%H:%M:%S%.6f").to_string());
+                (
+                    state.to_string().into_bytes(),
+                    vec![
+                        ("traceparent".into(), traceparent),
+                        ("request_id".into(), request_id),
+                    ],
+                )
             }
-            Body::Outbox { event_type, payload } => (
+            Body::Outbox {
+                event_type,
+                payload,
+            } => (
                 payload.to_string().into_bytes(),
                 vec![
-                    ("id".into(), format!("{}-{}-{}", &self.trace_id[..8], hex_id(rng, 4), index)),
+                    (
+                        "id".into(),
+                        format!("{}-{}-{}", &self.trace_id[..8], hex_id(rng, 4), index),
+                    ),
                     ("type".into(), event_type.clone()),
                     ("trace_id".into(), self.trace_id.clone()),
                     ("request_id".into(), request_id),
                     ("traceparent".into(), traceparent),
-                    ("created_at".into(), at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+                    (
+                        "created_at".into(),
+                        at.to_rfc3339_opts(SecondsFormat::Micros, true),
+                    ),
                 ],
             ),
             Body::Raw(bytes) => (bytes.clone(), vec![("traceparent".into(), traceparent)]),
         };
-        RenderedMessage { topic: message.topic, key: message.key.clone(), value, headers }
+        RenderedMessage {
+            topic: message.topic,
+            key: message.key.clone(),
+            value,
+            headers,
+        }
     }
 }
 
@@ -194,14 +223,29 @@ fn order_saga(rng: &mut StdRng) -> SagaPlan {
     let roll: f64 = rng.random();
     let outcome = if roll < 0.05 {
         saga.emit(rng, "RUNNING", Some("ReserveStock"), None);
-        saga.emit(rng, "STEP_FAILED", Some("ReserveStock"), Some(&format!("insufficient stock for {sku}")));
-        saga.emit(rng, "FAILED", Some("ReserveStock"), Some("stock reservation failed; nothing to compensate"));
+        saga.emit(
+            rng,
+            "STEP_FAILED",
+            Some("ReserveStock"),
+            Some(&format!("insufficient stock for {sku}")),
+        );
+        saga.emit(
+            rng,
+            "FAILED",
+            Some("ReserveStock"),
+            Some("stock reservation failed; nothing to compensate"),
+        );
         PlannedOutcome::Failed
     } else {
         saga.step_ok(rng, "ReserveStock");
         saga.emit(rng, "RUNNING", Some("AuthorizePayment"), None);
         if roll < 0.15 {
-            saga.emit(rng, "STEP_FAILED", Some("AuthorizePayment"), Some("card declined: insufficient funds"));
+            saga.emit(
+                rng,
+                "STEP_FAILED",
+                Some("AuthorizePayment"),
+                Some("card declined: insufficient funds"),
+            );
             saga.emit(rng, "COMPENSATION_STARTED", None, None);
             saga.emit(rng, "COMPENSATING_STEP", Some("ReleaseStock"), None);
             saga.emit(rng, "STEP_COMPENSATED", Some("ReleaseStock"), None);
@@ -210,7 +254,12 @@ fn order_saga(rng: &mut StdRng) -> SagaPlan {
         } else if roll < 0.18 {
             // The orchestrator's timeout sweep gives up on the payment reply.
             saga.clock_ms += 3_000;
-            saga.emit(rng, "TIMED_OUT", Some("AuthorizePayment"), Some("payment service did not reply within 3 s"));
+            saga.emit(
+                rng,
+                "TIMED_OUT",
+                Some("AuthorizePayment"),
+                Some("payment service did not reply within 3 s"),
+            );
             PlannedOutcome::TimedOut
         } else {
             saga.emit(rng, "STEP_COMPLETED", Some("AuthorizePayment"), None);
@@ -219,7 +268,13 @@ fn order_saga(rng: &mut StdRng) -> SagaPlan {
             PlannedOutcome::Completed
         }
     };
-    SagaPlan { kind: SagaKind::Order, saga_id: instance, trace_id: hex_id(rng, 16), outcome, messages: saga.messages }
+    SagaPlan {
+        kind: SagaKind::Order,
+        saga_id: instance,
+        trace_id: hex_id(rng, 16),
+        outcome,
+        messages: saga.messages,
+    }
 }
 
 fn chat_message_saga(rng: &mut StdRng) -> SagaPlan {
@@ -238,12 +293,32 @@ fn chat_message_saga(rng: &mut StdRng) -> SagaPlan {
     saga.step_ok(rng, "UpdateChatRoomMetadata");
     saga.emit(rng, "RUNNING", Some("PublishEventToOutbox"), None);
     let outcome = if rng.random::<f64>() < 0.06 {
-        saga.emit(rng, "STEP_FAILED", Some("PublishEventToOutbox"), Some("outbox insert failed: could not serialize access"));
+        saga.emit(
+            rng,
+            "STEP_FAILED",
+            Some("PublishEventToOutbox"),
+            Some("outbox insert failed: could not serialize access"),
+        );
         saga.emit(rng, "COMPENSATION_STARTED", None, None);
-        saga.emit(rng, "COMPENSATING_STEP", Some("UpdateChatRoomMetadata"), None);
-        saga.emit(rng, "STEP_COMPENSATED", Some("UpdateChatRoomMetadata"), None);
+        saga.emit(
+            rng,
+            "COMPENSATING_STEP",
+            Some("UpdateChatRoomMetadata"),
+            None,
+        );
+        saga.emit(
+            rng,
+            "STEP_COMPENSATED",
+            Some("UpdateChatRoomMetadata"),
+            None,
+        );
         saga.emit(rng, "COMPENSATING_STEP", Some("SaveMessageToMongo"), None);
-        saga.emit(rng, "COMPENSATION_FAILED", Some("SaveMessageToMongo"), Some("mongo: write concern timeout while deleting message"));
+        saga.emit(
+            rng,
+            "COMPENSATION_FAILED",
+            Some("SaveMessageToMongo"),
+            Some("mongo: write concern timeout while deleting message"),
+        );
         // As in seed 004, the framework still reports COMPENSATED afterwards.
         saga.emit(rng, "COMPENSATED", None, None);
         PlannedOutcome::CompensationFailed
@@ -252,7 +327,13 @@ fn chat_message_saga(rng: &mut StdRng) -> SagaPlan {
         saga.emit(rng, "COMPLETED", None, None);
         PlannedOutcome::Completed
     };
-    SagaPlan { kind: SagaKind::ChatMessage, saga_id: instance, trace_id: hex_id(rng, 16), outcome, messages: saga.messages }
+    SagaPlan {
+        kind: SagaKind::ChatMessage,
+        saga_id: instance,
+        trace_id: hex_id(rng, 16),
+        outcome,
+        messages: saga.messages,
+    }
 }
 
 fn scan_reward_saga(rng: &mut StdRng) -> SagaPlan {
@@ -262,39 +343,96 @@ fn scan_reward_saga(rng: &mut StdRng) -> SagaPlan {
     let scan_id = format!("scan-{}", hex_id(rng, 5));
     let mut clock_ms = 0;
     let mut messages = Vec::new();
-    let mut publish = |rng: &mut StdRng, topic: &'static str, key: &str, event_type: &str, payload: Value| {
-        clock_ms += rng.random_range(60..600);
-        messages.push(PlannedMessage {
-            delay_ms: clock_ms,
-            topic,
-            key: key.to_string(),
-            body: Body::Outbox { event_type: event_type.to_string(), payload },
-        });
-    };
-    publish(rng, IMAGE_TOPIC, &image_id, "ImageRegistered", json!({"image_id": image_id, "user_id": user_id, "url": format!("s3://eco2-images/{image_id}.jpg")}));
-    publish(rng, SCAN_TOPIC, &scan_id, "ScanCompleted", json!({"scan_id": scan_id, "image_id": image_id, "user_id": user_id, "category": "plastic", "confidence": 0.93}));
+    let mut publish =
+        |rng: &mut StdRng, topic: &'static str, key: &str, event_type: &str, payload: Value| {
+            clock_ms += rng.random_range(60..600);
+            messages.push(PlannedMessage {
+                delay_ms: clock_ms,
+                topic,
+                key: key.to_string(),
+                body: Body::Outbox {
+                    event_type: event_type.to_string(),
+                    payload,
+                },
+            });
+        };
+    publish(
+        rng,
+        IMAGE_TOPIC,
+        &image_id,
+        "ImageRegistered",
+        json!({"image_id": image_id, "user_id": user_id, "url": format!("s3://eco2-images/{image_id}.jpg")}),
+    );
+    publish(
+        rng,
+        SCAN_TOPIC,
+        &scan_id,
+        "ScanCompleted",
+        json!({"scan_id": scan_id, "image_id": image_id, "user_id": user_id, "category": "plastic", "confidence": 0.93}),
+    );
     let outcome = if rng.random::<f64>() < 0.1 {
-        publish(rng, CHARACTER_TOPIC, &scan_id, "CharacterAcquireFailed", json!({"scan_id": scan_id, "user_id": user_id, "reason": "character inventory full"}));
-        publish(rng, SCAN_TOPIC, &scan_id, "ScanRewardCompensated", json!({"scan_id": scan_id, "user_id": user_id, "reverted_points": 10}));
+        publish(
+            rng,
+            CHARACTER_TOPIC,
+            &scan_id,
+            "CharacterAcquireFailed",
+            json!({"scan_id": scan_id, "user_id": user_id, "reason": "character inventory full"}),
+        );
+        publish(
+            rng,
+            SCAN_TOPIC,
+            &scan_id,
+            "ScanRewardCompensated",
+            json!({"scan_id": scan_id, "user_id": user_id, "reverted_points": 10}),
+        );
         PlannedOutcome::Compensated
     } else {
         let character_id = format!("char-{}", rng.random_range(1..60));
-        publish(rng, CHARACTER_TOPIC, &character_id, "CharacterAcquired", json!({"character_id": character_id, "user_id": user_id, "scan_id": scan_id}));
+        publish(
+            rng,
+            CHARACTER_TOPIC,
+            &character_id,
+            "CharacterAcquired",
+            json!({"character_id": character_id, "user_id": user_id, "scan_id": scan_id}),
+        );
         let points: u32 = rng.random_range(10..5000);
-        publish(rng, MY_TOPIC, &user_id, "ProfileUpdated", json!({"user_id": user_id, "points": points}));
+        publish(
+            rng,
+            MY_TOPIC,
+            &user_id,
+            "ProfileUpdated",
+            json!({"user_id": user_id, "points": points}),
+        );
         PlannedOutcome::Completed
     };
-    SagaPlan { kind: SagaKind::ScanReward, saga_id: trace_id.clone(), trace_id, outcome, messages }
+    SagaPlan {
+        kind: SagaKind::ScanReward,
+        saga_id: trace_id.clone(),
+        trace_id,
+        outcome,
+        messages,
+    }
 }
 
 /// A message no decoder accepts, to show the ingest-errors page working.
 pub fn poison_message(rng: &mut StdRng) -> PlannedMessage {
     let (topic, bytes) = match rng.random_range(0..3) {
-        0 => (SAGA_STATE_TOPIC, b"{\"saga_id\": \"ord-broken\", \"status\": ".to_vec()),
+        0 => (
+            SAGA_STATE_TOPIC,
+            b"{\"saga_id\": \"ord-broken\", \"status\": ".to_vec(),
+        ),
         1 => (SCAN_TOPIC, vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0xff]),
-        _ => (SAGA_STATE_TOPIC, b"{\"saga_id\":\"ord-x\",\"status\":\"PAUSED\"}".to_vec()),
+        _ => (
+            SAGA_STATE_TOPIC,
+            b"{\"saga_id\":\"ord-x\",\"status\":\"PAUSED\"}".to_vec(),
+        ),
     };
-    PlannedMessage { delay_ms: 0, topic, key: format!("poison-{}", hex_id(rng, 3)), body: Body::Raw(bytes) }
+    PlannedMessage {
+        delay_ms: 0,
+        topic,
+        key: format!("poison-{}", hex_id(rng, 3)),
+        body: Body::Raw(bytes),
+    }
 }
 
 #[cfg(test)]
@@ -315,7 +453,10 @@ mod tests {
             (SagaKind::ScanReward, PlannedOutcome::Completed),
         ] {
             let plan = SagaPlan::with_outcome(kind, outcome, &mut rng);
-            assert!(plan.messages.windows(2).all(|w| w[0].delay_ms < w[1].delay_ms));
+            assert!(plan
+                .messages
+                .windows(2)
+                .all(|w| w[0].delay_ms < w[1].delay_ms));
             assert_eq!(plan.trace_id.len(), 32);
         }
     }
@@ -326,7 +467,17 @@ mod tests {
         let plan = SagaPlan::random(SagaKind::ScanReward, &mut rng);
         let rendered = plan.render(0, Utc::now(), &mut rng);
         let names: Vec<&str> = rendered.headers.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(names, ["id", "type", "trace_id", "request_id", "traceparent", "created_at"]);
+        assert_eq!(
+            names,
+            [
+                "id",
+                "type",
+                "trace_id",
+                "request_id",
+                "traceparent",
+                "created_at"
+            ]
+        );
         assert_eq!(rendered.topic, IMAGE_TOPIC);
         assert!(!String::from_utf8(rendered.value).unwrap().contains("saga"));
     }

@@ -87,7 +87,9 @@ impl Store {
         INSTALL_DRIVERS.call_once(sqlx::any::install_default_drivers);
         let backend = Backend::from_url(url)?;
         let url = match backend {
-            Backend::Sqlite if !url.contains('?') && !url.contains(":memory:") => format!("{url}?mode=rwc"),
+            Backend::Sqlite if !url.contains('?') && !url.contains(":memory:") => {
+                format!("{url}?mode=rwc")
+            }
             _ => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url)?;
@@ -115,8 +117,16 @@ impl Store {
 
     pub async fn migrate(&self) -> Result<()> {
         match self.backend {
-            Backend::Postgres => sqlx::migrate!("../../migrations/postgres").run(&self.pool).await?,
-            Backend::Sqlite => sqlx::migrate!("../../migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("../../migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+            Backend::Sqlite => {
+                sqlx::migrate!("../../migrations/sqlite")
+                    .run(&self.pool)
+                    .await?
+            }
         }
         Ok(())
     }
@@ -136,7 +146,10 @@ impl Store {
 /// SQLite driver accepts numbered `$N` parameters too, so both backends share
 /// the SQL text.
 pub(crate) fn placeholders(offset: usize, count: usize) -> String {
-    (offset + 1..=offset + count).map(|n| format!("${n}")).collect::<Vec<_>>().join(", ")
+    (offset + 1..=offset + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]
@@ -145,9 +158,17 @@ mod tests {
 
     #[test]
     fn urls_pick_the_backend_and_hide_passwords() {
-        assert_eq!(Backend::from_url("postgres://u:p@h/db").unwrap(), Backend::Postgres);
-        assert_eq!(Backend::from_url("sqlite://data/x.db").unwrap(), Backend::Sqlite);
-        let err = Backend::from_url("mysql://root:secret@h/db").unwrap_err().to_string();
+        assert_eq!(
+            Backend::from_url("postgres://u:p@h/db").unwrap(),
+            Backend::Postgres
+        );
+        assert_eq!(
+            Backend::from_url("sqlite://data/x.db").unwrap(),
+            Backend::Sqlite
+        );
+        let err = Backend::from_url("mysql://root:secret@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("mysql://root:***@h/db"), "{err}");
         assert!(!err.contains("secret"));
         assert_eq!(placeholders(2, 3), "$3, $4, $5");

@@ -19,7 +19,8 @@ impl Store {
     /// Newest first.
     #[tracing::instrument(skip(self), err)]
     pub async fn ingest_errors(&self, limit: u32) -> Result<Vec<IngestErrorView>> {
-        let sql = format!("SELECT {INGEST_ERROR_COLUMNS} FROM ingest_errors ORDER BY id DESC LIMIT $1");
+        let sql =
+            format!("SELECT {INGEST_ERROR_COLUMNS} FROM ingest_errors ORDER BY id DESC LIMIT $1");
         sqlx::query(&sql)
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
@@ -51,7 +52,10 @@ impl Store {
     /// Row counts, for tests and readiness output.
     pub async fn count(&self, table: CountedTable) -> Result<i64> {
         let sql = format!("SELECT COUNT(*) AS n FROM {}", table.name());
-        Ok(sqlx::query(&sql).fetch_one(&self.pool).await?.try_get("n")?)
+        Ok(sqlx::query(&sql)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?)
     }
 }
 

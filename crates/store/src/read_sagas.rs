@@ -43,10 +43,16 @@ impl Store {
         if let Some((started_us, saga_id)) = &query.cursor {
             let t = next(&mut binds, Bind::Int(*started_us));
             let id = next(&mut binds, Bind::Text(saga_id.clone()));
-            conditions.push(format!("(started_at_us < {t} OR (started_at_us = {t} AND saga_id < {id}))"));
+            conditions.push(format!(
+                "(started_at_us < {t} OR (started_at_us = {t} AND saga_id < {id}))"
+            ));
         }
         let limit = next(&mut binds, Bind::Int(i64::from(query.limit) + 1));
-        let where_clause = if conditions.is_empty() { String::new() } else { format!("WHERE {}", conditions.join(" AND ")) };
+        let where_clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
         let sql = format!(
             "SELECT saga_id, started_at_us, projection FROM sagas {where_clause} ORDER BY started_at_us DESC, saga_id DESC LIMIT {limit}"
         );
@@ -96,8 +102,12 @@ impl Store {
 
     /// Distinct saga types, for the filter drop-down.
     pub async fn saga_types(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT saga_type FROM sagas ORDER BY saga_type").fetch_all(&self.pool).await?;
-        rows.iter().map(|r| r.try_get("saga_type").map_err(Into::into)).collect()
+        let rows = sqlx::query("SELECT DISTINCT saga_type FROM sagas ORDER BY saga_type")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| r.try_get("saga_type").map_err(Into::into))
+            .collect()
     }
 }
 

@@ -34,6 +34,10 @@ impl Store {
                 sagas.push(summary_from_row(&row)?);
             }
         }
-        Ok(TraceView { trace_id, sagas, events })
+        Ok(TraceView {
+            trace_id,
+            sagas,
+            events,
+        })
     }
 }

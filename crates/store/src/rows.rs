@@ -25,18 +25,21 @@ pub fn timeline_event_from_row(row: &AnyRow) -> Result<TimelineEvent> {
     let phase_text: String = row.try_get("phase")?;
     let headers_text: String = row.try_get("headers")?;
     let payload_text: String = row.try_get("payload")?;
-    let headers: Vec<Header> =
-        serde_json::from_str(&headers_text).map_err(|e| StoreError::Corrupt(format!("event headers: {e}")))?;
-    let payload =
-        serde_json::from_str(&payload_text).map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+    let headers: Vec<Header> = serde_json::from_str(&headers_text)
+        .map_err(|e| StoreError::Corrupt(format!("event headers: {e}")))?;
+    let payload = serde_json::from_str(&payload_text)
+        .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
     Ok(TimelineEvent {
         event_id: row.try_get("event_id")?,
         saga_id: row.try_get("saga_id")?,
-        phase: Phase::parse(&phase_text).ok_or_else(|| StoreError::Corrupt(format!("unknown phase {phase_text}")))?,
+        phase: Phase::parse(&phase_text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown phase {phase_text}")))?,
         step: row.try_get("step")?,
         event_type: row.try_get("event_type")?,
         occurred_at: from_micros(row.try_get("occurred_at_us")?),
-        published_at: row.try_get::<Option<i64>, _>("published_at_us")?.map(from_micros),
+        published_at: row
+            .try_get::<Option<i64>, _>("published_at_us")?
+            .map(from_micros),
         ingested_at: from_micros(row.try_get("ingested_at_us")?),
         topic: row.try_get("topic")?,
         partition: row.try_get("kafka_partition")?,
@@ -58,7 +61,9 @@ pub fn ingest_error_from_row(row: &AnyRow) -> Result<IngestErrorView> {
         reason: row.try_get("reason")?,
         first_bytes: row.try_get("first_bytes")?,
         key: row.try_get("message_key")?,
-        published_at: row.try_get::<Option<i64>, _>("published_at_us")?.map(from_micros),
+        published_at: row
+            .try_get::<Option<i64>, _>("published_at_us")?
+            .map(from_micros),
         ingested_at: from_micros(row.try_get("ingested_at_us")?),
     })
 }

@@ -83,7 +83,11 @@ impl Store {
 
         // Keep the first copy of an id repeated inside the batch.
         let mut seen = HashSet::new();
-        let unique: Vec<&SagaEvent> = batch.events.iter().filter(|e| seen.insert(e.event_id.as_str())).collect();
+        let unique: Vec<&SagaEvent> = batch
+            .events
+            .iter()
+            .filter(|e| seen.insert(e.event_id.as_str()))
+            .collect();
 
         let mut inserted: HashSet<String> = HashSet::new();
         for chunk in unique.chunks(ROWS_PER_STATEMENT) {
@@ -121,20 +125,33 @@ impl Store {
                 inserted.insert(row.try_get("event_id")?);
             }
         }
-        let new_events: Vec<&SagaEvent> = unique.into_iter().filter(|e| inserted.contains(&e.event_id)).collect();
+        let new_events: Vec<&SagaEvent> = unique
+            .into_iter()
+            .filter(|e| inserted.contains(&e.event_id))
+            .collect();
 
         // Merge the new events into the projections of the sagas they touch.
         let mut by_saga: BTreeMap<&str, Vec<&SagaEvent>> = BTreeMap::new();
         for event in &new_events {
-            by_saga.entry(event.saga_id.as_str()).or_default().push(event);
+            by_saga
+                .entry(event.saga_id.as_str())
+                .or_default()
+                .push(event);
         }
         let saga_ids: Vec<&str> = by_saga.keys().copied().collect();
         let mut projections: HashMap<String, SagaProjection> = HashMap::new();
         for chunk in saga_ids.chunks(ROWS_PER_STATEMENT) {
             // Postgres: lock the rows (in key order, so concurrent replicas
             // cannot deadlock) before read-modify-write. SQLite has one writer.
-            let lock = if self.backend == Backend::Postgres { " ORDER BY saga_id FOR UPDATE" } else { "" };
-            let sql = format!("SELECT saga_id, projection FROM sagas WHERE saga_id IN ({}){lock}", placeholders(0, chunk.len()));
+            let lock = if self.backend == Backend::Postgres {
+                " ORDER BY saga_id FOR UPDATE"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT saga_id, projection FROM sagas WHERE saga_id IN ({}){lock}",
+                placeholders(0, chunk.len())
+            );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(id.to_string());
@@ -148,11 +165,23 @@ impl Store {
         let mut sagas = Vec::with_capacity(by_saga.len());
         let mut keys: Vec<(String, String, &'static str)> = Vec::new();
         for (saga_id, events) in &by_saga {
-            let projection = projections.entry(saga_id.to_string()).or_insert_with(|| SagaProjection::new(*saga_id));
+            let projection = projections
+                .entry(saga_id.to_string())
+                .or_insert_with(|| SagaProjection::new(*saga_id));
             for event in events {
                 projection.merge(event);
-                keys.extend(event.trace_id.iter().map(|k| (k.clone(), saga_id.to_string(), "trace")));
-                keys.extend(event.business_keys.iter().map(|k| (k.clone(), saga_id.to_string(), "business")));
+                keys.extend(
+                    event
+                        .trace_id
+                        .iter()
+                        .map(|k| (k.clone(), saga_id.to_string(), "trace")),
+                );
+                keys.extend(
+                    event
+                        .business_keys
+                        .iter()
+                        .map(|k| (k.clone(), saga_id.to_string(), "business")),
+                );
             }
             sagas.push(projection.clone());
         }

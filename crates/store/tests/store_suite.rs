@@ -17,7 +17,10 @@ async fn postgres_store() -> Store {
     let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
         .await
         .expect("Postgres must be running for the store suite (see README: test command)");
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.unwrap();
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .unwrap();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
     store.migrate().await.unwrap();
@@ -25,9 +28,12 @@ async fn postgres_store() -> Store {
 }
 
 async fn sqlite_store() -> Store {
-    let dir = std::env::temp_dir().join(format!("sagascope-test-{}", uuid::Uuid::new_v4().simple()));
+    let dir =
+        std::env::temp_dir().join(format!("sagascope-test-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display())).await.unwrap();
+    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display()))
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     store
 }
@@ -56,7 +62,14 @@ fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
     SagaEvent {
         event_id: format!("{saga}-e{n}"),
         saga_id: saga.to_string(),
-        saga_type: Some(if saga.starts_with("chat") { "chat_message" } else { "order" }.to_string()),
+        saga_type: Some(
+            if saga.starts_with("chat") {
+                "chat_message"
+            } else {
+                "order"
+            }
+            .to_string(),
+        ),
         step: step.map(str::to_string),
         phase,
         event_type: phase.as_str().to_ascii_uppercase(),
@@ -64,13 +77,25 @@ fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
         span_id: None,
         request_id: None,
         business_keys: vec![format!("O-{saga}")],
-        occurred_at: Utc.timestamp_millis_opt(1_763_700_000_000 + n * 100).unwrap(),
-        published_at: Some(Utc.timestamp_millis_opt(1_763_700_000_050 + n * 100).unwrap()),
+        occurred_at: Utc
+            .timestamp_millis_opt(1_763_700_000_000 + n * 100)
+            .unwrap(),
+        published_at: Some(
+            Utc.timestamp_millis_opt(1_763_700_000_050 + n * 100)
+                .unwrap(),
+        ),
         ingested_at: Utc.timestamp_millis_opt(1_763_700_009_000).unwrap(),
         source_type: None,
         source_id: None,
-        coords: KafkaCoords { topic: "saga.state".into(), partition: 0, offset: n },
-        headers: vec![sagascope_model::Header { key: "traceparent".into(), value: "00-…".into() }],
+        coords: KafkaCoords {
+            topic: "saga.state".into(),
+            partition: 0,
+            offset: n,
+        },
+        headers: vec![sagascope_model::Header {
+            key: "traceparent".into(),
+            value: "00-…".into(),
+        }],
         payload: serde_json::json!({"note": "<script>alert(1)</script>", "n": n}),
         error: (phase == Phase::StepFailed).then(|| "card declined".to_string()),
     }
@@ -81,19 +106,33 @@ fn compensated_saga(saga: &str, base: i64) -> Vec<SagaEvent> {
         event(saga, base, Phase::SagaStarted, None),
         event(saga, base + 1, Phase::StepSucceeded, Some("ReserveStock")),
         event(saga, base + 2, Phase::StepFailed, Some("AuthorizePayment")),
-        event(saga, base + 3, Phase::CompensationStarted, Some("ReleaseStock")),
+        event(
+            saga,
+            base + 3,
+            Phase::CompensationStarted,
+            Some("ReleaseStock"),
+        ),
         event(saga, base + 4, Phase::StepCompensated, Some("ReleaseStock")),
         event(saga, base + 5, Phase::SagaCompensated, None),
     ]
 }
 
 fn batch(events: Vec<SagaEvent>) -> IngestBatch {
-    IngestBatch { group_id: "g".into(), events, errors: vec![], offsets: vec![] }
+    IngestBatch {
+        group_id: "g".into(),
+        events,
+        errors: vec![],
+        offsets: vec![],
+    }
 }
 
 async fn batch_writes_events_projection_and_offsets(store: &Store) {
     let mut b = batch(compensated_saga("ord-1", 0));
-    b.offsets = vec![PartitionOffset { topic: "saga.state".into(), partition: 0, next_offset: 6 }];
+    b.offsets = vec![PartitionOffset {
+        topic: "saga.state".into(),
+        partition: 0,
+        next_offset: 6,
+    }];
     let outcome = store.write_batch(&b).await.unwrap();
     assert_eq!(outcome.new_events.len(), 6);
     assert_eq!(outcome.sagas.len(), 1);
@@ -106,14 +145,27 @@ async fn batch_writes_events_projection_and_offsets(store: &Store) {
     assert_eq!(detail.saga.duration_ms, Some(500));
     assert_eq!(detail.saga.event_count, 6);
     let phases: Vec<Phase> = detail.events.iter().map(|e| e.phase).collect();
-    assert_eq!(phases, compensated_saga("ord-1", 0).iter().map(|e| e.phase).collect::<Vec<_>>());
-    assert_eq!(detail.events[0].payload, serde_json::json!({"note": "<script>alert(1)</script>", "n": 0}));
+    assert_eq!(
+        phases,
+        compensated_saga("ord-1", 0)
+            .iter()
+            .map(|e| e.phase)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        detail.events[0].payload,
+        serde_json::json!({"note": "<script>alert(1)</script>", "n": 0})
+    );
     assert_eq!(detail.events[0].headers[0].key, "traceparent");
     assert_eq!(detail.events[2].error.as_deref(), Some("card declined"));
 
     // An older offset never moves the stored position back.
     let mut older = batch(vec![]);
-    older.offsets = vec![PartitionOffset { topic: "saga.state".into(), partition: 0, next_offset: 3 }];
+    older.offsets = vec![PartitionOffset {
+        topic: "saga.state".into(),
+        partition: 0,
+        next_offset: 3,
+    }];
     store.write_batch(&older).await.unwrap();
     let progress = store.partition_progress("g").await.unwrap();
     assert_eq!(progress.len(), 1);
@@ -131,7 +183,16 @@ async fn redelivered_events_change_nothing(store: &Store) {
     assert_eq!(outcome.duplicates, 8);
     assert!(outcome.sagas.is_empty());
     assert_eq!(store.count(CountedTable::Events).await.unwrap(), 6);
-    assert_eq!(store.saga_detail("ord-2").await.unwrap().unwrap().saga.event_count, 6);
+    assert_eq!(
+        store
+            .saga_detail("ord-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .saga
+            .event_count,
+        6
+    );
 }
 
 async fn out_of_order_batches_reach_the_same_state(store: &Store) {
@@ -141,7 +202,10 @@ async fn out_of_order_batches_reach_the_same_state(store: &Store) {
         store.write_batch(&batch(vec![e.clone()])).await.unwrap();
     }
     let reversed = store.saga_detail("ord-3").await.unwrap().unwrap().saga;
-    store.write_batch(&batch(compensated_saga("ord-4", 0))).await.unwrap();
+    store
+        .write_batch(&batch(compensated_saga("ord-4", 0)))
+        .await
+        .unwrap();
     let in_order = store.saga_detail("ord-4").await.unwrap().unwrap().saga;
     assert_eq!(reversed.status, in_order.status);
     assert_eq!(reversed.duration_ms, in_order.duration_ms);
@@ -155,42 +219,92 @@ async fn list_filters_search_and_keyset_paging(store: &Store) {
         let saga = format!("ord-{i:02}");
         events.push(event(&saga, i * 10, Phase::SagaStarted, None));
         if i % 5 == 0 {
-            events.push(event(&saga, i * 10 + 1, Phase::SagaCompleted, Some("Complete")));
+            events.push(event(
+                &saga,
+                i * 10 + 1,
+                Phase::SagaCompleted,
+                Some("Complete"),
+            ));
         }
     }
     events.push(event("chat-1", 500, Phase::SagaStarted, None));
     store.write_batch(&batch(events)).await.unwrap();
 
-    let list = |filter: SagaFilter| async move { store.list_sagas(&filter.validate().unwrap()).await.unwrap() };
+    let list = |filter: SagaFilter| async move {
+        store.list_sagas(&filter.validate().unwrap()).await.unwrap()
+    };
     let all = list(SagaFilter::default()).await;
     assert_eq!(all.items.len(), 26);
     assert_eq!(all.items[0].saga_id, "chat-1", "newest first");
     assert!(all.next_cursor.is_none());
 
-    let completed = list(SagaFilter { status: Some("completed".into()), ..Default::default() }).await;
-    assert_eq!(completed.items.iter().map(|s| s.saga_id.as_str()).collect::<Vec<_>>(), ["ord-20", "ord-15", "ord-10", "ord-05", "ord-00"]);
-    let chats = list(SagaFilter { saga_type: Some("chat_message".into()), ..Default::default() }).await;
+    let completed = list(SagaFilter {
+        status: Some("completed".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        completed
+            .items
+            .iter()
+            .map(|s| s.saga_id.as_str())
+            .collect::<Vec<_>>(),
+        ["ord-20", "ord-15", "ord-10", "ord-05", "ord-00"]
+    );
+    let chats = list(SagaFilter {
+        saga_type: Some("chat_message".into()),
+        ..Default::default()
+    })
+    .await;
     assert_eq!(chats.items.len(), 1);
     for q in ["ord-07", "trace-of-ord-07", "O-ord-07"] {
-        let found = list(SagaFilter { q: Some(q.into()), ..Default::default() }).await;
+        let found = list(SagaFilter {
+            q: Some(q.into()),
+            ..Default::default()
+        })
+        .await;
         assert_eq!(found.items.len(), 1, "{q}");
         assert_eq!(found.items[0].saga_id, "ord-07");
     }
-    let since = list(SagaFilter { since: Some("2025-11-21T04:40:23.500Z".into()), ..Default::default() }).await;
-    assert_eq!(since.items.len(), 2, "{:?}", since.items.iter().map(|s| (&s.saga_id, s.started_at)).collect::<Vec<_>>());
+    let since = list(SagaFilter {
+        since: Some("2025-11-21T04:40:23.500Z".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        since.items.len(),
+        2,
+        "{:?}",
+        since
+            .items
+            .iter()
+            .map(|s| (&s.saga_id, s.started_at))
+            .collect::<Vec<_>>()
+    );
 
     // Keyset paging visits every saga exactly once.
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
-        let page = list(SagaFilter { limit: Some("7".into()), cursor: cursor.clone(), ..Default::default() }).await;
+        let page = list(SagaFilter {
+            limit: Some("7".into()),
+            cursor: cursor.clone(),
+            ..Default::default()
+        })
+        .await;
         seen.extend(page.items.iter().map(|s| s.saga_id.clone()));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
         }
     }
-    assert_eq!(seen, all.items.iter().map(|s| s.saga_id.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        all.items
+            .iter()
+            .map(|s| s.saga_id.clone())
+            .collect::<Vec<_>>()
+    );
     assert_eq!(store.saga_types().await.unwrap(), ["chat_message", "order"]);
 }
 
@@ -202,25 +316,51 @@ async fn trace_view_spans_sagas(store: &Store) {
     }
     first.append(&mut second);
     store.write_batch(&batch(first)).await.unwrap();
-    let trace = store.trace("4BF92F3577B34DA6A3CE929D0E0E4736").await.unwrap();
+    let trace = store
+        .trace("4BF92F3577B34DA6A3CE929D0E0E4736")
+        .await
+        .unwrap();
     assert_eq!(trace.events.len(), 7);
-    assert_eq!(trace.sagas.iter().map(|s| s.saga_id.as_str()).collect::<Vec<_>>(), ["ord-5", "chat-5"]);
-    assert!(trace.events.windows(2).all(|w| w[0].occurred_at <= w[1].occurred_at));
+    assert_eq!(
+        trace
+            .sagas
+            .iter()
+            .map(|s| s.saga_id.as_str())
+            .collect::<Vec<_>>(),
+        ["ord-5", "chat-5"]
+    );
+    assert!(trace
+        .events
+        .windows(2)
+        .all(|w| w[0].occurred_at <= w[1].occurred_at));
     assert!(store.trace("nothing").await.unwrap().events.is_empty());
 }
 
 async fn ingest_errors_are_kept_once_per_coordinate(store: &Store) {
     let error = NewIngestError {
-        coords: KafkaCoords { topic: "events.scan".into(), partition: 1, offset: 99 },
+        coords: KafkaCoords {
+            topic: "events.scan".into(),
+            partition: 1,
+            offset: 99,
+        },
         reason: "value is not valid JSON: EOF".into(),
         first_bytes: "{\"broken".into(),
         key: Some("k1".into()),
         published_at: None,
         ingested_at: Utc.timestamp_millis_opt(1_763_700_000_000).unwrap(),
     };
-    let b = IngestBatch { group_id: "g".into(), events: vec![], errors: vec![error.clone()], offsets: vec![] };
+    let b = IngestBatch {
+        group_id: "g".into(),
+        events: vec![],
+        errors: vec![error.clone()],
+        offsets: vec![],
+    };
     assert_eq!(store.write_batch(&b).await.unwrap().errors.len(), 1);
-    assert_eq!(store.write_batch(&b).await.unwrap().errors.len(), 0, "redelivery keeps one row");
+    assert_eq!(
+        store.write_batch(&b).await.unwrap().errors.len(),
+        0,
+        "redelivery keeps one row"
+    );
     let listed = store.ingest_errors(10).await.unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].topic, "events.scan");

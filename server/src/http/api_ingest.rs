@@ -18,13 +18,27 @@ pub struct IngestErrorsPage {
 
 /// `GET /api/v1/ingest/errors?limit=`: newest first.
 #[tracing::instrument(skip(state))]
-pub async fn list_ingest_errors(State(state): State<AppState>, Query(query): Query<IngestErrorsQuery>) -> Result<Json<IngestErrorsPage>, AppError> {
-    let limit = match query.limit.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+pub async fn list_ingest_errors(
+    State(state): State<AppState>,
+    Query(query): Query<IngestErrorsQuery>,
+) -> Result<Json<IngestErrorsPage>, AppError> {
+    let limit = match query
+        .limit
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => 100,
         Some(text) => match text.parse::<u32>() {
             Ok(n) if (1..=1000).contains(&n) => n,
-            _ => return Err(AppError::BadRequest(format!("`limit` must be an integer from 1 to 1000, got `{text}`"))),
+            _ => {
+                return Err(AppError::BadRequest(format!(
+                    "`limit` must be an integer from 1 to 1000, got `{text}`"
+                )))
+            }
         },
     };
-    Ok(Json(IngestErrorsPage { items: state.store.ingest_errors(limit).await? }))
+    Ok(Json(IngestErrorsPage {
+        items: state.store.ingest_errors(limit).await?,
+    }))
 }

@@ -19,18 +19,32 @@ pub struct StreamQuery {
     saga_id: Option<String>,
 }
 
-pub async fn stream(State(state): State<AppState>, Query(query): Query<StreamQuery>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+pub async fn stream(
+    State(state): State<AppState>,
+    Query(query): Query<StreamQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let saga_id = query.saga_id.filter(|s| !s.is_empty());
-    let shutdown = WatchStream::new(state.shutdown.clone()).filter(|stopping| futures::future::ready(*stopping));
-    let hello = futures::stream::once(futures::future::ready(Ok(Event::default().event("hello").data("{}"))));
+    let shutdown = WatchStream::new(state.shutdown.clone())
+        .filter(|stopping| futures::future::ready(*stopping));
+    let hello = futures::stream::once(futures::future::ready(Ok(Event::default()
+        .event("hello")
+        .data("{}"))));
     let updates = BroadcastStream::new(state.live.subscribe()).filter_map(move |received| {
         let event = match received {
-            Ok(message) if saga_id.as_deref().is_none_or(|id| message.saga_id() == Some(id)) => {
-                serde_json::to_string(&message).ok().map(|json| Event::default().event(message.kind()).data(json))
+            Ok(message)
+                if saga_id
+                    .as_deref()
+                    .is_none_or(|id| message.saga_id() == Some(id)) =>
+            {
+                serde_json::to_string(&message)
+                    .ok()
+                    .map(|json| Event::default().event(message.kind()).data(json))
             }
             Ok(_) => None,
             // A slow client missed messages: tell it to refetch.
-            Err(BroadcastStreamRecvError::Lagged(n)) => Some(Event::default().event("lagged").data(n.to_string())),
+            Err(BroadcastStreamRecvError::Lagged(n)) => {
+                Some(Event::default().event("lagged").data(n.to_string()))
+            }
         };
         futures::future::ready(event.map(Ok))
     });

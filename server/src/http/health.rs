@@ -26,6 +26,13 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             (serde_json::to_value(view).unwrap_or(Value::Null), ok)
         }
     };
-    let code = if store_ok && consumer_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (code, Json(json!({ "ready": code == StatusCode::OK, "store": store, "consumer": consumer })))
+    let code = if store_ok && consumer_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        code,
+        Json(json!({ "ready": code == StatusCode::OK, "store": store, "consumer": consumer })),
+    )
 }

@@ -16,14 +16,20 @@ const FORMAT: &str = "debezium outbox";
 const TOPIC_PREFIXES: [&str; 2] = ["events.", "outbox."];
 
 pub fn has_outbox_headers(message: &RawMessage) -> bool {
-    message.header("id").is_some() && (message.header("type").is_some() || message.header("eventType").is_some())
+    message.header("id").is_some()
+        && (message.header("type").is_some() || message.header("eventType").is_some())
 }
 
 pub fn is_outbox_topic(topic: &str) -> bool {
     TOPIC_PREFIXES.iter().any(|p| topic.starts_with(p))
 }
 
-pub fn decode(message: &RawMessage, payload: Value, rules: &Rules, ingested_at: Timestamp) -> Result<SagaEvent, DecodeError> {
+pub fn decode(
+    message: &RawMessage,
+    payload: Value,
+    rules: &Rules,
+    ingested_at: Timestamp,
+) -> Result<SagaEvent, DecodeError> {
     let object = payload.as_object();
     let from_payload = |names: &[&str]| object.and_then(|o| string_field(o, names));
     let event_type = message
@@ -31,18 +37,26 @@ pub fn decode(message: &RawMessage, payload: Value, rules: &Rules, ingested_at: 
         .or_else(|| message.header("eventType"))
         .or_else(|| from_payload(&["type", "eventType", "event_type"]))
         .filter(|t| !t.trim().is_empty())
-        .ok_or(DecodeError::MissingField { format: FORMAT, field: "type" })?;
+        .ok_or(DecodeError::MissingField {
+            format: FORMAT,
+            field: "type",
+        })?;
     let coords = &message.coords;
     let event_id = message
         .header("id")
         .or_else(|| from_payload(&["event_id", "eventId"]))
         .unwrap_or_else(|| format!("{}/{}/{}", coords.topic, coords.partition, coords.offset));
     let aggregate_type = message.header("aggregatetype").or_else(|| {
-        TOPIC_PREFIXES.iter().find_map(|p| coords.topic.strip_prefix(p)).map(str::to_string)
+        TOPIC_PREFIXES
+            .iter()
+            .find_map(|p| coords.topic.strip_prefix(p))
+            .map(str::to_string)
     });
     let aggregate_id = message.key_text().or_else(|| message.header("aggregateid"));
     let (trace_id, span_id) = trace_context(message, object);
-    let explicit_saga_id = message.header("saga_id").or_else(|| from_payload(&["saga_id", "sagaId"]));
+    let explicit_saga_id = message
+        .header("saga_id")
+        .or_else(|| from_payload(&["saga_id", "sagaId"]));
     let saga_id = explicit_saga_id
         .or_else(|| trace_id.clone())
         .or_else(|| aggregate_id.clone())
@@ -74,7 +88,9 @@ pub fn decode(message: &RawMessage, payload: Value, rules: &Rules, ingested_at: 
         event_type,
         trace_id,
         span_id,
-        request_id: message.header("request_id").or_else(|| from_payload(&["request_id"])),
+        request_id: message
+            .header("request_id")
+            .or_else(|| from_payload(&["request_id"])),
         business_keys: aggregate_id.iter().cloned().collect(),
         occurred_at,
         published_at: message.timestamp,
@@ -105,13 +121,16 @@ mod tests {
         CharacterAcquireFailed = { step = "AcquireCharacter", phase = "step_failed" }
     "#;
 
-    fn headers<'a>(event_type: &'a str) -> Vec<(&'a str, &'a str)> {
+    fn headers(event_type: &str) -> Vec<(&str, &str)> {
         vec![
             ("id", "0b6f4a5e-1c1e-4e53-9a55-3f0c2e1d9a01"),
             ("type", event_type),
             ("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
             ("request_id", "req-77"),
-            ("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01"),
+            (
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01",
+            ),
             ("created_at", "2025-11-21T10:00:00.125Z"),
         ]
     }
@@ -119,7 +138,12 @@ mod tests {
     #[test]
     fn seed_003_event_router_message_is_correlated_by_trace_id() {
         let value = r#"{"image_id":"img-9","user_id":"u-1","url":"s3://bucket/img-9.png"}"#;
-        let msg = message("events.image", Some("img-9"), value, &headers("ImageRegistered"));
+        let msg = message(
+            "events.image",
+            Some("img-9"),
+            value,
+            &headers("ImageRegistered"),
+        );
         let decoder = Decoder::new(Rules::parse(RULES).unwrap());
         let event = decoder.decode(&msg, ingested_at()).unwrap();
         assert_eq!(event.event_id, "0b6f4a5e-1c1e-4e53-9a55-3f0c2e1d9a01");
@@ -135,19 +159,38 @@ mod tests {
         assert_eq!(event.business_keys, vec!["img-9".to_string()]);
         assert_eq!(
             event.occurred_at,
-            chrono::Utc.with_ymd_and_hms(2025, 11, 21, 10, 0, 0).unwrap() + chrono::Duration::milliseconds(125)
+            chrono::Utc
+                .with_ymd_and_hms(2025, 11, 21, 10, 0, 0)
+                .unwrap()
+                + chrono::Duration::milliseconds(125)
         );
-        assert_eq!(event.payload, json!({"image_id":"img-9","user_id":"u-1","url":"s3://bucket/img-9.png"}));
+        assert_eq!(
+            event.payload,
+            json!({"image_id":"img-9","user_id":"u-1","url":"s3://bucket/img-9.png"})
+        );
         assert_eq!(event.headers.len(), 6);
         assert_eq!(event.error, None);
     }
 
     #[test]
     fn payload_as_a_json_string_and_failure_reason() {
-        let value = serde_json::to_string(&json!("{\"scan_id\":\"s-1\",\"reason\":\"inventory full\"}")).unwrap();
-        let msg = message("events.character", Some("s-1"), &value, &headers("CharacterAcquireFailed"));
-        let event = Decoder::new(Rules::parse(RULES).unwrap()).decode(&msg, ingested_at()).unwrap();
-        assert_eq!(event.payload, json!({"scan_id":"s-1","reason":"inventory full"}));
+        let value = serde_json::to_string(&json!(
+            "{\"scan_id\":\"s-1\",\"reason\":\"inventory full\"}"
+        ))
+        .unwrap();
+        let msg = message(
+            "events.character",
+            Some("s-1"),
+            &value,
+            &headers("CharacterAcquireFailed"),
+        );
+        let event = Decoder::new(Rules::parse(RULES).unwrap())
+            .decode(&msg, ingested_at())
+            .unwrap();
+        assert_eq!(
+            event.payload,
+            json!({"scan_id":"s-1","reason":"inventory full"})
+        );
         assert_eq!(event.phase, Phase::StepFailed);
         assert_eq!(event.error.as_deref(), Some("inventory full"));
     }
@@ -155,7 +198,9 @@ mod tests {
     #[test]
     fn without_headers_the_topic_and_payload_fields_are_used() {
         let value = r#"{"eventType":"ScanCompleted","traceId":"ABCDEF0123456789ABCDEF0123456789","created_at":1763719200000}"#;
-        let event = Decoder::default().decode(&message("events.scan", None, value, &[]), ingested_at()).unwrap();
+        let event = Decoder::default()
+            .decode(&message("events.scan", None, value, &[]), ingested_at())
+            .unwrap();
         assert_eq!(event.event_type, "ScanCompleted");
         assert_eq!(event.saga_id, "abcdef0123456789abcdef0123456789");
         assert_eq!(event.phase, Phase::StepSucceeded);
@@ -163,7 +208,16 @@ mod tests {
         assert_eq!(event.event_id, "events.scan/2/41");
         assert_eq!(event.source_type.as_deref(), Some("scan"));
 
-        let err = Decoder::default().decode(&message("events.scan", None, r#"{"a":1}"#, &[]), ingested_at());
-        assert_eq!(err, Err(DecodeError::MissingField { format: FORMAT, field: "type" }));
+        let err = Decoder::default().decode(
+            &message("events.scan", None, r#"{"a":1}"#, &[]),
+            ingested_at(),
+        );
+        assert_eq!(
+            err,
+            Err(DecodeError::MissingField {
+                format: FORMAT,
+                field: "type"
+            })
+        );
     }
 }

@@ -81,14 +81,24 @@ fn epoch_to_timestamp(number: i64) -> Option<Timestamp> {
 
 /// Trace context: a valid `traceparent` header wins, then `trace_id`-style
 /// headers, then payload fields. Returns (trace id, span id).
-pub fn trace_context(message: &RawMessage, object: Option<&Map<String, Value>>) -> (Option<String>, Option<String>) {
-    if let Some(parent) = message.header("traceparent").as_deref().and_then(parse_traceparent) {
+pub fn trace_context(
+    message: &RawMessage,
+    object: Option<&Map<String, Value>>,
+) -> (Option<String>, Option<String>) {
+    if let Some(parent) = message
+        .header("traceparent")
+        .as_deref()
+        .and_then(parse_traceparent)
+    {
         return (Some(parent.trace_id), Some(parent.span_id));
     }
     let names = ["trace_id", "traceId", "x-trace-id"];
     let from_headers = names.iter().find_map(|n| message.header(n));
     let from_payload = object.and_then(|o| string_field(o, &names));
-    let trace_id = from_headers.or(from_payload).as_deref().and_then(normalise_trace_id);
+    let trace_id = from_headers
+        .or(from_payload)
+        .as_deref()
+        .and_then(normalise_trace_id);
     (trace_id, None)
 }
 

@@ -25,7 +25,10 @@ pub enum DecodeError {
     #[error("value is JSON but not an object (found {0})")]
     NotAnObject(&'static str),
     #[error("{format}: missing or empty field `{field}`")]
-    MissingField { format: &'static str, field: &'static str },
+    MissingField {
+        format: &'static str,
+        field: &'static str,
+    },
     #[error("saga state: unknown status `{0}`")]
     UnknownStatus(String),
     #[error("unrecognised format: neither a saga state event (status + saga_id/correlation_id) nor a Debezium outbox event (id + type headers, or an events.* topic)")]
@@ -43,9 +46,14 @@ impl Decoder {
         Decoder { rules }
     }
 
-    pub fn decode(&self, message: &RawMessage, ingested_at: Timestamp) -> Result<SagaEvent, DecodeError> {
+    pub fn decode(
+        &self,
+        message: &RawMessage,
+        ingested_at: Timestamp,
+    ) -> Result<SagaEvent, DecodeError> {
         let bytes = message.value.as_deref().ok_or(DecodeError::Tombstone)?;
-        let text = std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
         // EventRouter may deliver the payload as a JSON string holding JSON.
@@ -54,7 +62,9 @@ impl Decoder {
         if debezium_outbox::has_outbox_headers(message) {
             return debezium_outbox::decode(message, value, &self.rules, ingested_at);
         }
-        let object = value.as_object().ok_or(DecodeError::NotAnObject(fields::json_kind(&value)))?;
+        let object = value
+            .as_object()
+            .ok_or(DecodeError::NotAnObject(fields::json_kind(&value)))?;
         if saga_state::looks_like_saga_state(object) {
             return saga_state::decode(message, object, ingested_at);
         }
@@ -70,12 +80,24 @@ pub(crate) mod test_support {
     use crate::saga_event::{KafkaCoords, RawMessage};
     use chrono::TimeZone;
 
-    pub fn message(topic: &str, key: Option<&str>, value: &str, headers: &[(&str, &str)]) -> RawMessage {
+    pub fn message(
+        topic: &str,
+        key: Option<&str>,
+        value: &str,
+        headers: &[(&str, &str)],
+    ) -> RawMessage {
         RawMessage {
-            coords: KafkaCoords { topic: topic.into(), partition: 2, offset: 41 },
+            coords: KafkaCoords {
+                topic: topic.into(),
+                partition: 2,
+                offset: 41,
+            },
             key: key.map(|k| k.as_bytes().to_vec()),
             value: Some(value.as_bytes().to_vec()),
-            headers: headers.iter().map(|(k, v)| (k.to_string(), Some(v.as_bytes().to_vec()))).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), Some(v.as_bytes().to_vec())))
+                .collect(),
             timestamp: Some(chrono::Utc.timestamp_millis_opt(1_763_700_000_500).unwrap()),
         }
     }
@@ -95,13 +117,22 @@ mod tests {
         let decoder = Decoder::default();
         let mut tombstone = message("saga.state", Some("k"), "", &[]);
         tombstone.value = None;
-        assert_eq!(decoder.decode(&tombstone, ingested_at()), Err(DecodeError::Tombstone));
+        assert_eq!(
+            decoder.decode(&tombstone, ingested_at()),
+            Err(DecodeError::Tombstone)
+        );
 
         let mut binary = message("saga.state", None, "", &[]);
         binary.value = Some(vec![b'{', 0xff, 0xfe]);
-        assert_eq!(decoder.decode(&binary, ingested_at()), Err(DecodeError::InvalidUtf8(1)));
+        assert_eq!(
+            decoder.decode(&binary, ingested_at()),
+            Err(DecodeError::InvalidUtf8(1))
+        );
 
-        let err = decoder.decode(&message("saga.state", None, "{\"status\":", &[]), ingested_at());
+        let err = decoder.decode(
+            &message("saga.state", None, "{\"status\":", &[]),
+            ingested_at(),
+        );
         assert!(matches!(err, Err(DecodeError::InvalidJson(_))));
 
         let err = decoder.decode(&message("saga.state", None, "[1,2]", &[]), ingested_at());

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing sagascope needs, skipping
+# whatever is already there. Safe to run again. Needs root (or sudo) for the
+# Debian packages; everything else comes from crates.io and npm.
+#   scripts/setup.sh            tools for the demo
+#   scripts/setup.sh --tests    plus Chromium and a running Postgres
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WITH_TESTS=0
+[ "${1:-}" = "--tests" ] && WITH_TESTS=1
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
+
+apt_packages=()
+command -v cc >/dev/null || apt_packages+=(build-essential)
+command -v make >/dev/null || apt_packages+=(make)
+command -v pkg-config >/dev/null || apt_packages+=(pkg-config)
+command -v npm >/dev/null || apt_packages+=(nodejs npm)
+dpkg -s zlib1g-dev >/dev/null 2>&1 || apt_packages+=(zlib1g-dev)
+if [ "$WITH_TESTS" = 1 ]; then
+  [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+  command -v pg_ctlcluster >/dev/null || command -v postgres >/dev/null || apt_packages+=(postgresql)
+fi
+if [ ${#apt_packages[@]} -gt 0 ]; then
+  log "installing Debian packages: ${apt_packages[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "Rust is missing: install it with rustup (https://rustup.rs) and run this again." >&2
+  exit 1
+fi
+rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown || {
+  log "adding the wasm32 target"
+  rustup target add wasm32-unknown-unknown
+}
+# cargo-leptos 0.3.11 needs a newer rustc; no_downloads makes it use the
+# tools on PATH instead of fetching binaries.
+if ! cargo leptos --version 2>/dev/null | grep -q '0.3.10'; then
+  log "installing cargo-leptos 0.3.10 (takes a while the first time)"
+  cargo install cargo-leptos@0.3.10 --locked --features no_downloads
+fi
+# Must equal the wasm-bindgen version pinned in Cargo.toml.
+if ! wasm-bindgen --version 2>/dev/null | grep -q '0.2.130'; then
+  log "installing wasm-bindgen-cli 0.2.130"
+  CARGO_RESOLVER_INCOMPATIBLE_RUST_VERSIONS=fallback cargo install wasm-bindgen-cli --version 0.2.130
+fi
+# Playwright and binaryen's wasm-opt (Debian's binaryen breaks hydration).
+if [ ! -x end2end/node_modules/.bin/wasm-opt ] || [ ! -d end2end/node_modules/@playwright/test ]; then
+  log "installing end2end npm packages"
+  (cd end2end && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ "$WITH_TESTS" = 1 ]; then
+  if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    log "starting PostgreSQL"
+    if command -v pg_ctlcluster >/dev/null; then
+      version=$(ls /etc/postgresql | sort -V | tail -n 1)
+      $SUDO pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    fi
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+  fi
+  pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "PostgreSQL did not start" >&2; exit 1; }
+fi
+log "ready"

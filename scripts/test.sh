@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs every check: format, clippy (server and wasm builds), unit, store
+# (Postgres + SQLite), Kafka, API and browser tests. Installs what is missing
+# and starts Postgres first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --tests
+export PATH="$PWD/end2end/node_modules/.bin:$PATH"
+step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
+
+# Postgres for the store and API suites: trust auth locally, or the
+# password set here on a machine whose Postgres asks for one.
+if [ -z "${SAGASCOPE_TEST_POSTGRES_URL:-}" ]; then
+  SAGASCOPE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:5432/postgres"
+  if ! psql "$SAGASCOPE_TEST_POSTGRES_URL" -qtAc 'select 1' >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO -u postgres psql -qc "ALTER USER postgres PASSWORD 'postgres'" >/dev/null 2>&1 \
+      || su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+    SAGASCOPE_TEST_POSTGRES_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+  fi
+fi
+export SAGASCOPE_TEST_POSTGRES_URL
+
+step "format"
+cargo fmt --all --check
+step "clippy (server, ssr)"
+cargo clippy --workspace --exclude frontend --all-targets --locked -- -D warnings
+step "clippy (browser, hydrate)"
+cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
+step "unit, store, Kafka and API tests"
+cargo test --workspace --exclude frontend --locked
+step "build the site (server + wasm)"
+cargo leptos build --cargo-locked
+step "browser tests (Playwright, Chromium)"
+(cd end2end && CI="${CI:-}" npx playwright test)
