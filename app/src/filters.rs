@@ -30,6 +30,7 @@ pub fn range_ms(range: &str) -> Option<i64> {
 
 /// The saga list's parameters as they appear in the URL.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ListParams {
     pub filter: SagaFilter,
     pub range: Option<String>,
@@ -61,9 +62,16 @@ impl ListParams {
     /// True when any filter (not paging) is set.
     pub fn is_filtered(&self) -> bool {
         let f = &self.filter;
-        [&f.saga_type, &f.status, &f.since, &f.until, &f.q, &self.range]
-            .iter()
-            .any(|v| v.is_some())
+        [
+            &f.saga_type,
+            &f.status,
+            &f.since,
+            &f.until,
+            &f.q,
+            &self.range,
+        ]
+        .iter()
+        .any(|v| v.is_some())
     }
 
     pub fn is_first_page(&self) -> bool {
@@ -128,7 +136,11 @@ pub fn normalize_time(text: &str) -> String {
     if chrono::DateTime::parse_from_rfc3339(text).is_ok() {
         return text.to_string();
     }
-    for format in ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%.f"] {
+    for format in [
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+    ] {
         if let Ok(naive) = chrono::NaiveDateTime::parse_from_str(text, format) {
             return naive
                 .and_utc()
@@ -201,7 +213,10 @@ mod tests {
     #[test]
     fn datetime_local_values_become_utc_rfc3339() {
         assert_eq!(normalize_time("2026-11-21T10:00"), "2026-11-21T10:00:00Z");
-        assert_eq!(normalize_time("2026-11-21T10:00:00Z"), "2026-11-21T10:00:00Z");
+        assert_eq!(
+            normalize_time("2026-11-21T10:00:00Z"),
+            "2026-11-21T10:00:00Z"
+        );
         assert_eq!(normalize_time("yesterday"), "yesterday");
         assert_eq!(
             datetime_input_value(Some("2026-11-21T10:00:00+01:00")),
@@ -220,6 +235,9 @@ mod tests {
         let since = chrono::DateTime::parse_from_rfc3339(&since).unwrap();
         assert_eq!(since.timestamp_millis(), now - 15 * 60_000);
         assert_eq!(params.query_string(), "range=15m");
-        assert_eq!(params.next_page_href("1.a"), "/sagas?range=15m&cursor=1%2Ea");
+        assert_eq!(
+            params.next_page_href("1.a"),
+            "/sagas?range=15m&cursor=1%2Ea"
+        );
     }
 }

@@ -4,6 +4,7 @@
 //! navigation, filter changes).
 
 use leptos::prelude::*;
+use leptos::server_fn::codec::Json;
 use sagascope_model::{IngestErrorView, SagaDetail, SagaPage, TraceView};
 
 use crate::filters::ListParams;
@@ -23,8 +24,9 @@ fn store_error(error: sagascope_store::StoreError) -> ServerFnError {
 }
 
 /// One page of the saga list. Invalid filters come back as an error whose
-/// text says which field is wrong.
-#[server]
+/// text says which field is wrong. JSON-encoded: an all-empty filter would
+/// be an empty URL-encoded body, which does not decode.
+#[server(input = Json)]
 pub async fn fetch_saga_page(params: ListParams) -> Result<SagaPage, ServerFnError> {
     let filter = params.resolve(crate::state::now_ms());
     let query = filter.validate().map_err(ServerFnError::new)?;

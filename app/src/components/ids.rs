@@ -49,14 +49,19 @@ pub fn CopyButton(value: String) -> impl IntoView {
         {
             let _ = window().navigator().clipboard().write_text(&value);
             copied.set(true);
-            set_timeout(move || { copied.try_set(false); }, std::time::Duration::from_millis(1200));
+            set_timeout(
+                move || {
+                    copied.try_set(false);
+                },
+                std::time::Duration::from_millis(1200),
+            );
         }
         #[cfg(not(feature = "hydrate"))]
         let _ = &value;
     };
     view! {
         <button type="button" class="copy" title=label.clone() aria-label=label on:click=on_click>
-            {move || if copied.get() { "✓" } else { "⧉" }}
+            {move || if copied.get() { "copied" } else { "copy" }}
         </button>
     }
 }

@@ -20,10 +20,22 @@ pub fn saga_stream_url(saga_id: &str) -> String {
 /// Calls `on_message` for every message of the stream at `url` while the
 /// calling component is mounted and live updates are on.
 pub fn use_live_stream(url: String, on_message: impl Fn(StreamMessage) + 'static) {
+    use_live_stream_with_resync(url, on_message, || {});
+}
+
+/// Like [`use_live_stream`], and calls `resync` each time the stream
+/// (re)opens: messages sent between the server rendering the page and the
+/// stream opening (or during a reconnect) were not seen, so the page fetches
+/// its data again and merges it.
+pub fn use_live_stream_with_resync(
+    url: String,
+    on_message: impl Fn(StreamMessage) + 'static,
+    resync: impl Fn() + 'static,
+) {
     #[cfg(feature = "hydrate")]
-    browser::subscribe(url, on_message);
+    browser::subscribe(url, on_message, resync);
     #[cfg(not(feature = "hydrate"))]
-    let _ = (url, on_message);
+    let _ = (url, on_message, resync);
 }
 
 #[cfg(feature = "hydrate")]
@@ -51,9 +63,14 @@ mod browser {
 
     const MESSAGE_KINDS: [&str; 3] = ["saga", "event", "ingest_error"];
 
-    pub(super) fn subscribe(url: String, on_message: impl Fn(StreamMessage) + 'static) {
+    pub(super) fn subscribe(
+        url: String,
+        on_message: impl Fn(StreamMessage) + 'static,
+        resync: impl Fn() + 'static,
+    ) {
         let ui = ui_state();
         let handler: Rc<dyn Fn(StreamMessage)> = Rc::new(on_message);
+        let resync: Rc<dyn Fn()> = Rc::new(resync);
         let connection = StoredValue::new_local(None::<Connection>);
         // Bumped to reopen a stream the server closed.
         let retry = RwSignal::new(0u32);
@@ -70,7 +87,7 @@ mod browser {
                 return;
             }
             set_status(ui, id, StreamStatus::Connecting);
-            match open(&url, handler.clone(), ui, id, retry) {
+            match open(&url, handler.clone(), resync.clone(), ui, id, retry) {
                 Some(opened) => connection.update_value(|c| *c = Some(opened)),
                 None => set_status(ui, id, StreamStatus::Offline),
             }
@@ -93,6 +110,7 @@ mod browser {
     fn open(
         url: &str,
         handler: Rc<dyn Fn(StreamMessage)>,
+        resync: Rc<dyn Fn()>,
         ui: UiState,
         id: u64,
         retry: RwSignal<u32>,
@@ -102,6 +120,7 @@ mod browser {
 
         let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
             set_status(ui, id, StreamStatus::Live);
+            resync();
         });
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         callbacks.push(on_open);
@@ -129,22 +148,23 @@ mod browser {
 
         for kind in MESSAGE_KINDS.into_iter().chain(["message"]) {
             let handler = handler.clone();
-            let on_message = Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
-                let Some(data) = event
-                    .dyn_ref::<web_sys::MessageEvent>()
-                    .and_then(|m| m.data().as_string())
-                else {
-                    return;
-                };
-                match serde_json::from_str::<StreamMessage>(&data) {
-                    Ok(message) => handler(message),
-                    Err(error) => {
-                        leptos::logging::warn!("sagascope: ignoring stream message: {error}")
+            let on_message =
+                Closure::<dyn FnMut(web_sys::Event)>::new(move |event: web_sys::Event| {
+                    let Some(data) = event
+                        .dyn_ref::<web_sys::MessageEvent>()
+                        .and_then(|m| m.data().as_string())
+                    else {
+                        return;
+                    };
+                    match serde_json::from_str::<StreamMessage>(&data) {
+                        Ok(message) => handler(message),
+                        Err(error) => {
+                            leptos::logging::warn!("sagascope: ignoring stream message: {error}")
+                        }
                     }
-                }
-            });
-            let _ = source
-                .add_event_listener_with_callback(kind, on_message.as_ref().unchecked_ref());
+                });
+            let _ =
+                source.add_event_listener_with_callback(kind, on_message.as_ref().unchecked_ref());
             callbacks.push(on_message);
         }
 

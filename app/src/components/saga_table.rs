@@ -39,7 +39,12 @@ impl SagaRow {
 /// Replaces the row of the same saga, or inserts the saga at its place in
 /// started-at-descending order when `insert` allows. Returns whether the
 /// rows changed.
-pub fn upsert_row(rows: &mut Vec<SagaRow>, saga: SagaSummary, insert: bool, append_allowed: bool) -> bool {
+pub fn upsert_row(
+    rows: &mut Vec<SagaRow>,
+    saga: SagaSummary,
+    insert: bool,
+    append_allowed: bool,
+) -> bool {
     if let Some(row) = rows.iter_mut().find(|r| r.saga.saga_id == saga.saga_id) {
         if row.saga == saga {
             return false;

@@ -26,7 +26,9 @@ pub fn SagaDuration(
 ) -> impl IntoView {
     if finished {
         return match duration_ms {
-            Some(ms) => view! { <span class="duration num">{format_duration_ms(ms)}</span> }.into_any(),
+            Some(ms) => {
+                view! { <span class="duration num">{format_duration_ms(ms)}</span> }.into_any()
+            }
             None => view! { <span class="duration num muted">"—"</span> }.into_any(),
         };
     }

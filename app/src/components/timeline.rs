@@ -37,12 +37,24 @@ fn span_key(event: &TimelineEvent) -> Option<SpanKey> {
 impl Axis {
     /// The axis of `events`, widened to `start`/`end` when given (a saga's
     /// start and end may lie outside its ingested events).
-    pub fn new(events: &[TimelineEvent], start: Option<&Timestamp>, end: Option<&Timestamp>) -> Axis {
+    pub fn new(
+        events: &[TimelineEvent],
+        start: Option<&Timestamp>,
+        end: Option<&Timestamp>,
+    ) -> Axis {
         let times = events.iter().map(|e| millis(&e.occurred_at));
         let first = times.clone().min();
         let last = times.max();
-        let start_ms = [start.map(millis), first].into_iter().flatten().min().unwrap_or(0);
-        let end_ms = [end.map(millis), last].into_iter().flatten().max().unwrap_or(start_ms);
+        let start_ms = [start.map(millis), first]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(0);
+        let end_ms = [end.map(millis), last]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(start_ms);
         let mut spans: HashMap<SpanKey, (i64, i64)> = HashMap::new();
         for event in events {
             if let Some(key) = span_key(event) {

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use sagascope_model::{IngestErrorView, StreamMessage};
 
-use crate::components::live_stream::{use_live_stream, STREAM_PATH};
+use crate::components::live_stream::{use_live_stream_with_resync, STREAM_PATH};
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::components::time::RelativeTime;
 use crate::server_fns::{error_text, fetch_ingest_errors, INGEST_ERROR_LIMIT};
@@ -50,19 +50,38 @@ fn IngestErrorTable(items: Vec<IngestErrorView>) -> impl IntoView {
     let rows = RwSignal::new(
         items
             .into_iter()
-            .map(|error| Row { error, fresh: false })
+            .map(|error| Row {
+                error,
+                fresh: false,
+            })
             .collect::<Vec<_>>(),
     );
-    use_live_stream(STREAM_PATH.to_string(), move |message| {
+    // Newest (highest id) first; ids already shown are ignored.
+    let apply = move |message: StreamMessage| {
         if let StreamMessage::IngestError { error } = message {
-            rows.update(|rows| {
+            rows.try_update(|rows| {
                 if rows.iter().all(|r| r.error.id != error.id) {
-                    rows.insert(0, Row { error, fresh: true });
+                    let at = rows
+                        .iter()
+                        .position(|r| r.error.id < error.id)
+                        .unwrap_or(rows.len());
+                    rows.insert(at, Row { error, fresh: true });
                     rows.truncate(INGEST_ERROR_LIMIT as usize);
                 }
             });
         }
-    });
+    };
+    // On every (re)open of the stream, merge what was missed meanwhile.
+    let resync = move || {
+        leptos::task::spawn_local(async move {
+            if let Ok(items) = fetch_ingest_errors().await {
+                for error in items {
+                    apply(StreamMessage::IngestError { error });
+                }
+            }
+        });
+    };
+    use_live_stream_with_resync(STREAM_PATH.to_string(), apply, resync);
 
     view! {
         <div class="table-wrap">
@@ -117,8 +136,32 @@ fn IngestErrorRow(row: Row) -> impl IntoView {
             <td class="num mono">{error.offset}</td>
             <td class="reason" title=error.reason.clone()>{error.reason.clone()}</td>
             <td class="mono key">{error.key.clone().unwrap_or_else(|| "—".into())}</td>
-            <td><code class="bytes">{error.first_bytes.clone()}</code></td>
+            <td><code class="bytes" title=error.first_bytes.clone()>{visible(&error.first_bytes)}</code></td>
         </tr>
     }
     .into_any()
+}
+
+/// Control characters of undecodable bytes made visible (`\x00`, `\n`);
+/// the rest stays as is. Leptos escapes the text for HTML.
+fn visible(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn control_characters_become_visible() {
+        assert_eq!(super::visible("\u{0}a\n<b>"), "\\x00a\\n<b>");
+    }
 }

@@ -9,7 +9,9 @@ use leptos_router::hooks::use_params_map;
 use sagascope_model::{SagaDetail, SagaSummary, StreamMessage};
 
 use crate::components::ids::{CopyButton, TraceLink};
-use crate::components::live_stream::{saga_stream_url, use_live_stream};
+use crate::components::live_stream::{
+    saga_stream_url, use_live_stream, use_live_stream_with_resync,
+};
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::components::status_badge::StatusBadge;
 use crate::components::time::{RelativeTime, SagaDuration};
@@ -60,7 +62,10 @@ pub fn SagaDetailPage() -> impl IntoView {
 #[component]
 fn UnknownSaga(saga_id: String, on_appear: impl Fn() + 'static) -> impl IntoView {
     use_live_stream(saga_stream_url(&saga_id), move |message| {
-        if matches!(message, StreamMessage::Saga { .. } | StreamMessage::Event { .. }) {
+        if matches!(
+            message,
+            StreamMessage::Saga { .. } | StreamMessage::Event { .. }
+        ) {
             on_appear();
         }
     });
@@ -89,22 +94,41 @@ fn SagaView(detail: SagaDetail) -> impl IntoView {
         events.with(|events| Axis::new(events, Some(&s.started_at), s.ended_at.as_ref()))
     });
 
-    use_live_stream(saga_stream_url(&saga_id), {
+    let apply = {
         let saga_id = saga_id.clone();
-        move |message| match message {
-            StreamMessage::Saga { saga } if saga.saga_id == saga_id => {
-                if summary.with_untracked(|s| *s != saga) {
-                    summary.set(saga);
-                }
+        move |message: StreamMessage| match message {
+            StreamMessage::Saga { saga }
+                if saga.saga_id == saga_id
+                    && summary.try_with_untracked(|s| *s != saga) == Some(true) =>
+            {
+                summary.try_set(saga);
             }
             StreamMessage::Event { event } if event.saga_id == saga_id => {
-                events.update(|events| {
+                events.try_update(|events| {
                     insert_event(events, event);
                 });
             }
             _ => {}
         }
-    });
+    };
+    // On every (re)open of the stream, merge what was missed meanwhile.
+    let resync = {
+        let saga_id = saga_id.clone();
+        let apply = apply.clone();
+        move || {
+            let saga_id = saga_id.clone();
+            let apply = apply.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(Some(detail)) = fetch_saga_detail(saga_id).await {
+                    apply(StreamMessage::Saga { saga: detail.saga });
+                    for event in detail.events {
+                        apply(StreamMessage::Event { event });
+                    }
+                }
+            });
+        }
+    };
+    use_live_stream_with_resync(saga_stream_url(&saga_id), apply, resync);
 
     view! {
         {move || view! { <SagaHeader saga=summary.get()/> }}
@@ -216,7 +240,7 @@ fn SagaHeader(saga: SagaSummary) -> impl IntoView {
                 </div>
                 <div>
                     <dt>"Events"</dt>
-                    <dd class="num">{saga.event_count}</dd>
+                    <dd data-test="event-count">{saga.event_count}</dd>
                 </div>
                 <div>
                     <dt>"Last event"</dt>

@@ -7,12 +7,12 @@ use leptos_meta::Title;
 use leptos_router::{components::Form, hooks::use_query_map};
 use sagascope_model::{SagaPage, SagaStatus, StreamMessage};
 
-use crate::components::live_stream::{use_live_stream, STREAM_PATH};
+use crate::components::live_stream::{use_live_stream_with_resync, STREAM_PATH};
 use crate::components::saga_table::{upsert_row, SagaRow, SagaTable};
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::filters::{datetime_input_value, matches, ListParams, RANGES};
 use crate::server_fns::{error_text, fetch_saga_page, fetch_saga_types};
-use crate::state::ui_state;
+use crate::state::{now_ms, ui_state};
 
 #[component]
 pub fn SagaListPage(
@@ -195,20 +195,37 @@ fn SagaListResults(page: SagaPage, params: ListParams) -> impl IntoView {
     let has_more = next_cursor.is_some();
     let ui = ui_state();
 
-    use_live_stream(STREAM_PATH.to_string(), {
+    let apply = {
         let params = params.clone();
-        move |message| {
+        move |message: StreamMessage| {
             let StreamMessage::Saga { saga } = message else {
                 return;
             };
             // The filter as the store saw it, with "now" for range presets.
-            let filter = params.resolve(ui.now_ms.get_untracked());
-            let insert = first_page && matches(&saga, &filter);
-            rows.update(|rows| {
+            let now = ui.now_ms.try_get_untracked().unwrap_or_else(now_ms);
+            let insert = first_page && matches(&saga, &params.resolve(now));
+            rows.try_update(|rows| {
                 upsert_row(rows, saga, insert, !has_more);
             });
         }
-    });
+    };
+    // On every (re)open of the stream, merge what was missed meanwhile.
+    let resync = {
+        let params = params.clone();
+        let apply = apply.clone();
+        move || {
+            let params = params.clone();
+            let apply = apply.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(page) = fetch_saga_page(params).await {
+                    for saga in page.items.into_iter().rev() {
+                        apply(StreamMessage::Saga { saga });
+                    }
+                }
+            });
+        }
+    };
+    use_live_stream_with_resync(STREAM_PATH.to_string(), apply, resync);
 
     let empty = {
         let filtered = params.is_filtered();

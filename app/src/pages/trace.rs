@@ -9,7 +9,7 @@ use leptos_router::hooks::use_params_map;
 use sagascope_model::{StreamMessage, TraceView};
 
 use crate::components::ids::CopyButton;
-use crate::components::live_stream::{use_live_stream, STREAM_PATH};
+use crate::components::live_stream::{use_live_stream_with_resync, STREAM_PATH};
 use crate::components::saga_table::{upsert_row, SagaRow, SagaTable};
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::components::timeline::{insert_event, Axis, TimelineRow};
@@ -42,30 +42,56 @@ pub fn TracePage() -> impl IntoView {
 
 #[component]
 fn TraceContent(view: TraceView) -> impl IntoView {
-    let TraceView { trace_id, sagas, events } = view;
+    let TraceView {
+        trace_id,
+        sagas,
+        events,
+    } = view;
     let initial_ids: Arc<HashSet<String>> =
         Arc::new(events.iter().map(|e| e.event_id.clone()).collect());
     let rows = RwSignal::new(sagas.into_iter().map(SagaRow::loaded).collect::<Vec<_>>());
     let events = RwSignal::new(events);
     let axis = Memo::new(move |_| events.with(|events| Axis::new(events, None, None)));
 
-    use_live_stream(STREAM_PATH.to_string(), {
+    let apply = {
         let trace_id = trace_id.clone();
-        move |message| match message {
+        move |message: StreamMessage| match message {
             StreamMessage::Saga { saga } => {
-                let ours = saga.trace_ids.iter().any(|t| *t == trace_id);
-                rows.update(|rows| {
+                let ours = saga.trace_ids.contains(&trace_id);
+                rows.try_update(|rows| {
                     upsert_row(rows, saga, ours, true);
                 });
             }
-            StreamMessage::Event { event } if event.trace_id.as_deref() == Some(trace_id.as_str()) => {
-                events.update(|events| {
+            StreamMessage::Event { event }
+                if event.trace_id.as_deref() == Some(trace_id.as_str()) =>
+            {
+                events.try_update(|events| {
                     insert_event(events, event);
                 });
             }
             _ => {}
         }
-    });
+    };
+    // On every (re)open of the stream, merge what was missed meanwhile.
+    let resync = {
+        let trace_id = trace_id.clone();
+        let apply = apply.clone();
+        move || {
+            let trace_id = trace_id.clone();
+            let apply = apply.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(view) = fetch_trace(trace_id).await {
+                    for saga in view.sagas {
+                        apply(StreamMessage::Saga { saga });
+                    }
+                    for event in view.events {
+                        apply(StreamMessage::Event { event });
+                    }
+                }
+            });
+        }
+    };
+    use_live_stream_with_resync(STREAM_PATH.to_string(), apply, resync);
 
     let is_empty = move || rows.with(Vec::is_empty) && events.with(Vec::is_empty);
 
