@@ -165,7 +165,7 @@ pub fn datetime_input_value(text: Option<&str>) -> String {
 }
 
 /// Whether a saga pushed by the live stream belongs on the current (first)
-/// page: the same rules the store applies, case-insensitive for `q`.
+/// page: the same rules the store applies.
 pub fn matches(saga: &SagaSummary, filter: &SagaFilter) -> bool {
     if let Some(saga_type) = &filter.saga_type {
         if &saga.saga_type != saga_type {
@@ -188,17 +188,15 @@ pub fn matches(saga: &SagaSummary, filter: &SagaFilter) -> bool {
         }
     }
     if let Some(until) = parse(&filter.until) {
-        if millis(&saga.started_at) > until {
+        if millis(&saga.started_at) >= until {
             return false;
         }
     }
-    if let Some(q) = &filter.q {
-        let q = q.to_lowercase();
-        let hit = |text: &str| text.to_lowercase().contains(&q);
-        if !(hit(&saga.saga_id)
-            || hit(&saga.saga_type)
-            || saga.trace_ids.iter().any(|t| hit(t))
-            || saga.business_keys.iter().any(|k| hit(k)))
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        // Exact match on saga id, trace id or business key, as the store does.
+        if !(saga.saga_id == q
+            || saga.trace_ids.iter().any(|t| t == q)
+            || saga.business_keys.iter().any(|k| k == q))
         {
             return false;
         }

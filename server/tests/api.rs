@@ -302,6 +302,39 @@ async fn api_contract(store: Store) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
+    // Global search jumps to the one match, or to the filtered list.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (q, target) in [
+        (
+            compensated.trace_id.clone(),
+            format!("/sagas/{}", compensated.saga_id),
+        ),
+        (
+            compensated.saga_id.clone(),
+            format!("/sagas/{}", compensated.saga_id),
+        ),
+        (
+            "nothing-matches".to_string(),
+            "/sagas?q=nothing-matches".to_string(),
+        ),
+        (String::new(), "/sagas".to_string()),
+    ] {
+        let response = no_redirects
+            .get(app.url(&format!("/search?q={q}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 303, "search {q}");
+        assert_eq!(
+            response.headers()["location"],
+            target.as_str(),
+            "search {q}"
+        );
+    }
+
     // Pages render server-side with the data (no JS needed to read).
     let page = app
         .client

@@ -118,12 +118,21 @@ mod browser {
         let source = web_sys::EventSource::new(url).ok()?;
         let mut callbacks = Vec::new();
 
-        let on_open = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
-            set_status(ui, id, StreamStatus::Live);
-            resync();
-        });
+        let on_open = {
+            let resync = resync.clone();
+            Closure::<dyn FnMut(web_sys::Event)>::new(move |_| {
+                set_status(ui, id, StreamStatus::Live);
+                resync();
+            })
+        };
         source.set_onopen(Some(on_open.as_ref().unchecked_ref()));
         callbacks.push(on_open);
+
+        // The server dropped messages for this slow subscriber: refetch.
+        let on_lagged = Closure::<dyn FnMut(web_sys::Event)>::new(move |_| resync());
+        let _ =
+            source.add_event_listener_with_callback("lagged", on_lagged.as_ref().unchecked_ref());
+        callbacks.push(on_lagged);
 
         let on_error = {
             let source = source.clone();

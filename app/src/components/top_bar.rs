@@ -1,7 +1,7 @@
 //! The top bar: product, sections, global search, live toggle, theme.
 
 use leptos::prelude::*;
-use leptos_router::{components::Form, hooks::use_location};
+use leptos_router::hooks::use_location;
 
 use crate::state::{toggle_live, toggle_theme, ui_state};
 
@@ -70,7 +70,9 @@ pub fn TopBar() -> impl IntoView {
             <nav class="nav" aria-label="Sections">
                 <ul>{nav}</ul>
             </nav>
-            <Form method="get" action="/sagas" attr:class="global-search" attr:role="search">
+            // A plain form: `/search` is a server route that redirects to the
+            // one matching saga, the trace, or the filtered list.
+            <form method="get" action="/search" class="global-search" role="search">
                 <label class="visually-hidden" for="global-search">"Search sagas"</label>
                 <input
                     id="global-search"
@@ -82,7 +84,7 @@ pub fn TopBar() -> impl IntoView {
                     data-test="search-input"
                 />
                 <kbd class="kbd-hint" aria-hidden="true" title="Press / to search">"/"</kbd>
-            </Form>
+            </form>
             <div class="topbar-tools">
                 <span
                     class=move || format!("live-indicator state-{}", stream.get().as_str())

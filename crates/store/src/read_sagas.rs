@@ -7,7 +7,7 @@ use sqlx::query::Query;
 use sqlx::{Any, Row};
 
 use crate::rows::{summary_from_row, timeline_event_from_row, EVENT_COLUMNS};
-use crate::{Result, Store};
+use crate::{Backend, Result, Store};
 
 impl Store {
     /// Newest first, by (started_at, saga_id) so pages never skip or repeat
@@ -81,9 +81,18 @@ impl Store {
     /// The saga with its events in timeline order (event time, then id).
     #[tracing::instrument(skip(self), err)]
     pub async fn saga_detail(&self, saga_id: &str) -> Result<Option<SagaDetail>> {
+        // One snapshot for both reads, so the header and the timeline agree
+        // while the ingest writes. SQLite (WAL) pins the snapshot at the
+        // first read of a transaction; Postgres needs repeatable read.
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
         let Some(row) = sqlx::query("SELECT projection FROM sagas WHERE saga_id = $1")
             .bind(saga_id.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
@@ -92,11 +101,12 @@ impl Store {
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE saga_id = $1 ORDER BY occurred_at_us, event_id");
         let events = sqlx::query(&sql)
             .bind(saga_id.to_string())
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await?
             .iter()
             .map(timeline_event_from_row)
             .collect::<Result<Vec<_>>>()?;
+        tx.commit().await?;
         Ok(Some(SagaDetail { saga, events }))
     }
 

@@ -6,6 +6,7 @@ mod api_sagas;
 mod api_stream;
 mod api_traces;
 mod health;
+mod search;
 
 use axum::http::{header, HeaderValue};
 use axum::routing::get;
@@ -31,6 +32,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/search", get(search::search))
         .leptos_routes_with_context(
             &state,
             routes,

@@ -1,0 +1,50 @@
+import path from 'node:path';
+import { defineConfig } from '@playwright/test';
+
+/**
+ * End-to-end tests of the sagascope UI against `sagascope demo`: an
+ * in-process Kafka mock cluster, a traffic simulator and SQLite. Build first
+ * (`cargo leptos build` from the repository root), then `npx playwright test`
+ * here. `SAGASCOPE_BIN` selects another binary (e.g. a release build).
+ */
+const PORT = 3007;
+const BASE_URL = `http://127.0.0.1:${PORT}`;
+const BIN = process.env.SAGASCOPE_BIN ?? '../target/debug/sagascope';
+const SITE_ROOT = path.resolve(__dirname, '..', 'target', 'site');
+
+export default defineConfig({
+  testDir: './tests',
+  fullyParallel: false,
+  workers: 1,
+  retries: process.env.CI ? 1 : 0,
+  forbidOnly: !!process.env.CI,
+  reporter: 'list',
+  timeout: 60_000,
+  expect: { timeout: 10_000 },
+  use: {
+    baseURL: BASE_URL,
+    trace: 'retain-on-failure',
+    launchOptions: {
+      executablePath: '/usr/bin/chromium',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    },
+  },
+  webServer: {
+    command: `${BIN} demo --listen 127.0.0.1:${PORT} --database-path ../target/e2e/demo.db --rate 20 --history 60 --poison-ratio 0.05`,
+    env: { LEPTOS_SITE_ROOT: SITE_ROOT },
+    url: `${BASE_URL}/healthz`,
+    timeout: 120_000,
+    reuseExistingServer: !process.env.CI,
+    stdout: 'pipe',
+    stderr: 'pipe',
+  },
+});

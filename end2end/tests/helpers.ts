@@ -1,0 +1,198 @@
+import { expect, type APIRequestContext, type Locator, type Page } from '@playwright/test';
+
+/** One saga as `GET /api/v1/sagas` returns it. */
+export interface SagaSummary {
+  saga_id: string;
+  saga_type: string;
+  status: string;
+  started_at: string;
+  ended_at: string | null;
+  duration_ms: number | null;
+  current_step: string | null;
+  failed_step: string | null;
+  failure_reason: string | null;
+  trace_ids: string[];
+  business_keys: string[];
+  event_count: number;
+  last_event_at: string;
+}
+
+export interface TimelineEvent {
+  event_id: string;
+  saga_id: string;
+  phase: string;
+  step: string | null;
+  event_type: string;
+  occurred_at: string;
+  published_at: string | null;
+  ingested_at: string;
+  topic: string;
+  partition: number;
+  offset: number;
+  trace_id: string | null;
+  span_id: string | null;
+  headers: { key: string; value: string }[];
+  payload: unknown;
+  error: string | null;
+}
+
+export interface SagaDetail extends SagaSummary {
+  events: TimelineEvent[];
+}
+
+export interface TraceView {
+  trace_id: string;
+  sagas: SagaSummary[];
+  events: TimelineEvent[];
+}
+
+export interface IngestError {
+  id: number;
+  topic: string;
+  partition: number;
+  offset: number;
+  reason: string;
+  first_bytes: string;
+  key: string | null;
+  published_at: string | null;
+  ingested_at: string;
+}
+
+export const SAGA_TYPES = ['order', 'scan_reward', 'chat_message'] as const;
+
+/** Milliseconds since the epoch of an RFC 3339 time with up to ns digits. */
+export function ms(time: string): number {
+  return Date.parse(time);
+}
+
+/** Microsecond-precise comparable form of an RFC 3339 UTC time. */
+export function micros(time: string): number {
+  const m = /^(.*T\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(time);
+  if (!m) return Date.parse(time) * 1000;
+  const frac = (m[2] ?? '').padEnd(6, '0').slice(0, 6);
+  return Date.parse(`${m[1]}${m[3]}`) * 1000 + Number(frac);
+}
+
+export async function listSagas(
+  request: APIRequestContext,
+  params: Record<string, string | number> = {},
+): Promise<SagaSummary[]> {
+  const response = await request.get('/api/v1/sagas', { params });
+  expect(response.ok(), `GET /api/v1/sagas ${JSON.stringify(params)}: ${response.status()}`).toBeTruthy();
+  const body = (await response.json()) as { items: SagaSummary[] };
+  return body.items;
+}
+
+export async function sagaDetail(request: APIRequestContext, sagaId: string): Promise<SagaDetail> {
+  const response = await request.get(`/api/v1/sagas/${encodeURIComponent(sagaId)}`);
+  expect(response.ok(), `GET /api/v1/sagas/${sagaId}: ${response.status()}`).toBeTruthy();
+  return (await response.json()) as SagaDetail;
+}
+
+export async function traceView(request: APIRequestContext, traceId: string): Promise<TraceView> {
+  const response = await request.get(`/api/v1/traces/${encodeURIComponent(traceId)}`);
+  expect(response.ok(), `GET /api/v1/traces/${traceId}: ${response.status()}`).toBeTruthy();
+  return (await response.json()) as TraceView;
+}
+
+export async function ingestErrors(request: APIRequestContext): Promise<IngestError[]> {
+  const response = await request.get('/api/v1/ingest/errors');
+  expect(response.ok(), `GET /api/v1/ingest/errors: ${response.status()}`).toBeTruthy();
+  return ((await response.json()) as { items: IngestError[] }).items;
+}
+
+/**
+ * Polls `probe` until it returns a value (not undefined) or `timeout` ms
+ * pass; fails the test with `what` on timeout. Never a blind sleep: the
+ * demo's ingest needs a few seconds (consumer-group join) after start.
+ */
+export async function pollFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  { timeout = 40_000, interval = 500 }: { timeout?: number; interval?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
+
+/** Waits until the store holds sagas of every demo type. */
+export async function waitForIngest(request: APIRequestContext, timeout = 40_000): Promise<void> {
+  await pollFor(
+    'sagas of every type in the store',
+    async () => {
+      const found = await Promise.all(SAGA_TYPES.map((t) => listSagas(request, { saga_type: t, limit: 1 })));
+      return found.every((items) => items.length > 0) ? true : undefined;
+    },
+    { timeout },
+  );
+}
+
+/** The order saga the demo guarantees: payment declined, stock released. */
+export async function findPaymentCompensatedOrder(request: APIRequestContext): Promise<SagaDetail> {
+  const checked = new Set<string>();
+  return pollFor(
+    'a compensated order saga whose AuthorizePayment failed',
+    async () => {
+      const sagas = await listSagas(request, { saga_type: 'order', status: 'compensated', limit: 200 });
+      for (const saga of sagas) {
+        if (checked.has(saga.saga_id)) continue;
+        checked.add(saga.saga_id);
+        const detail = await sagaDetail(request, saga.saga_id);
+        const failed = detail.events.some(
+          (e) => e.phase === 'step_failed' && e.step === 'AuthorizePayment' && (e.error ?? '').includes('card declined'),
+        );
+        const released = detail.events.some(
+          (e) => e.step === 'ReleaseStock' && (e.phase === 'step_compensated' || e.phase === 'compensation_started'),
+        );
+        if (failed && released) return detail;
+      }
+      return undefined;
+    },
+    { timeout: 40_000 },
+  );
+}
+
+/** Hydration is done once the page's live stream reports "live". */
+export async function waitForLive(page: Page, timeout = 20_000): Promise<void> {
+  const indicator = page.locator('[data-test=live-indicator]');
+  await expect(indicator).toHaveAttribute('data-state', 'live', { timeout });
+  await expect(indicator).toHaveText('live');
+}
+
+export async function sagaIdsShown(page: Page): Promise<string[]> {
+  return page
+    .locator('[data-test=saga-row]')
+    .evaluateAll((rows) => rows.map((r) => r.getAttribute('data-saga-id') ?? ''));
+}
+
+export function rowOf(page: Page, sagaId: string): Locator {
+  return page.locator(`[data-test=saga-row][data-saga-id="${sagaId}"]`);
+}
+
+/** Fails the test if the page ever opens a JavaScript dialog. */
+export function failOnDialog(page: Page): string[] {
+  const dialogs: string[] = [];
+  page.on('dialog', async (dialog) => {
+    dialogs.push(`${dialog.type()}: ${dialog.message()}`);
+    await dialog.dismiss().catch(() => {});
+  });
+  return dialogs;
+}
+
+/** Polls `condition` until true (→ true) or `timeout` ms pass (→ false). */
+export async function becomesTrue(
+  condition: () => Promise<boolean>,
+  { timeout, interval = 250 }: { timeout: number; interval?: number },
+): Promise<boolean> {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await condition()) return true;
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, interval));
+  }
+}
