@@ -14,37 +14,9 @@ use sagascope_simulator::{
     MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
     DEMO_RULES,
 };
+use sagascope_store::test_support::{fresh_postgres_store, fresh_sqlite_store};
 use sagascope_store::Store;
 use serde_json::Value;
-use sqlx::Executor;
-
-async fn sqlite_store() -> Store {
-    let dir = std::env::temp_dir().join(format!("sagascope-api-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
-}
-
-async fn postgres_store() -> Store {
-    let admin_url = std::env::var("SAGASCOPE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    sqlx::any::install_default_drivers();
-    let name = format!("sagascope_api_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .expect("Postgres must be running");
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
 
 struct TestApp {
     running: Running,
@@ -353,12 +325,12 @@ async fn api_contract(store: Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_contract_on_sqlite() {
-    api_contract(sqlite_store().await).await;
+    api_contract(fresh_sqlite_store().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_contract_on_postgres() {
-    api_contract(postgres_store().await).await;
+    api_contract(fresh_postgres_store().await).await;
 }
 
 /// Reads SSE frames until one contains `needle`.
@@ -383,7 +355,7 @@ async fn read_sse_until(response: &mut reqwest::Response, needle: &str) -> Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_pushes_saga_upserts_and_events_filtered_by_saga_id() {
-    let app = TestApp::spawn(sqlite_store().await).await;
+    let app = TestApp::spawn(fresh_sqlite_store().await).await;
     let mut rng = StdRng::seed_from_u64(5);
     let watched =
         SagaPlan::with_outcome(SagaKind::ChatMessage, PlannedOutcome::Completed, &mut rng);

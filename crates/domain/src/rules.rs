@@ -89,6 +89,20 @@ impl Rules {
             .cloned()
             .unwrap_or_else(|| default_classification(event_type))
     }
+
+    /// For dotted, namespaced names such as the CloudEvents type
+    /// `com.shop.order.PaymentFailed`: the rule for the full name, else the
+    /// rule for the last segment (`PaymentFailed`), else the defaults for the
+    /// last segment.
+    pub fn classify_qualified(&self, event_type: &str) -> Classification {
+        if let Some(rule) = self.by_event_type.get(event_type) {
+            return rule.clone();
+        }
+        match event_type.rsplit('.').next() {
+            Some(short) if !short.trim().is_empty() => self.classify(short),
+            _ => self.classify(event_type),
+        }
+    }
 }
 
 const COMPENSATION_SUFFIXES: [&str; 5] = [
@@ -167,6 +181,29 @@ mod tests {
         );
         assert_eq!(rules.classify("ImageRegistered").phase, Phase::Event);
         assert_eq!(rules.classify("ImageRegistered").saga_type, None);
+    }
+
+    #[test]
+    fn qualified_names_fall_back_to_their_last_segment() {
+        let rules = Rules::parse(
+            "[[saga]]\ntype='order'\n[saga.events]\n\"com.shop.order.Placed\" = { step = 'Place', phase = 'saga_started' }\nPaymentFailed = { step = 'Pay', phase = 'step_failed' }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            rules.classify_qualified("com.shop.order.Placed").phase,
+            Phase::SagaStarted
+        );
+        let payment = rules.classify_qualified("com.shop.order.PaymentFailed");
+        assert_eq!(payment.saga_type.as_deref(), Some("order"));
+        assert_eq!(payment.step.as_deref(), Some("Pay"));
+        let stock = rules.classify_qualified("com.shop.stock.StockReleased");
+        assert_eq!(stock.saga_type, None);
+        assert_eq!(stock.step.as_deref(), Some("StockReleased"));
+        assert_eq!(stock.phase, Phase::StepCompensated);
+        assert_eq!(
+            rules.classify_qualified("trailing.").step.as_deref(),
+            Some("trailing.")
+        );
     }
 
     #[test]

@@ -22,14 +22,16 @@ pub struct RawMessage {
 }
 
 impl RawMessage {
-    /// The first header with this name, as text. Header names are compared
+    /// The first header with this name, as trimmed text; a missing, null or
+    /// blank value counts as absent. Header names are compared
     /// case-insensitively because producers disagree on case.
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| v.as_deref())
-            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .map(|v| String::from_utf8_lossy(v).trim().to_string())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn key_text(&self) -> Option<String> {

@@ -40,13 +40,19 @@ pub fn parse_traceparent(header: &str) -> Option<TraceParent> {
 }
 
 /// A plain trace id from a `trace_id` header or field: accepted when it looks
-/// like an id (hex, dashes, letters, 8–64 chars), normalised to lower case.
+/// like an id (hex, dashes, letters, 8–64 chars, not all zeros), normalised
+/// to lower case. A whole valid `traceparent` given as a trace id yields its
+/// trace id.
 pub fn normalise_trace_id(text: &str) -> Option<String> {
     let text = text.trim();
+    if let Some(parent) = parse_traceparent(text) {
+        return Some(parent.trace_id);
+    }
     let ok = (8..=64).contains(&text.len())
         && text
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && !text.bytes().all(|b| b == b'0' || b == b'-' || b == b'_');
     ok.then(|| text.to_ascii_lowercase())
 }
 
@@ -86,5 +92,13 @@ mod tests {
         );
         assert_eq!(normalise_trace_id("short"), None);
         assert_eq!(normalise_trace_id("has spaces in it"), None);
+        assert_eq!(
+            normalise_trace_id("00000000-0000-0000-0000-000000000000"),
+            None
+        );
+        assert_eq!(
+            normalise_trace_id("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".into())
+        );
     }
 }

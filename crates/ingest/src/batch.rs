@@ -17,18 +17,28 @@ pub fn first_bytes(value: Option<&[u8]>) -> String {
     }
 }
 
-/// Decodes every message; each becomes an event or an ingest error, never
-/// nothing. Offsets are the next offset per partition.
+/// One batch of messages, decoded.
+#[derive(Debug, Default)]
+pub struct DecodedBatch {
+    pub batch: IngestBatch,
+    /// Messages understood but deliberately not events (Debezium updates,
+    /// deletes and tombstones of an outbox table): counted, not listed.
+    pub ignored: usize,
+}
+
+/// Decodes every message; each becomes an event, an ingest error or an
+/// ignored count, never nothing. Offsets are the next offset per partition.
 pub fn decode_batch(
     group_id: &str,
     decoder: &Decoder,
     messages: &[RawMessage],
     ingested_at: Timestamp,
-) -> IngestBatch {
+) -> DecodedBatch {
     let mut batch = IngestBatch {
         group_id: group_id.to_string(),
         ..Default::default()
     };
+    let mut ignored = 0;
     let mut next_offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
     for message in messages {
         let coords = &message.coords;
@@ -38,6 +48,7 @@ pub fn decode_batch(
         *next = (*next).max(coords.offset + 1);
         match decoder.decode(message, ingested_at) {
             Ok(event) => batch.events.push(event),
+            Err(error) if error.is_ignored() => ignored += 1,
             Err(error) => batch.errors.push(NewIngestError {
                 coords: coords.clone(),
                 reason: error.to_string(),
@@ -56,7 +67,7 @@ pub fn decode_batch(
             next_offset,
         })
         .collect();
-    batch
+    DecodedBatch { batch, ignored }
 }
 
 #[cfg(test)]
@@ -89,13 +100,32 @@ mod tests {
             raw(0, 8, Some("not json at all")),
             raw(1, 3, None),
             raw(0, 9, Some(r#"{"saga_id":"s1","status":"COMPLETED"}"#)),
+            RawMessage {
+                coords: KafkaCoords {
+                    topic: "cdc.public.outbox".into(),
+                    partition: 0,
+                    offset: 10,
+                },
+                key: None,
+                value: Some(
+                    br#"{"op":"d","before":{"id":"e1"},"after":null,"source":{"ts_ms":1}}"#
+                        .to_vec(),
+                ),
+                headers: vec![],
+                timestamp: None,
+            },
         ];
-        let batch = decode_batch(
+        let decoded = decode_batch(
             "g",
             &Decoder::default(),
             &messages,
             chrono::DateTime::UNIX_EPOCH,
         );
+        assert_eq!(
+            decoded.ignored, 1,
+            "a Debezium delete is counted, not an error"
+        );
+        let batch = decoded.batch;
         assert_eq!(batch.events.len(), 2);
         assert_eq!(batch.errors.len(), 2);
         assert_eq!(batch.errors[0].coords.offset, 8);
@@ -115,6 +145,11 @@ mod tests {
         assert_eq!(
             batch.offsets,
             vec![
+                PartitionOffset {
+                    topic: "cdc.public.outbox".into(),
+                    partition: 0,
+                    next_offset: 11
+                },
                 PartitionOffset {
                     topic: "saga.state".into(),
                     partition: 0,

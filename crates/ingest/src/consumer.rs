@@ -14,7 +14,7 @@ use sagascope_model::StreamMessage;
 use sagascope_store::{BatchOutcome, IngestBatch, Store};
 use tokio::sync::{broadcast, watch};
 
-use crate::batch::decode_batch;
+use crate::batch::{decode_batch, DecodedBatch};
 use crate::ingest_status::{ConsumerState, IngestStatus};
 
 #[derive(Debug, thiserror::Error)]
@@ -223,7 +223,7 @@ impl Ingestor {
         if pending.is_empty() {
             return;
         }
-        let batch = decode_batch(
+        let DecodedBatch { batch, ignored } = decode_batch(
             &self.config.group_id,
             &self.decoder,
             pending,
@@ -246,7 +246,7 @@ impl Ingestor {
             }
         };
         self.commit(&batch);
-        self.record(pending.len(), &outcome);
+        self.record(pending.len(), ignored, &outcome);
         self.publish(outcome);
         pending.clear();
     }
@@ -269,8 +269,9 @@ impl Ingestor {
         }
     }
 
-    fn record(&self, messages: usize, outcome: &BatchOutcome) {
+    fn record(&self, messages: usize, ignored: usize, outcome: &BatchOutcome) {
         let s = &self.status;
+        s.ignored.fetch_add(ignored as u64, Ordering::Relaxed);
         s.messages.fetch_add(messages as u64, Ordering::Relaxed);
         s.events
             .fetch_add(outcome.new_events.len() as u64, Ordering::Relaxed);

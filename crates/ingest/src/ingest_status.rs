@@ -25,6 +25,8 @@ pub struct IngestStatus {
     pub events: AtomicU64,
     pub duplicates: AtomicU64,
     pub ingest_errors: AtomicU64,
+    /// Understood but not events (Debezium updates, deletes, tombstones).
+    pub ignored: AtomicU64,
     pub batches: AtomicU64,
     pub last_batch_at_us: AtomicI64,
 }
@@ -37,6 +39,7 @@ pub struct IngestStatusView {
     pub events: u64,
     pub duplicates: u64,
     pub ingest_errors: u64,
+    pub ignored: u64,
     pub batches: u64,
     pub last_batch_at_us: Option<i64>,
 }
@@ -49,6 +52,7 @@ impl Default for IngestStatus {
             events: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             ingest_errors: AtomicU64::new(0),
+            ignored: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             last_batch_at_us: AtomicI64::new(0),
         }
@@ -92,6 +96,7 @@ impl IngestStatus {
             events: self.events.load(Ordering::Relaxed),
             duplicates: self.duplicates.load(Ordering::Relaxed),
             ingest_errors: self.ingest_errors.load(Ordering::Relaxed),
+            ignored: self.ignored.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             last_batch_at_us: (last > 0).then_some(last),
         }

@@ -9,6 +9,6 @@ mod batch;
 mod consumer;
 mod ingest_status;
 
-pub use batch::{decode_batch, first_bytes};
+pub use batch::{decode_batch, first_bytes, DecodedBatch};
 pub use consumer::{IngestConfig, IngestError, Ingestor};
 pub use ingest_status::{ConsumerState, IngestStatus, IngestStatusView};

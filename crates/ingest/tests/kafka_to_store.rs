@@ -12,21 +12,9 @@ use sagascope_simulator::{
     MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
     DEMO_RULES,
 };
+use sagascope_store::test_support::fresh_sqlite_store;
 use sagascope_store::{CountedTable, Store};
 use tokio::sync::{broadcast, watch};
-
-async fn sqlite_store() -> Store {
-    let dir = std::env::temp_dir().join(format!(
-        "sagascope-ingest-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
-}
 
 fn simulator(kafka: &MockKafka) -> Simulator {
     Simulator::new(SimulatorConfig {
@@ -115,7 +103,7 @@ fn every_kind_of_saga(rng: &mut StdRng) -> Vec<SagaPlan> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produced_sagas_become_rows_with_offsets_and_live_messages() {
     let kafka = MockKafka::start(1, &ALL_TOPICS, 3).unwrap();
-    let store = sqlite_store().await;
+    let store = fresh_sqlite_store().await;
     let mut rng = StdRng::seed_from_u64(42);
     let plans = every_kind_of_saga(&mut rng);
     let producer = simulator(&kafka);
@@ -183,7 +171,7 @@ async fn produced_sagas_become_rows_with_offsets_and_live_messages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_and_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     let kafka = MockKafka::start(1, &ALL_TOPICS, 3).unwrap();
-    let store = sqlite_store().await;
+    let store = fresh_sqlite_store().await;
     let mut rng = StdRng::seed_from_u64(7);
     let producer = simulator(&kafka);
     let mut plans = Vec::new();
@@ -246,7 +234,7 @@ async fn crash_and_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_messages_become_ingest_errors_and_ingest_continues() {
     let kafka = MockKafka::start(1, &ALL_TOPICS, 1).unwrap();
-    let store = sqlite_store().await;
+    let store = fresh_sqlite_store().await;
     let mut rng = StdRng::seed_from_u64(3);
     let producer = simulator(&kafka);
     let before = SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Completed, &mut rng);

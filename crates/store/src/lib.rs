@@ -7,6 +7,8 @@ mod read_ingest;
 mod read_sagas;
 mod read_trace;
 mod rows;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod write_batch;
 
 use std::str::FromStr;

@@ -1,50 +1,21 @@
 //! One behaviour, two backends: every test here runs against a fresh
 //! Postgres database and a fresh SQLite file (quickwit's metastore
-//! test-suite pattern). Postgres comes from SAGASCOPE_TEST_POSTGRES_URL
-//! (default postgres://postgres@127.0.0.1:5432/postgres); it must be up.
+//! test-suite pattern), from `sagascope_store::test_support`.
 
 use chrono::{TimeZone, Utc};
 use sagascope_domain::{KafkaCoords, SagaEvent};
 use sagascope_model::{Phase, SagaFilter, SagaStatus};
 use sagascope_store::{CountedTable, IngestBatch, NewIngestError, PartitionOffset, Store};
-use sqlx::Executor;
-
-async fn postgres_store() -> Store {
-    let admin_url = std::env::var("SAGASCOPE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    sqlx::any::install_default_drivers();
-    let name = format!("sagascope_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin_url)
-        .await
-        .expect("Postgres must be running for the store suite (see README: test command)");
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .unwrap();
-    let (base, _) = admin_url.rsplit_once('/').unwrap();
-    let store = Store::connect(&format!("{base}/{name}")).await.unwrap();
-    store.migrate().await.unwrap();
-    store
-}
-
-async fn sqlite_store() -> Store {
-    let dir =
-        std::env::temp_dir().join(format!("sagascope-test-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display()))
-        .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    store
-}
 
 macro_rules! store_suite {
     ($($name:ident),* $(,)?) => {
         mod postgres {
-            $( #[tokio::test] async fn $name() { super::$name(&super::postgres_store().await).await; } )*
+            use sagascope_store::test_support::fresh_postgres_store;
+            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
         }
         mod sqlite {
-            $( #[tokio::test] async fn $name() { super::$name(&super::sqlite_store().await).await; } )*
+            use sagascope_store::test_support::fresh_sqlite_store;
+            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
         }
     };
 }

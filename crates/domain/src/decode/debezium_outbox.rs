@@ -7,7 +7,9 @@
 use sagascope_model::Timestamp;
 use serde_json::Value;
 
-use super::fields::{parse_timestamp, parse_timestamp_text, string_field, trace_context};
+use super::fields::{
+    coords_id, parse_timestamp, parse_timestamp_text, string_field, trace_context,
+};
 use super::DecodeError;
 use crate::rules::Rules;
 use crate::saga_event::{RawMessage, SagaEvent};
@@ -45,7 +47,7 @@ pub fn decode(
     let event_id = message
         .header("id")
         .or_else(|| from_payload(&["event_id", "eventId"]))
-        .unwrap_or_else(|| format!("{}/{}/{}", coords.topic, coords.partition, coords.offset));
+        .unwrap_or_else(|| coords_id(message));
     let aggregate_type = message.header("aggregatetype").or_else(|| {
         TOPIC_PREFIXES
             .iter()
@@ -53,12 +55,12 @@ pub fn decode(
             .map(str::to_string)
     });
     let aggregate_id = message.key_text().or_else(|| message.header("aggregateid"));
-    let (trace_id, span_id) = trace_context(message, object);
+    let trace = trace_context(message, object);
     let explicit_saga_id = message
         .header("saga_id")
         .or_else(|| from_payload(&["saga_id", "sagaId"]));
     let saga_id = explicit_saga_id
-        .or_else(|| trace_id.clone())
+        .or_else(|| trace.trace_id.clone())
         .or_else(|| aggregate_id.clone())
         .unwrap_or_else(|| event_id.clone());
     let occurred_at = message
@@ -78,6 +80,8 @@ pub fn decode(
     } else {
         None
     };
+    let mut headers = message.headers_as_text();
+    trace.report_rejected(&mut headers);
 
     Ok(SagaEvent {
         event_id,
@@ -86,8 +90,8 @@ pub fn decode(
         step: classification.step,
         phase: classification.phase,
         event_type,
-        trace_id,
-        span_id,
+        trace_id: trace.trace_id,
+        span_id: trace.span_id,
         request_id: message
             .header("request_id")
             .or_else(|| from_payload(&["request_id"])),
@@ -98,7 +102,7 @@ pub fn decode(
         source_type: aggregate_type,
         source_id: aggregate_id,
         coords: coords.clone(),
-        headers: message.headers_as_text(),
+        headers,
         payload,
         error,
     })

@@ -1,21 +1,36 @@
 //! Decoders: one file per input format, all producing [`SagaEvent`]. The
-//! format is detected per message; anything unrecognised is a
-//! [`DecodeError`] that the ingest keeps as an ingest error.
+//! format is detected per message (see [`Decoder::decode`]); anything
+//! unrecognised is a [`DecodeError`] that the ingest keeps as an ingest
+//! error, except [`DecodeError::Ignored`], which the ingest only counts.
 
+mod cloudevents;
+mod debezium_cdc;
 mod debezium_outbox;
 mod fields;
+mod plain_json;
 mod saga_state;
 
 use sagascope_model::Timestamp;
 
 use crate::rules::Rules;
 use crate::saga_event::{RawMessage, SagaEvent};
-pub use fields::parse_timestamp;
+pub use debezium_cdc::{
+    is_cdc_topic, OP_HEADER as DEBEZIUM_OP_HEADER, SOURCE_TS_HEADER as DEBEZIUM_SOURCE_TS_HEADER,
+};
+pub use fields::{parse_timestamp, REJECTED_TRACE_HEADER};
 
-/// Why a message could not become a [`SagaEvent`]. The text is shown on the
+/// Why a message did not become a [`SagaEvent`]. The text is shown on the
 /// ingest-errors page, so it names the field and what was expected.
+///
+/// [`DecodeError::Ignored`] is not a failure: the message was understood and
+/// deliberately carries no saga event (a Debezium update, delete or
+/// tombstone). The ingest must count it (and commit its offset) instead of
+/// listing it as an ingest error; [`DecodeError::is_ignored`] tells it apart.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
+    /// Understood, and deliberately not an event. Not an ingest error.
+    #[error("ignored: {reason}")]
+    Ignored { reason: String },
     #[error("tombstone: the message has no value")]
     Tombstone,
     #[error("value is not valid UTF-8 (first invalid byte at {0})")]
@@ -29,10 +44,32 @@ pub enum DecodeError {
         format: &'static str,
         field: &'static str,
     },
+    /// A field is present but unusable; `reason` says what was found and
+    /// what was expected.
+    #[error("{format}: field `{field}` {reason}")]
+    InvalidField {
+        format: &'static str,
+        field: &'static str,
+        reason: String,
+    },
     #[error("saga state: unknown status `{0}`")]
     UnknownStatus(String),
-    #[error("unrecognised format: neither a saga state event (status + saga_id/correlation_id) nor a Debezium outbox event (id + type headers, or an events.* topic)")]
+    #[error("unrecognised format: none of CloudEvents (ce_* headers, or specversion + id + type + source), Debezium outbox (id + type headers, or an events.* topic), Debezium CDC envelope (op + after/before), saga state (status + saga_id/correlation_id), or a plain JSON event (type/eventType field)")]
     UnknownFormat,
+}
+
+impl DecodeError {
+    /// True for messages that are deliberately not events (count them, do
+    /// not list them as ingest errors).
+    pub fn is_ignored(&self) -> bool {
+        matches!(self, DecodeError::Ignored { .. })
+    }
+
+    pub(crate) fn ignored(reason: impl Into<String>) -> DecodeError {
+        DecodeError::Ignored {
+            reason: reason.into(),
+        }
+    }
 }
 
 /// Turns raw Kafka messages into canonical events using the classification rules.
@@ -46,12 +83,40 @@ impl Decoder {
         Decoder { rules }
     }
 
+    /// Detects the format of one message and decodes it. Order:
+    ///
+    /// 1. CloudEvents: binary mode (`ce_specversion` header; the value is the
+    ///    data, any bytes or none), structured mode (`content-type:
+    ///    application/cloudevents+json`, or a JSON object with `specversion`,
+    ///    `id`, `type` and `source`);
+    /// 2. a null value: [`DecodeError::Ignored`] on a CDC topic (Debezium
+    ///    writes a tombstone after each delete), else [`DecodeError::Tombstone`];
+    /// 3. Debezium outbox EventRouter (`id` + `type`/`eventType` headers);
+    /// 4. Debezium CDC envelope (`op` + `after`/`before`, optionally under
+    ///    `payload` next to `schema`);
+    /// 5. saga state events (`status` + `saga_id`/`correlation_id`);
+    /// 6. any other JSON on an `events.*`/`outbox.*` topic: EventRouter;
+    /// 7. plain JSON domain events (`type`/`eventType`/`event_type` field);
+    /// 8. otherwise [`DecodeError::UnknownFormat`].
+    ///
+    /// Never panics, whatever the bytes, headers or nesting depth.
     pub fn decode(
         &self,
         message: &RawMessage,
         ingested_at: Timestamp,
     ) -> Result<SagaEvent, DecodeError> {
-        let bytes = message.value.as_deref().ok_or(DecodeError::Tombstone)?;
+        if cloudevents::is_binary(message) {
+            return cloudevents::decode_binary(message, &self.rules, ingested_at);
+        }
+        let Some(bytes) = message.value.as_deref() else {
+            return if debezium_cdc::is_cdc_topic(&message.coords.topic) {
+                Err(DecodeError::ignored(
+                    "Debezium tombstone (null value after a delete)",
+                ))
+            } else {
+                Err(DecodeError::Tombstone)
+            };
+        };
         let text =
             std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
         let value: serde_json::Value =
@@ -59,17 +124,26 @@ impl Decoder {
         // EventRouter may deliver the payload as a JSON string holding JSON.
         let value = fields::unwrap_json_string(value);
 
+        if cloudevents::is_structured(message, &value) {
+            return cloudevents::decode_structured(message, &value, &self.rules, ingested_at);
+        }
         if debezium_outbox::has_outbox_headers(message) {
             return debezium_outbox::decode(message, value, &self.rules, ingested_at);
         }
         let object = value
             .as_object()
             .ok_or(DecodeError::NotAnObject(fields::json_kind(&value)))?;
+        if let Some(envelope) = debezium_cdc::envelope(object) {
+            return debezium_cdc::decode(message, envelope, &self.rules, ingested_at);
+        }
         if saga_state::looks_like_saga_state(object) {
             return saga_state::decode(message, object, ingested_at);
         }
         if debezium_outbox::is_outbox_topic(&message.coords.topic) {
             return debezium_outbox::decode(message, value, &self.rules, ingested_at);
+        }
+        if plain_json::looks_like_plain_event(object) {
+            return plain_json::decode(message, object, &self.rules, ingested_at);
         }
         Err(DecodeError::UnknownFormat)
     }
@@ -140,5 +214,27 @@ mod tests {
 
         let err = decoder.decode(&message("other", None, "{\"hello\":1}", &[]), ingested_at());
         assert_eq!(err, Err(DecodeError::UnknownFormat));
+        assert!(!DecodeError::UnknownFormat.is_ignored());
+    }
+
+    #[test]
+    fn tombstones_are_ignored_on_cdc_topics_only() {
+        let decoder = Decoder::default();
+        for topic in ["cdc.scan.outbox", "dbserver1.public.outbox"] {
+            let mut tombstone = message(topic, Some("{\"id\":\"x\"}"), "", &[]);
+            tombstone.value = None;
+            let err = decoder.decode(&tombstone, ingested_at()).unwrap_err();
+            assert!(err.is_ignored(), "{topic}: {err}");
+            assert_eq!(
+                err.to_string(),
+                "ignored: Debezium tombstone (null value after a delete)"
+            );
+        }
+        let mut tombstone = message("events.order", Some("k"), "", &[]);
+        tombstone.value = None;
+        assert_eq!(
+            decoder.decode(&tombstone, ingested_at()),
+            Err(DecodeError::Tombstone)
+        );
     }
 }

@@ -6,7 +6,7 @@
 use sagascope_model::{Phase, Timestamp};
 use serde_json::{Map, Value};
 
-use super::fields::{parse_timestamp, string_field, trace_context};
+use super::fields::{coords_id, parse_timestamp, string_field, trace_context};
 use super::DecodeError;
 use crate::saga_event::{RawMessage, SagaEvent};
 
@@ -76,16 +76,15 @@ pub fn decode(
         object,
         &["error", "compensation_error", "error_message", "reason"],
     );
-    let (trace_id, span_id) = trace_context(message, Some(object));
+    let trace = trace_context(message, Some(object));
     let occurred_at = ["timestamp", "occurred_at", "updated_at"]
         .iter()
         .find_map(|f| object.get(*f).and_then(parse_timestamp))
         .or(message.timestamp)
         .unwrap_or(ingested_at);
-    let coords = &message.coords;
     let event_id = string_field(object, &["event_id", "eventId"])
         .or_else(|| message.header("id"))
-        .unwrap_or_else(|| format!("{}/{}/{}", coords.topic, coords.partition, coords.offset));
+        .unwrap_or_else(|| coords_id(message));
 
     let mut business_keys: Vec<String> = Vec::new();
     if let Some(Value::Object(context)) = object.get("context_data") {
@@ -102,6 +101,8 @@ pub fn decode(
     }
     business_keys.sort();
     business_keys.dedup();
+    let mut headers = message.headers_as_text();
+    trace.report_rejected(&mut headers);
 
     Ok(SagaEvent {
         event_id,
@@ -111,8 +112,8 @@ pub fn decode(
         phase,
         event_type: string_field(object, &["event_type", "eventType"])
             .unwrap_or_else(|| status.to_ascii_uppercase()),
-        trace_id,
-        span_id,
+        trace_id: trace.trace_id,
+        span_id: trace.span_id,
         request_id: message
             .header("request_id")
             .or_else(|| string_field(object, &["request_id"])),
@@ -122,8 +123,8 @@ pub fn decode(
         ingested_at,
         source_type: None,
         source_id: None,
-        coords: coords.clone(),
-        headers: message.headers_as_text(),
+        coords: message.coords.clone(),
+        headers,
         payload: Value::Object(object.clone()),
         error,
     })

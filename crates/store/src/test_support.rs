@@ -1,0 +1,41 @@
+//! Fresh, migrated stores for tests in this and other crates (feature
+//! `test-support`). Postgres comes from SAGASCOPE_TEST_POSTGRES_URL
+//! (default postgres://postgres@127.0.0.1:5432/postgres) and must be up:
+//! each call creates a new database there.
+
+use sqlx::{Connection, Executor};
+
+use crate::Store;
+
+pub async fn fresh_sqlite_store() -> Store {
+    let dir =
+        std::env::temp_dir().join(format!("sagascope-test-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("create a temporary directory");
+    let store = Store::connect(&format!("sqlite://{}", dir.join("read-model.db").display()))
+        .await
+        .expect("open SQLite");
+    store.migrate().await.expect("migrate SQLite");
+    store
+}
+
+pub async fn fresh_postgres_store() -> Store {
+    let admin_url = std::env::var("SAGASCOPE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    sqlx::any::install_default_drivers();
+    let name = format!("sagascope_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .expect("Postgres must be running for these tests (scripts/test.sh starts it)");
+    admin
+        .execute(format!("CREATE DATABASE {name}").as_str())
+        .await
+        .expect("create a test database");
+    let (base, _) = admin_url
+        .rsplit_once('/')
+        .expect("a database URL ends in /DATABASE");
+    let store = Store::connect(&format!("{base}/{name}"))
+        .await
+        .expect("open Postgres");
+    store.migrate().await.expect("migrate Postgres");
+    store
+}
