@@ -221,8 +221,13 @@ impl Store {
             query.execute(&mut *tx).await?;
         }
 
+        let mut all_errors = batch.errors.clone();
+        all_errors.extend(
+            self.conflicting_duplicates(&mut tx, &batch.events, &inserted)
+                .await?,
+        );
         let mut errors = Vec::new();
-        for chunk in batch.errors.chunks(ROWS_PER_STATEMENT) {
+        for chunk in all_errors.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO ingest_errors (topic, kafka_partition, kafka_offset, reason, first_bytes, message_key, published_at_us, ingested_at_us) \
                  VALUES {} ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING RETURNING {INGEST_ERROR_COLUMNS}",
@@ -269,5 +274,90 @@ impl Store {
             sagas: sagas.iter().map(SagaProjection::summary).collect(),
             errors,
         })
+    }
+}
+
+/// Where the first copy of an event id came from, and what it said.
+struct KeptCopy {
+    coords: KafkaCoords,
+    payload: String,
+}
+
+impl Store {
+    /// Events whose id is already taken by a copy with a different body (not
+    /// a redelivery: those come from the same coordinates). The first copy
+    /// is kept; each later one is recorded as an ingest error so that the
+    /// conflict is visible and counted rather than silently dropped.
+    async fn conflicting_duplicates(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        events: &[SagaEvent],
+        inserted: &HashSet<String>,
+    ) -> Result<Vec<NewIngestError>> {
+        let mut kept: HashMap<&str, KeptCopy> = HashMap::new();
+        for event in events.iter().filter(|e| inserted.contains(&e.event_id)) {
+            kept.entry(event.event_id.as_str())
+                .or_insert_with(|| KeptCopy {
+                    coords: event.coords.clone(),
+                    payload: event.payload.to_string(),
+                });
+        }
+        let mut stored_ids: Vec<&str> = events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .filter(|id| !inserted.contains(*id))
+            .collect();
+        stored_ids.sort_unstable();
+        stored_ids.dedup();
+        for chunk in stored_ids.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "SELECT event_id, topic, kafka_partition, kafka_offset, payload FROM events WHERE event_id IN ({})",
+                placeholders(0, chunk.len())
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let id: String = row.try_get("event_id")?;
+                let Some(key) = chunk.iter().find(|c| **c == id) else {
+                    continue;
+                };
+                let partition: i64 = row.try_get("kafka_partition")?;
+                kept.insert(
+                    key,
+                    KeptCopy {
+                        coords: KafkaCoords {
+                            topic: row.try_get("topic")?,
+                            partition: i32::try_from(partition).unwrap_or_default(),
+                            offset: row.try_get("kafka_offset")?,
+                        },
+                        payload: row.try_get("payload")?,
+                    },
+                );
+            }
+        }
+        let mut conflicts = Vec::new();
+        for event in events {
+            let Some(first) = kept.get(event.event_id.as_str()) else {
+                continue;
+            };
+            let body = event.payload.to_string();
+            if first.coords != event.coords && first.payload != body {
+                let c = &first.coords;
+                conflicts.push(NewIngestError {
+                    coords: event.coords.clone(),
+                    reason: format!(
+                        "duplicate event id `{}` with a different body: kept the first copy, from {}/{}/{}",
+                        event.event_id, c.topic, c.partition, c.offset
+                    ),
+                    first_bytes: body.chars().take(256).collect(),
+                    key: event.source_id.clone(),
+                    published_at: event.published_at,
+                    ingested_at: event.ingested_at,
+                });
+            }
+        }
+        Ok(conflicts)
     }
 }

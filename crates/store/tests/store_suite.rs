@@ -27,6 +27,7 @@ store_suite!(
     list_filters_search_and_keyset_paging,
     trace_view_spans_sagas,
     ingest_errors_are_kept_once_per_coordinate,
+    duplicate_ids_with_different_bodies_keep_the_first_and_record_a_conflict,
 );
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
@@ -338,4 +339,58 @@ async fn ingest_errors_are_kept_once_per_coordinate(store: &Store) {
     assert_eq!((listed[0].partition, listed[0].offset), (1, 99));
     assert_eq!(listed[0].reason, "value is not valid JSON: EOF");
     assert_eq!(listed[0].key.as_deref(), Some("k1"));
+}
+
+async fn duplicate_ids_with_different_bodies_keep_the_first_and_record_a_conflict(store: &Store) {
+    let first = event("ord-9", 0, Phase::SagaStarted, None);
+    store
+        .write_batch(&batch(vec![first.clone()]))
+        .await
+        .unwrap();
+
+    // A redelivery (same coordinates, same body) is not a conflict.
+    assert!(store
+        .write_batch(&batch(vec![first.clone()]))
+        .await
+        .unwrap()
+        .errors
+        .is_empty());
+
+    // The same id from elsewhere with another body: kept out, recorded.
+    let mut impostor = first.clone();
+    impostor.coords.offset = 500;
+    impostor.payload = serde_json::json!({"note": "something else"});
+    // And inside one batch: a new id twice with different bodies.
+    let twin_a = event("ord-9", 1, Phase::StepStarted, Some("ReserveStock"));
+    let mut twin_b = twin_a.clone();
+    twin_b.coords.offset = 501;
+    twin_b.payload = serde_json::json!({"n": "other"});
+    let outcome = store
+        .write_batch(&batch(vec![impostor, twin_a.clone(), twin_b]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.new_events.len(), 1);
+    let mut reasons: Vec<(i64, String)> = outcome
+        .errors
+        .iter()
+        .map(|e| (e.offset, e.reason.clone()))
+        .collect();
+    reasons.sort();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert_eq!(reasons[0].0, 500);
+    assert!(reasons[0].1.starts_with("duplicate event id `ord-9-e0` with a different body: kept the first copy, from saga.state/0/0"), "{}", reasons[0].1);
+    assert_eq!(reasons[1].0, 501);
+    assert!(
+        reasons[1].1.contains("from saga.state/0/1"),
+        "{}",
+        reasons[1].1
+    );
+
+    let detail = store.saga_detail("ord-9").await.unwrap().unwrap();
+    assert_eq!(detail.events.len(), 2);
+    assert_eq!(
+        detail.events[0].payload, first.payload,
+        "the first copy is kept"
+    );
+    assert_eq!(detail.events[1].payload, twin_a.payload);
 }
