@@ -103,6 +103,10 @@ pub struct RulesArgs {
     /// Classification rules (TOML); see rules.example.toml.
     #[arg(long, env = "SAGASCOPE_RULES")]
     pub rules: Option<PathBuf>,
+    /// Payloads larger than this many bytes are stored as a truncated copy,
+    /// flagged on the event.
+    #[arg(long, env = "SAGASCOPE_MAX_PAYLOAD_BYTES", default_value_t = sagascope_domain::DEFAULT_MAX_PAYLOAD_BYTES)]
+    pub max_payload_bytes: usize,
 }
 
 #[derive(Debug, Args)]

@@ -58,7 +58,8 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store.database_url).await?;
-    let decoder = Decoder::new(load_rules(&args.rules)?);
+    let decoder =
+        Decoder::new(load_rules(&args.rules)?).with_max_payload_bytes(args.rules.max_payload_bytes);
     let running = run::start(
         store,
         Some((ingest_config(&args.kafka), decoder)),

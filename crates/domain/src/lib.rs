@@ -8,7 +8,7 @@ pub mod rules;
 pub mod saga_event;
 pub mod trace_context;
 
-pub use decode::{DecodeError, Decoder};
+pub use decode::{DecodeError, Decoder, DEFAULT_MAX_PAYLOAD_BYTES, TRUNCATED_HEADER};
 pub use projection::{from_micros, micros, project_all, SagaProjection};
 pub use rules::{Classification, Rules, RulesError};
 pub use saga_event::{KafkaCoords, RawMessage, SagaEvent};

@@ -72,15 +72,67 @@ impl DecodeError {
     }
 }
 
+/// Payloads larger than this (as stored JSON text) are kept as a truncated,
+/// flagged copy unless configured otherwise.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// Header added to an event whose stored payload was truncated; its value
+/// is the original size in bytes.
+pub const TRUNCATED_HEADER: &str = "sagascope.payload_truncated";
+
 /// Turns raw Kafka messages into canonical events using the classification rules.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Decoder {
     rules: Rules,
+    max_payload_bytes: usize,
+}
+
+impl Default for Decoder {
+    fn default() -> Decoder {
+        Decoder::new(Rules::default())
+    }
 }
 
 impl Decoder {
     pub fn new(rules: Rules) -> Decoder {
-        Decoder { rules }
+        Decoder {
+            rules,
+            max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+        }
+    }
+
+    /// Payloads above `bytes` are stored as a truncated copy, flagged with
+    /// the [`TRUNCATED_HEADER`] header; the event itself is kept.
+    pub fn with_max_payload_bytes(mut self, bytes: usize) -> Decoder {
+        self.max_payload_bytes = bytes;
+        self
+    }
+
+    /// Decodes one message (see [`Decoder::decode_format`]) and bounds the
+    /// size of the payload that will be stored.
+    pub fn decode(
+        &self,
+        message: &RawMessage,
+        ingested_at: Timestamp,
+    ) -> Result<SagaEvent, DecodeError> {
+        let mut event = self.decode_format(message, ingested_at)?;
+        let text = event.payload.to_string();
+        if text.len() > self.max_payload_bytes {
+            let mut cut = self.max_payload_bytes;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            event.payload = serde_json::json!({
+                "sagascope_truncated": true,
+                "original_bytes": text.len(),
+                "preview": &text[..cut],
+            });
+            event.headers.push(sagascope_model::Header {
+                key: TRUNCATED_HEADER.to_string(),
+                value: text.len().to_string(),
+            });
+        }
+        Ok(event)
     }
 
     /// Detects the format of one message and decodes it. Order:
@@ -100,7 +152,7 @@ impl Decoder {
     /// 8. otherwise [`DecodeError::UnknownFormat`].
     ///
     /// Never panics, whatever the bytes, headers or nesting depth.
-    pub fn decode(
+    pub fn decode_format(
         &self,
         message: &RawMessage,
         ingested_at: Timestamp,
@@ -236,5 +288,44 @@ mod tests {
             decoder.decode(&tombstone, ingested_at()),
             Err(DecodeError::Tombstone)
         );
+    }
+
+    #[test]
+    fn huge_payloads_are_stored_as_a_flagged_truncated_copy() {
+        let big = "é".repeat(100_000);
+        let value = format!(
+            r#"{{"saga_id":"s-big","saga_type":"order","status":"STARTED","blob":"{big}"}}"#
+        );
+        let decoder = Decoder::default().with_max_payload_bytes(1000);
+        let event = decoder
+            .decode(&message("saga.state", None, &value, &[]), ingested_at())
+            .unwrap();
+        assert_eq!(event.saga_id, "s-big", "the event itself is kept");
+        assert_eq!(event.payload["sagascope_truncated"], true);
+        let original = serde_json::from_str::<serde_json::Value>(&value)
+            .unwrap()
+            .to_string()
+            .len();
+        assert_eq!(event.payload["original_bytes"], original);
+        assert!(event.payload["preview"].as_str().unwrap().len() <= 1000);
+        let flag = event
+            .headers
+            .iter()
+            .find(|h| h.key == TRUNCATED_HEADER)
+            .unwrap();
+        assert_eq!(flag.value, original.to_string());
+
+        let small = Decoder::default()
+            .decode(
+                &message(
+                    "saga.state",
+                    None,
+                    r#"{"saga_id":"s","status":"STARTED"}"#,
+                    &[],
+                ),
+                ingested_at(),
+            )
+            .unwrap();
+        assert!(small.headers.iter().all(|h| h.key != TRUNCATED_HEADER));
     }
 }
