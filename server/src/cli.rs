@@ -107,6 +107,15 @@ pub struct RulesArgs {
     /// flagged on the event.
     #[arg(long, env = "SAGASCOPE_MAX_PAYLOAD_BYTES", default_value_t = sagascope_domain::DEFAULT_MAX_PAYLOAD_BYTES)]
     pub max_payload_bytes: usize,
+    /// A running saga with no event for this long is `stalled` (per-type
+    /// `timeout` in the rules file wins), e.g. 30s, 5m, 1h.
+    #[arg(long, env = "SAGASCOPE_STALL_AFTER", default_value = "5m", value_parser = parse_stall_after)]
+    pub stall_after: std::time::Duration,
+}
+
+fn parse_stall_after(text: &str) -> Result<std::time::Duration, String> {
+    sagascope_domain::rules::parse_duration(text)
+        .ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +134,8 @@ pub struct ServeArgs {
 pub struct DemoArgs {
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
     /// Simulated messages per second across all sagas.
     #[arg(long, env = "SAGASCOPE_DEMO_RATE", default_value_t = 20.0)]
     pub rate: f64,

@@ -11,7 +11,7 @@ use sagascope_simulator::{
     MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
     DEMO_RULES,
 };
-use sagascope_store::{redact_url, Store};
+use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
 
 use crate::cli::{DemoArgs, KafkaArgs, MigrateArgs, RulesArgs, ServeArgs};
@@ -33,6 +33,17 @@ fn load_rules(args: &RulesArgs) -> anyhow::Result<Rules> {
                 .with_context(|| format!("cannot read rules file {}", path.display()))?;
             Rules::parse(&text).with_context(|| format!("invalid rules file {}", path.display()))
         }
+    }
+}
+
+fn stall_policy(args: &RulesArgs, rules: &Rules) -> StallPolicy {
+    StallPolicy {
+        default_timeout: args.stall_after,
+        per_type: rules
+            .timeouts()
+            .iter()
+            .map(|(t, d)| (t.clone(), *d))
+            .collect(),
     }
 }
 
@@ -58,8 +69,8 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store.database_url).await?;
-    let decoder =
-        Decoder::new(load_rules(&args.rules)?).with_max_payload_bytes(args.rules.max_payload_bytes);
+    let rules = load_rules(&args.rules)?;
+    let decoder = Decoder::new(rules.clone()).with_max_payload_bytes(args.rules.max_payload_bytes);
     let running = run::start(
         store,
         Some((ingest_config(&args.kafka), decoder)),
@@ -67,6 +78,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.http.site_root,
     )
     .await?;
+    running.sweep_stalls(stall_policy(&args.rules, &rules));
     tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
     running.until_signal().await;
     Ok(())
@@ -105,7 +117,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             batch_linger_ms: 100,
         },
     };
-    let decoder = Decoder::new(Rules::parse(DEMO_RULES)?);
+    // The example rules describe the simulated sagas; --rules replaces them.
+    let demo_rules = match &args.rules.rules {
+        Some(_) => load_rules(&args.rules)?,
+        None => Rules::parse(DEMO_RULES)?,
+    };
+    let decoder =
+        Decoder::new(demo_rules.clone()).with_max_payload_bytes(args.rules.max_payload_bytes);
     let running = run::start(
         store,
         Some((ingest_config(&kafka_args), decoder)),
@@ -113,6 +131,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         &args.http.site_root,
     )
     .await?;
+    running.sweep_stalls(stall_policy(&args.rules, &demo_rules));
     let (stop_simulator, stop_rx) = watch::channel(false);
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });
 
@@ -144,6 +163,7 @@ async fn produce_history(simulator: &Simulator, count: usize) -> anyhow::Result<
         (SagaKind::Order, PlannedOutcome::Failed),
         (SagaKind::ChatMessage, PlannedOutcome::CompensationFailed),
         (SagaKind::ScanReward, PlannedOutcome::Compensated),
+        (SagaKind::ScanReward, PlannedOutcome::Stalled),
     ];
     for i in 0..count {
         let plan = match guaranteed.get(i) {

@@ -9,7 +9,8 @@ use anyhow::Context;
 use leptos::config::LeptosOptions;
 use sagascope_domain::Decoder;
 use sagascope_ingest::{IngestConfig, Ingestor};
-use sagascope_store::Store;
+use sagascope_model::StreamMessage;
+use sagascope_store::{StallPolicy, Store};
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -86,7 +87,34 @@ pub async fn start(
     })
 }
 
+/// How often quiet sagas are checked for a stall.
+const STALL_SWEEP_EVERY: Duration = Duration::from_secs(5);
+
 impl Running {
+    /// Marks quiet sagas `stalled` every few seconds and pushes them to live
+    /// subscribers, until shutdown.
+    pub fn sweep_stalls(&self, policy: StallPolicy) {
+        let store = self.state.store.clone();
+        let live = self.state.live.clone();
+        let mut shutdown = self.state.shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(STALL_SWEEP_EVERY);
+            loop {
+                tokio::select! {
+                    changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break },
+                    _ = tick.tick() => match store.mark_stalled(&policy, chrono::Utc::now()).await {
+                        Ok(stalled) => {
+                            for saga in stalled {
+                                let _ = live.send(StreamMessage::Saga { saga });
+                            }
+                        }
+                        Err(error) => tracing::warn!(%error, "stall sweep failed"),
+                    },
+                }
+            }
+        });
+    }
+
     /// Stops accepting requests, drains the ingest (last batch written and
     /// committed) and closes the store.
     pub async fn shutdown(self) {

@@ -11,6 +11,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use sagascope_model::Phase;
 use serde::Deserialize;
@@ -25,6 +26,8 @@ pub enum RulesError {
         event: String,
         phase: String,
     },
+    #[error("rules: saga type `{saga_type}` has timeout `{timeout}`; use a number with ms, s, m or h, such as \"30s\"")]
+    BadTimeout { saga_type: String, timeout: String },
 }
 
 /// What a rule (or the defaults) says an event means.
@@ -38,6 +41,9 @@ pub struct Classification {
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     by_event_type: HashMap<String, Classification>,
+    /// Per saga type: how long without an event before a running saga is
+    /// `stalled`.
+    timeouts: HashMap<String, Duration>,
 }
 
 #[derive(Deserialize)]
@@ -50,6 +56,8 @@ struct RulesFile {
 struct SagaRuleFile {
     #[serde(rename = "type")]
     saga_type: String,
+    /// e.g. "30s", "5m", "1h", "500ms".
+    timeout: Option<String>,
     #[serde(default)]
     events: HashMap<String, EventRuleFile>,
 }
@@ -64,7 +72,15 @@ impl Rules {
     pub fn parse(text: &str) -> Result<Rules, RulesError> {
         let file: RulesFile = toml::from_str(text)?;
         let mut by_event_type = HashMap::new();
+        let mut timeouts = HashMap::new();
         for saga in file.saga {
+            if let Some(text) = &saga.timeout {
+                let timeout = parse_duration(text).ok_or_else(|| RulesError::BadTimeout {
+                    saga_type: saga.saga_type.clone(),
+                    timeout: text.clone(),
+                })?;
+                timeouts.insert(saga.saga_type.clone(), timeout);
+            }
             for (event, rule) in saga.events {
                 let phase = Phase::parse(&rule.phase).ok_or_else(|| RulesError::UnknownPhase {
                     saga_type: saga.saga_type.clone(),
@@ -79,7 +95,15 @@ impl Rules {
                 by_event_type.insert(event, classification);
             }
         }
-        Ok(Rules { by_event_type })
+        Ok(Rules {
+            by_event_type,
+            timeouts,
+        })
+    }
+
+    /// Stall timeouts by saga type, from the rules file.
+    pub fn timeouts(&self) -> &HashMap<String, Duration> {
+        &self.timeouts
     }
 
     /// The rule for this event name, else the defaults.
@@ -136,6 +160,24 @@ pub fn default_classification(event_type: &str) -> Classification {
         step: Some(event_type.to_string()),
         phase,
     }
+}
+
+/// "500ms", "30s", "5m", "1h" (a bare number means seconds).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let millis = match unit.trim() {
+        "ms" => n,
+        "" | "s" => n.checked_mul(1_000)?,
+        "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
+        _ => return None,
+    };
+    (millis > 0).then(|| Duration::from_millis(millis))
 }
 
 #[cfg(test)]
@@ -204,6 +246,23 @@ mod tests {
             rules.classify_qualified("trailing.").step.as_deref(),
             Some("trailing.")
         );
+    }
+
+    #[test]
+    fn timeouts_per_saga_type() {
+        let rules =
+            Rules::parse("[[saga]]\ntype='order'\ntimeout='30s'\n[[saga]]\ntype='chat'\n").unwrap();
+        assert_eq!(
+            rules.timeouts().get("order"),
+            Some(&Duration::from_secs(30))
+        );
+        assert_eq!(rules.timeouts().get("chat"), None);
+        let err = Rules::parse("[[saga]]\ntype='x'\ntimeout='soon'\n").unwrap_err();
+        assert!(err.to_string().contains("timeout `soon`"), "{err}");
+        assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("0s"), None);
     }
 
     #[test]

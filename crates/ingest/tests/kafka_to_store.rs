@@ -80,6 +80,8 @@ fn expected_status(outcome: PlannedOutcome) -> SagaStatus {
         PlannedOutcome::Compensated => SagaStatus::Compensated,
         PlannedOutcome::CompensationFailed => SagaStatus::CompensationFailed,
         PlannedOutcome::TimedOut => SagaStatus::TimedOut,
+        // Stalling is the sweep's call, later; the projection says running.
+        PlannedOutcome::Stalled => SagaStatus::Running,
     }
 }
 

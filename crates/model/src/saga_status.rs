@@ -11,10 +11,13 @@ pub enum SagaStatus {
     Compensated,
     CompensationFailed,
     TimedOut,
+    /// Running or compensating, but no event for longer than the saga
+    /// type's timeout. Cleared when events resume.
+    Stalled,
 }
 
 impl SagaStatus {
-    pub const ALL: [SagaStatus; 7] = [
+    pub const ALL: [SagaStatus; 8] = [
         SagaStatus::Running,
         SagaStatus::Completed,
         SagaStatus::Failed,
@@ -22,6 +25,7 @@ impl SagaStatus {
         SagaStatus::Compensated,
         SagaStatus::CompensationFailed,
         SagaStatus::TimedOut,
+        SagaStatus::Stalled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -33,6 +37,7 @@ impl SagaStatus {
             SagaStatus::Compensated => "compensated",
             SagaStatus::CompensationFailed => "compensation_failed",
             SagaStatus::TimedOut => "timed_out",
+            SagaStatus::Stalled => "stalled",
         }
     }
 
@@ -47,6 +52,7 @@ impl SagaStatus {
             SagaStatus::Compensated => "Compensated",
             SagaStatus::CompensationFailed => "Compensation failed",
             SagaStatus::TimedOut => "Timed out",
+            SagaStatus::Stalled => "Stalled",
         }
     }
 
@@ -59,6 +65,7 @@ impl SagaStatus {
             SagaStatus::Compensated => "↶",
             SagaStatus::CompensationFailed => "⚠",
             SagaStatus::TimedOut => "⏱",
+            SagaStatus::Stalled => "◷",
         }
     }
 
@@ -67,7 +74,10 @@ impl SagaStatus {
     }
 
     pub fn is_finished(self) -> bool {
-        !matches!(self, SagaStatus::Running | SagaStatus::Compensating)
+        !matches!(
+            self,
+            SagaStatus::Running | SagaStatus::Compensating | SagaStatus::Stalled
+        )
     }
 }
 

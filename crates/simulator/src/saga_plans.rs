@@ -35,6 +35,9 @@ pub enum PlannedOutcome {
     Compensated,
     CompensationFailed,
     TimedOut,
+    /// Stops part-way (a service never answers): sagascope marks it stalled
+    /// once its type's timeout passes.
+    Stalled,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -370,7 +373,11 @@ fn scan_reward_saga(rng: &mut StdRng) -> SagaPlan {
         "ScanCompleted",
         json!({"scan_id": scan_id, "image_id": image_id, "user_id": user_id, "category": "plastic", "confidence": 0.93}),
     );
-    let outcome = if rng.random::<f64>() < 0.1 {
+    let roll: f64 = rng.random();
+    let outcome = if roll < 0.04 {
+        // The character service never answers: nothing more is published.
+        PlannedOutcome::Stalled
+    } else if roll < 0.14 {
         publish(
             rng,
             CHARACTER_TOPIC,

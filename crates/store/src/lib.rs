@@ -7,6 +7,7 @@ mod read_ingest;
 mod read_sagas;
 mod read_trace;
 mod rows;
+mod stall_sweep;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod write_batch;
@@ -19,6 +20,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use read_ingest::{CountedTable, PartitionProgress};
+pub use stall_sweep::StallPolicy;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset};
 
 #[derive(Debug, thiserror::Error)]

@@ -54,7 +54,7 @@ impl Store {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT saga_id, started_at_us, projection FROM sagas {where_clause} ORDER BY started_at_us DESC, saga_id DESC LIMIT {limit}"
+            "SELECT saga_id, started_at_us, status, projection FROM sagas {where_clause} ORDER BY started_at_us DESC, saga_id DESC LIMIT {limit}"
         );
         let mut statement: Query<'_, Any, AnyArguments<'_>> = sqlx::query(&sql);
         for bind in binds {
@@ -90,7 +90,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let Some(row) = sqlx::query("SELECT projection FROM sagas WHERE saga_id = $1")
+        let Some(row) = sqlx::query("SELECT status, projection FROM sagas WHERE saga_id = $1")
             .bind(saga_id.to_string())
             .fetch_optional(&mut *tx)
             .await?

@@ -1,7 +1,7 @@
 //! Row ↔ model conversions shared by the queries.
 
 use sagascope_domain::{from_micros, SagaProjection};
-use sagascope_model::{Header, IngestErrorView, Phase, SagaSummary, TimelineEvent};
+use sagascope_model::{Header, IngestErrorView, Phase, SagaStatus, SagaSummary, TimelineEvent};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -16,9 +16,16 @@ pub fn projection_from_json(text: &str) -> Result<SagaProjection> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("saga projection: {e}")))
 }
 
+/// A saga row (`status`, `projection`) as its summary. Status comes from the
+/// projection except `stalled`, which only the stall sweep sets.
 pub fn summary_from_row(row: &AnyRow) -> Result<SagaSummary> {
     let text: String = row.try_get("projection")?;
-    Ok(projection_from_json(&text)?.summary())
+    let mut summary = projection_from_json(&text)?.summary();
+    let status: String = row.try_get("status")?;
+    if status == SagaStatus::Stalled.as_str() {
+        summary.status = SagaStatus::Stalled;
+    }
+    Ok(summary)
 }
 
 pub fn timeline_event_from_row(row: &AnyRow) -> Result<TimelineEvent> {

@@ -28,6 +28,7 @@ store_suite!(
     trace_view_spans_sagas,
     ingest_errors_are_kept_once_per_coordinate,
     duplicate_ids_with_different_bodies_keep_the_first_and_record_a_conflict,
+    quiet_sagas_stall_per_type_and_resume,
 );
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
@@ -393,4 +394,102 @@ async fn duplicate_ids_with_different_bodies_keep_the_first_and_record_a_conflic
         "the first copy is kept"
     );
     assert_eq!(detail.events[1].payload, twin_a.payload);
+}
+
+async fn quiet_sagas_stall_per_type_and_resume(store: &Store) {
+    use sagascope_store::StallPolicy;
+    use std::time::Duration;
+    // ord-s: last event at +100 ms; chat-s: at +200 ms; ord-done finished.
+    let mut events = vec![
+        event("ord-s", 0, Phase::SagaStarted, None),
+        event("ord-s", 1, Phase::StepStarted, Some("AuthorizePayment")),
+        event("chat-s", 2, Phase::SagaStarted, None),
+    ];
+    events.extend(compensated_saga("ord-done", 0));
+    store.write_batch(&batch(events)).await.unwrap();
+    let start = Utc.timestamp_millis_opt(1_763_700_000_000).unwrap();
+    let policy = StallPolicy {
+        default_timeout: Duration::from_secs(60),
+        per_type: vec![("order".into(), Duration::from_secs(10))],
+    };
+
+    // 15 s later: only the order saga is past its 10 s timeout.
+    let stalled = store
+        .mark_stalled(&policy, start + chrono::Duration::seconds(15))
+        .await
+        .unwrap();
+    assert_eq!(
+        stalled
+            .iter()
+            .map(|s| (s.saga_id.as_str(), s.status))
+            .collect::<Vec<_>>(),
+        [("ord-s", SagaStatus::Stalled)]
+    );
+    // 61 s later: the chat saga passes the default timeout; nothing twice.
+    let stalled = store
+        .mark_stalled(&policy, start + chrono::Duration::seconds(61))
+        .await
+        .unwrap();
+    assert_eq!(
+        stalled
+            .iter()
+            .map(|s| s.saga_id.as_str())
+            .collect::<Vec<_>>(),
+        ["chat-s"]
+    );
+
+    let listed = store
+        .list_sagas(
+            &SagaFilter {
+                status: Some("stalled".into()),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+    assert_eq!(
+        store
+            .saga_detail("ord-s")
+            .await
+            .unwrap()
+            .unwrap()
+            .saga
+            .status,
+        SagaStatus::Stalled
+    );
+    assert_eq!(
+        store
+            .saga_detail("ord-done")
+            .await
+            .unwrap()
+            .unwrap()
+            .saga
+            .status,
+        SagaStatus::Compensated
+    );
+
+    // Events resume: the stall clears.
+    let outcome = store
+        .write_batch(&batch(vec![event(
+            "ord-s",
+            3,
+            Phase::StepSucceeded,
+            Some("AuthorizePayment"),
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.sagas[0].status, SagaStatus::Running);
+    assert_eq!(
+        store
+            .saga_detail("ord-s")
+            .await
+            .unwrap()
+            .unwrap()
+            .saga
+            .status,
+        SagaStatus::Running
+    );
 }

@@ -1,0 +1,67 @@
+//! Stalled sagas: running or compensating, with no event for longer than
+//! their type's timeout. The sweep stores `stalled` in the status column;
+//! the next event of the saga recomputes the status from its projection,
+//! which clears it.
+
+use std::time::Duration;
+
+use sagascope_domain::micros;
+use sagascope_model::{SagaSummary, Timestamp};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::Any;
+
+use crate::rows::summary_from_row;
+use crate::{placeholders, Result, Store};
+
+/// How long each saga type may go without an event.
+#[derive(Debug, Clone)]
+pub struct StallPolicy {
+    pub default_timeout: Duration,
+    pub per_type: Vec<(String, Duration)>,
+}
+
+fn cutoff_us(now: Timestamp, timeout: Duration) -> i64 {
+    micros(now).saturating_sub(i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX))
+}
+
+const STALL: &str =
+    "UPDATE sagas SET status = 'stalled' WHERE status IN ('running', 'compensating') AND last_event_at_us < $1";
+
+impl Store {
+    /// Marks the sagas that have stalled as of `now` and returns them.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn mark_stalled(
+        &self,
+        policy: &StallPolicy,
+        now: Timestamp,
+    ) -> Result<Vec<SagaSummary>> {
+        let mut rows = Vec::new();
+        for (saga_type, timeout) in &policy.per_type {
+            let sql = format!("{STALL} AND saga_type = $2 RETURNING status, projection");
+            rows.extend(
+                sqlx::query(&sql)
+                    .bind(cutoff_us(now, *timeout))
+                    .bind(saga_type.clone())
+                    .fetch_all(&self.pool)
+                    .await?,
+            );
+        }
+        let others = if policy.per_type.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " AND saga_type NOT IN ({})",
+                placeholders(1, policy.per_type.len())
+            )
+        };
+        let sql = format!("{STALL}{others} RETURNING status, projection");
+        let mut query: Query<'_, Any, AnyArguments<'_>> =
+            sqlx::query(&sql).bind(cutoff_us(now, policy.default_timeout));
+        for (saga_type, _) in &policy.per_type {
+            query = query.bind(saga_type.clone());
+        }
+        rows.extend(query.fetch_all(&self.pool).await?);
+        rows.iter().map(summary_from_row).collect()
+    }
+}
