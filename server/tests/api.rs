@@ -400,3 +400,56 @@ async fn stream_pushes_saga_upserts_and_events_filtered_by_saga_id() {
     drop(filtered);
     app.running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_sagas_are_swept_to_stalled_and_pushed_live() {
+    let app = TestApp::spawn(fresh_sqlite_store().await).await;
+    app.running.sweep_stalls(sagascope_store::StallPolicy {
+        default_timeout: Duration::from_secs(60),
+        per_type: vec![("scan_reward".into(), Duration::from_secs(2))],
+    });
+    let mut stream = app
+        .client
+        .get(app.url("/api/v1/stream"))
+        .send()
+        .await
+        .unwrap();
+    read_sse_until(&mut stream, "event: hello").await;
+
+    let mut rng = StdRng::seed_from_u64(21);
+    let quiet = SagaPlan::with_outcome(SagaKind::ScanReward, PlannedOutcome::Stalled, &mut rng);
+    let busy = SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Completed, &mut rng);
+    let simulator = app.simulator();
+    let long_ago = chrono::Utc::now() - chrono::Duration::seconds(30);
+    simulator
+        .produce_plan_now(&quiet, long_ago, &mut rng)
+        .await
+        .unwrap();
+    simulator
+        .produce_plan_now(&busy, long_ago, &mut rng)
+        .await
+        .unwrap();
+
+    // Pushed live as a saga upsert with the stalled status…
+    read_sse_until(
+        &mut stream,
+        &format!(
+            "\"saga_id\":\"{}\",\"saga_type\":\"scan_reward\",\"status\":\"stalled\"",
+            quiet.saga_id
+        ),
+    )
+    .await;
+    // …and listed under the stalled filter; the finished saga is not.
+    let (_, stalled) = app.get("/api/v1/sagas?status=stalled").await;
+    let ids: Vec<&str> = stalled["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["saga_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [quiet.saga_id.as_str()]);
+    let (_, detail) = app.get(&format!("/api/v1/sagas/{}", quiet.saga_id)).await;
+    assert_eq!(detail["status"], "stalled");
+    drop(stream);
+    app.running.shutdown().await;
+}
