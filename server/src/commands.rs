@@ -14,7 +14,7 @@ use sagascope_simulator::{
 use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
 
-use crate::cli::{DemoArgs, KafkaArgs, MigrateArgs, RulesArgs, ServeArgs};
+use crate::cli::{DemoArgs, HttpArgs, KafkaArgs, MigrateArgs, RulesArgs, ServeArgs};
 use crate::run;
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -58,6 +58,28 @@ fn ingest_config(kafka: &KafkaArgs) -> IngestConfig {
     config
 }
 
+/// Ingest and HTTP started with a decoder for these rules, and the stall
+/// sweep running: what `serve` and `demo` share.
+async fn start_pipeline(
+    store: Store,
+    kafka: &KafkaArgs,
+    rules: Rules,
+    rules_args: &RulesArgs,
+    http: &HttpArgs,
+) -> anyhow::Result<run::Running> {
+    let policy = stall_policy(rules_args, &rules);
+    let decoder = Decoder::new(rules).with_max_payload_bytes(rules_args.max_payload_bytes);
+    let running = run::start(
+        store,
+        Some((ingest_config(kafka), decoder)),
+        http.listen,
+        &http.site_root,
+    )
+    .await?;
+    running.sweep_stalls(policy);
+    Ok(running)
+}
+
 pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     open_store(&args.store.database_url).await?;
     println!(
@@ -70,15 +92,7 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store.database_url).await?;
     let rules = load_rules(&args.rules)?;
-    let decoder = Decoder::new(rules.clone()).with_max_payload_bytes(args.rules.max_payload_bytes);
-    let running = run::start(
-        store,
-        Some((ingest_config(&args.kafka), decoder)),
-        args.http.listen,
-        &args.http.site_root,
-    )
-    .await?;
-    running.sweep_stalls(stall_policy(&args.rules, &rules));
+    let running = start_pipeline(store, &args.kafka, rules, &args.rules, &args.http).await?;
     tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
     running.until_signal().await;
     Ok(())
@@ -122,16 +136,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         Some(_) => load_rules(&args.rules)?,
         None => Rules::parse(DEMO_RULES)?,
     };
-    let decoder =
-        Decoder::new(demo_rules.clone()).with_max_payload_bytes(args.rules.max_payload_bytes);
-    let running = run::start(
-        store,
-        Some((ingest_config(&kafka_args), decoder)),
-        args.http.listen,
-        &args.http.site_root,
-    )
-    .await?;
-    running.sweep_stalls(stall_policy(&args.rules, &demo_rules));
+    let running = start_pipeline(store, &kafka_args, demo_rules, &args.rules, &args.http).await?;
     let (stop_simulator, stop_rx) = watch::channel(false);
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });
 
