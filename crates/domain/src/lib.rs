@@ -2,13 +2,17 @@
 //! it from Kafka messages, classification [`Rules`] and the order-independent
 //! [`SagaProjection`]. Pure code: no I/O, so everything here is unit-tested.
 
+pub mod correlate;
 pub mod decode;
+pub mod glob;
 pub mod projection;
+pub mod redaction;
 pub mod rules;
 pub mod saga_event;
 pub mod trace_context;
 
-pub use decode::{DecodeError, Decoder, DEFAULT_MAX_PAYLOAD_BYTES, TRUNCATED_HEADER};
+pub use correlate::{correlate, Correlation};
+pub use decode::{DecodeError, Decoder, Format, DEFAULT_MAX_PAYLOAD_BYTES, TRUNCATED_HEADER};
 pub use projection::{from_micros, micros, project_all, SagaProjection};
-pub use rules::{Classification, Rules, RulesError};
+pub use rules::{Classification, CorrelationSource, Rules, RulesError};
 pub use saga_event::{KafkaCoords, RawMessage, SagaEvent};

@@ -50,7 +50,8 @@ fn keep_max<T>(slot: &mut Option<Keyed<T>>, candidate: Keyed<T>) {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SagaProjection {
     pub saga_id: String,
-    /// Earliest event: start time, and its name as the fallback saga type.
+    /// Earliest event: start time, and its aggregate type (or else its
+    /// name) as the fallback saga type.
     pub first: Option<Keyed<String>>,
     pub last: Option<Keyed<()>>,
     /// Earliest event that named a saga type.
@@ -68,6 +69,31 @@ pub struct SagaProjection {
     pub trace_ids: BTreeSet<String>,
     pub business_keys: BTreeSet<String>,
     pub event_count: i64,
+    /// True once any event has saga meaning: an explicit saga id, a saga
+    /// type from the rules, or a phase other than a plain event. Groups
+    /// without it (entity streams such as product events) are kept for
+    /// traces and search but not listed as sagas.
+    #[serde(default = "saga_like_by_default")]
+    pub saga_like: bool,
+}
+
+fn saga_like_by_default() -> bool {
+    true
+}
+
+/// The fallback saga type of an instance: the first event's aggregate type
+/// when it is a plain name (not a CloudEvents source URI), else its name.
+fn fallback_type(event: &SagaEvent) -> String {
+    match &event.source_type {
+        Some(t)
+            if !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.')) =>
+        {
+            t.clone()
+        }
+        _ => event.event_type.clone(),
+    }
 }
 
 pub fn micros(t: Timestamp) -> i64 {
@@ -93,6 +119,7 @@ impl SagaProjection {
             trace_ids: BTreeSet::new(),
             business_keys: BTreeSet::new(),
             event_count: 0,
+            saga_like: false,
         }
     }
 
@@ -108,10 +135,10 @@ impl SagaProjection {
             }
         }
         self.event_count += 1;
-        keep_min(
-            &mut self.first,
-            keyed(at_us, event, event.event_type.clone()),
-        );
+        keep_min(&mut self.first, keyed(at_us, event, fallback_type(event)));
+        self.saga_like |= event.explicit_saga_id.is_some()
+            || event.saga_type.is_some()
+            || event.phase != Phase::Event;
         keep_max(&mut self.last, keyed(at_us, event, ()));
         if let Some(saga_type) = &event.saga_type {
             keep_min(&mut self.saga_type, keyed(at_us, event, saga_type.clone()));

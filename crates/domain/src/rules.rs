@@ -1,13 +1,18 @@
-//! Classification rules: which saga type, step and phase a named domain event
-//! means. Loaded from a TOML file (`--rules PATH`); with no file, defaults by
+//! Classification rules (`--rules PATH`, TOML; `rules.example.toml` is the
+//! commented reference): which saga type, step and phase a named domain
+//! event means, how each saga type's events are correlated into instances,
+//! its stall timeout, which events are not sagas at all, which payload fields
+//! are redacted, and per-topic decoder overrides. With no file, defaults by
 //! name suffix still give readable timelines.
 //!
 //! ```toml
 //! [[saga]]
 //! type = "scan_reward"
+//! start = ["ImageRegistered"]
+//! correlate = ["trace_id", "/scan_id"]
 //! [saga.events]
-//! ImageRegistered = { step = "RegisterImage", phase = "saga_started" }
-//! ProfileUpdated  = { step = "UpdateProfile", phase = "saga_completed" }
+//! ScanCompleted = { step = "Scan", phase = "step_succeeded" }
+//! "*Failed" = { phase = "step_failed" }
 //! ```
 
 use std::collections::HashMap;
@@ -15,6 +20,10 @@ use std::time::Duration;
 
 use sagascope_model::Phase;
 use serde::Deserialize;
+
+use crate::decode::Format;
+use crate::glob::glob_match;
+use crate::redaction::Redaction;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
@@ -28,6 +37,12 @@ pub enum RulesError {
     },
     #[error("rules: saga type `{saga_type}` has timeout `{timeout}`; use a number with ms, s, m or h, such as \"30s\"")]
     BadTimeout { saga_type: String, timeout: String },
+    #[error("rules: saga type `{saga_type}` correlates by `{given}`; use saga_id, trace_id, aggregate_id or a JSON pointer such as \"/order_id\"")]
+    BadCorrelation { saga_type: String, given: String },
+    #[error("rules: topic `{topic}` has unknown format `{format}`; use one of {}", Format::NAMES.join(", "))]
+    UnknownFormat { topic: String, format: String },
+    #[error("rules: redaction path `{0}` is not a field name or a JSON pointer starting with `/`")]
+    BadRedaction(String),
 }
 
 /// What a rule (or the defaults) says an event means.
@@ -38,67 +53,201 @@ pub struct Classification {
     pub phase: Phase,
 }
 
+/// Where a saga instance id may come from, tried in the configured order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorrelationSource {
+    /// The id the message itself names (`saga_id`, `correlation_id`, the
+    /// CloudEvents `sagaid` extension…). Exclusive: an event that carries
+    /// one is never merged by its other keys.
+    SagaId,
+    /// The W3C trace id (from `traceparent` or a trace id header/field).
+    TraceId,
+    /// The aggregate id (outbox `aggregateid`, CloudEvents `subject`, the
+    /// Kafka key), scoped by aggregate type.
+    AggregateId,
+    /// A JSON pointer into the payload, such as `/order_id`, scoped by saga
+    /// type.
+    Pointer(String),
+}
+
+impl CorrelationSource {
+    fn parse(text: &str) -> Option<CorrelationSource> {
+        match text.trim() {
+            "saga_id" => Some(CorrelationSource::SagaId),
+            "trace_id" => Some(CorrelationSource::TraceId),
+            "aggregate_id" => Some(CorrelationSource::AggregateId),
+            pointer if pointer.starts_with('/') && pointer.len() > 1 => {
+                Some(CorrelationSource::Pointer(pointer.to_string()))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The correlation order of events with no rule: the explicit saga id, then
+/// the trace id, then the aggregate id (the event id is the last resort).
+pub const DEFAULT_CORRELATION: [CorrelationSource; 3] = [
+    CorrelationSource::SagaId,
+    CorrelationSource::TraceId,
+    CorrelationSource::AggregateId,
+];
+
+/// Events that are not part of any saga (entity change streams such as
+/// product events) are grouped by aggregate, then trace.
+pub const STREAM_CORRELATION: [CorrelationSource; 2] =
+    [CorrelationSource::AggregateId, CorrelationSource::TraceId];
+
 #[derive(Debug, Clone, Default)]
 pub struct Rules {
     by_event_type: HashMap<String, Classification>,
-    /// Per saga type: how long without an event before a running saga is
-    /// `stalled`.
+    /// Glob patterns, most literal characters first.
+    event_globs: Vec<(String, Classification)>,
+    /// (saga type, name or glob) of start events.
+    start_events: Vec<(String, String)>,
     timeouts: HashMap<String, Duration>,
+    correlation: HashMap<String, Vec<CorrelationSource>>,
+    topic_formats: Vec<(String, Format)>,
+    not_saga_events: Vec<String>,
+    not_saga_topics: Vec<String>,
+    redaction: Redaction,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RulesFile {
     #[serde(default)]
     saga: Vec<SagaRuleFile>,
+    #[serde(default)]
+    topic: Vec<TopicRuleFile>,
+    #[serde(default)]
+    not_saga: NotSagaFile,
+    #[serde(default)]
+    redact: RedactFile,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SagaRuleFile {
     #[serde(rename = "type")]
     saga_type: String,
     /// e.g. "30s", "5m", "1h", "500ms".
     timeout: Option<String>,
     #[serde(default)]
+    start: Vec<String>,
+    #[serde(default)]
+    correlate: Vec<String>,
+    #[serde(default)]
     events: HashMap<String, EventRuleFile>,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct EventRuleFile {
     step: Option<String>,
     phase: String,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopicRuleFile {
+    /// Topic name or glob.
+    #[serde(rename = "match")]
+    pattern: String,
+    format: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NotSagaFile {
+    #[serde(default)]
+    events: Vec<String>,
+    #[serde(default)]
+    topics: Vec<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RedactFile {
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
+    headers: Vec<String>,
+}
+
+fn is_glob(pattern: &str) -> bool {
+    pattern.contains(['*', '?'])
+}
+
+fn literal_len(pattern: &str) -> usize {
+    pattern.chars().filter(|c| !matches!(c, '*' | '?')).count()
+}
+
 impl Rules {
     pub fn parse(text: &str) -> Result<Rules, RulesError> {
         let file: RulesFile = toml::from_str(text)?;
-        let mut by_event_type = HashMap::new();
-        let mut timeouts = HashMap::new();
+        let mut rules = Rules::default();
         for saga in file.saga {
+            let saga_type = saga.saga_type;
             if let Some(text) = &saga.timeout {
                 let timeout = parse_duration(text).ok_or_else(|| RulesError::BadTimeout {
-                    saga_type: saga.saga_type.clone(),
+                    saga_type: saga_type.clone(),
                     timeout: text.clone(),
                 })?;
-                timeouts.insert(saga.saga_type.clone(), timeout);
+                rules.timeouts.insert(saga_type.clone(), timeout);
+            }
+            if !saga.correlate.is_empty() {
+                let order = saga
+                    .correlate
+                    .iter()
+                    .map(|source| {
+                        CorrelationSource::parse(source).ok_or_else(|| RulesError::BadCorrelation {
+                            saga_type: saga_type.clone(),
+                            given: source.clone(),
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                rules.correlation.insert(saga_type.clone(), order);
+            }
+            for start in saga.start {
+                rules.start_events.push((saga_type.clone(), start));
             }
             for (event, rule) in saga.events {
                 let phase = Phase::parse(&rule.phase).ok_or_else(|| RulesError::UnknownPhase {
-                    saga_type: saga.saga_type.clone(),
+                    saga_type: saga_type.clone(),
                     event: event.clone(),
                     phase: rule.phase.clone(),
                 })?;
                 let classification = Classification {
-                    saga_type: Some(saga.saga_type.clone()),
-                    step: rule.step.or_else(|| Some(event.clone())),
+                    saga_type: Some(saga_type.clone()),
+                    // A glob's step defaults to the event's own name (filled
+                    // in when matched).
+                    step: rule
+                        .step
+                        .or_else(|| (!is_glob(&event)).then(|| event.clone())),
                     phase,
                 };
-                by_event_type.insert(event, classification);
+                if is_glob(&event) {
+                    rules.event_globs.push((event, classification));
+                } else {
+                    rules.by_event_type.insert(event, classification);
+                }
             }
         }
-        Ok(Rules {
-            by_event_type,
-            timeouts,
-        })
+        rules
+            .event_globs
+            .sort_by(|(a, _), (b, _)| literal_len(b).cmp(&literal_len(a)).then(a.cmp(b)));
+        for topic in file.topic {
+            let format = Format::parse(&topic.format).ok_or_else(|| RulesError::UnknownFormat {
+                topic: topic.pattern.clone(),
+                format: topic.format.clone(),
+            })?;
+            rules.topic_formats.push((topic.pattern, format));
+        }
+        rules.not_saga_events = file.not_saga.events;
+        rules.not_saga_topics = file.not_saga.topics;
+        rules.redaction = Redaction::new(&file.redact.fields, &file.redact.headers)
+            .map_err(RulesError::BadRedaction)?;
+        Ok(rules)
     }
 
     /// Stall timeouts by saga type, from the rules file.
@@ -106,26 +255,95 @@ impl Rules {
         &self.timeouts
     }
 
-    /// The rule for this event name, else the defaults.
-    pub fn classify(&self, event_type: &str) -> Classification {
-        self.by_event_type
-            .get(event_type)
-            .cloned()
-            .unwrap_or_else(|| default_classification(event_type))
+    /// The correlation order for events of this saga type (the defaults
+    /// when the type has none or is not known).
+    pub fn correlation(&self, saga_type: Option<&str>) -> &[CorrelationSource] {
+        saga_type
+            .and_then(|t| self.correlation.get(t))
+            .map(Vec::as_slice)
+            .unwrap_or(&DEFAULT_CORRELATION)
     }
 
-    /// For dotted, namespaced names such as the CloudEvents type
-    /// `com.shop.order.PaymentFailed`: the rule for the full name, else the
-    /// rule for the last segment (`PaymentFailed`), else the defaults for the
+    /// True when the rules file gives this saga type a `correlate` order
+    /// (all of its keys then merge instances).
+    pub fn has_correlation(&self, saga_type: &str) -> bool {
+        self.correlation.contains_key(saga_type)
+    }
+
+    /// The decoder forced for this topic, if a `[[topic]]` rule names one.
+    pub fn format_for_topic(&self, topic: &str) -> Option<Format> {
+        self.topic_formats
+            .iter()
+            .find(|(pattern, _)| glob_match(pattern, topic))
+            .map(|(_, format)| *format)
+    }
+
+    /// True for events the `[not_saga]` section excludes from sagas (by the
+    /// event name, its last dotted segment, or the topic).
+    pub fn is_not_saga(&self, event_type: &str, topic: &str) -> bool {
+        let short = short_name(event_type);
+        self.not_saga_events
+            .iter()
+            .any(|p| glob_match(p, event_type) || glob_match(p, short))
+            || self.not_saga_topics.iter().any(|p| glob_match(p, topic))
+    }
+
+    pub fn redaction(&self) -> &Redaction {
+        &self.redaction
+    }
+
+    /// For names with or without a namespace (the CloudEvents type
+    /// `com.shop.order.PaymentFailed`): an exact rule for the full name,
+    /// then for the last segment; then globs, on the full name and then the
+    /// last segment; then start events; else the suffix defaults for the
     /// last segment.
+    pub fn classify(&self, event_type: &str) -> Classification {
+        let short = short_name(event_type);
+        let candidates = [event_type, short];
+        for name in candidates {
+            if let Some(rule) = self.by_event_type.get(name) {
+                return rule.clone();
+            }
+        }
+        for name in candidates {
+            if let Some((_, rule)) = self
+                .event_globs
+                .iter()
+                .find(|(pattern, _)| glob_match(pattern, name))
+            {
+                let mut rule = rule.clone();
+                rule.step.get_or_insert_with(|| short.to_string());
+                return rule;
+            }
+        }
+        for name in candidates {
+            if let Some((saga_type, _)) = self
+                .start_events
+                .iter()
+                .find(|(_, pattern)| glob_match(pattern, name))
+            {
+                return Classification {
+                    saga_type: Some(saga_type.clone()),
+                    step: Some(short.to_string()),
+                    phase: Phase::SagaStarted,
+                };
+            }
+        }
+        default_classification(short)
+    }
+
+    /// Same as [`Rules::classify`]; kept for callers that name the case.
     pub fn classify_qualified(&self, event_type: &str) -> Classification {
-        if let Some(rule) = self.by_event_type.get(event_type) {
-            return rule.clone();
-        }
-        match event_type.rsplit('.').next() {
-            Some(short) if !short.trim().is_empty() => self.classify(short),
-            _ => self.classify(event_type),
-        }
+        self.classify(event_type)
+    }
+}
+
+/// The last dotted segment of a namespaced name (`com.shop.PaymentFailed` →
+/// `PaymentFailed`), or the whole name when that segment is blank.
+fn short_name(event_type: &str) -> &str {
+    match event_type.rsplit('.').next() {
+        Some(short) if !short.trim().is_empty() => short,
+        _ => event_type,
     }
 }
 
@@ -141,7 +359,7 @@ const SUCCESS_SUFFIXES: [&str; 4] = ["Completed", "Succeeded", "Acquired", "Upda
 /// Defaults by name: `*Failed` → step failed, `*Compensated|Released|…` →
 /// step compensated, `*Completed|Succeeded|…` → step succeeded; anything else
 /// is a plain event. The saga type stays open (the projection uses the first
-/// event's name).
+/// event's aggregate type or name).
 pub fn default_classification(event_type: &str) -> Classification {
     let phase = if event_type.ends_with("Failed") {
         Phase::StepFailed
@@ -246,6 +464,98 @@ mod tests {
             rules.classify_qualified("trailing.").step.as_deref(),
             Some("trailing.")
         );
+    }
+
+    #[test]
+    fn globs_match_after_exact_names_most_specific_first() {
+        let rules = Rules::parse(
+            r#"
+            [[saga]]
+            type = "order"
+            start = ["Order*Created"]
+            [saga.events]
+            "Payment*" = { step = "Payment", phase = "step_started" }
+            "Payment*Failed" = { phase = "step_failed" }
+            PaymentAuthorized = { step = "Payment", phase = "step_succeeded" }
+            "Stock?eleased" = { step = "ReserveStock", phase = "step_compensated" }
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            rules.classify("PaymentAuthorized").phase,
+            Phase::StepSucceeded
+        );
+        let failed = rules.classify("com.shop.PaymentCaptureFailed");
+        assert_eq!(failed.phase, Phase::StepFailed);
+        assert_eq!(failed.step.as_deref(), Some("PaymentCaptureFailed"));
+        assert_eq!(failed.saga_type.as_deref(), Some("order"));
+        assert_eq!(rules.classify("PaymentRequested").phase, Phase::StepStarted);
+        assert_eq!(
+            rules.classify("StockReleased").step.as_deref(),
+            Some("ReserveStock")
+        );
+        let start = rules.classify("OrderDraftCreated");
+        assert_eq!(start.phase, Phase::SagaStarted);
+        assert_eq!(start.saga_type.as_deref(), Some("order"));
+        assert_eq!(rules.classify("Unrelated").saga_type, None);
+    }
+
+    #[test]
+    fn correlation_order_topic_formats_and_not_saga_streams() {
+        let rules = Rules::parse(
+            r#"
+            [[saga]]
+            type = "order"
+            correlate = ["trace_id", "/order/id", "aggregate_id"]
+            [[topic]]
+            match = "payments.*"
+            format = "cloudevents"
+            [not_saga]
+            events = ["Product*"]
+            topics = ["audit.log"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(
+            rules.correlation(Some("order")),
+            &[
+                CorrelationSource::TraceId,
+                CorrelationSource::Pointer("/order/id".into()),
+                CorrelationSource::AggregateId
+            ]
+        );
+        assert_eq!(rules.correlation(Some("chat")), &DEFAULT_CORRELATION);
+        assert_eq!(rules.correlation(None), &DEFAULT_CORRELATION);
+        assert_eq!(
+            rules.format_for_topic("payments.events"),
+            Some(Format::CloudEvents)
+        );
+        assert_eq!(rules.format_for_topic("orders"), None);
+        assert!(rules.is_not_saga("com.shop.ProductRegistered", "catalog"));
+        assert!(rules.is_not_saga("Anything", "audit.log"));
+        assert!(!rules.is_not_saga("OrderCreated", "orders"));
+    }
+
+    #[test]
+    fn mistakes_in_the_file_are_clear_errors() {
+        for (text, expected) in [
+            (
+                "[[saga]]\ntype='x'\ncorrelate=['order_id']\n",
+                "correlates by `order_id`",
+            ),
+            (
+                "[[topic]]\nmatch='t'\nformat='avro'\n",
+                "unknown format `avro`",
+            ),
+            ("[redact]\nfields=['']\n", "redaction path ``"),
+            (
+                "[[saga]]\ntype='x'\ntimout='5s'\n",
+                "unknown field `timout`",
+            ),
+        ] {
+            let err = Rules::parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -60,8 +60,26 @@ impl RawMessage {
 pub struct SagaEvent {
     /// Stable id: from the message, else `topic/partition/offset`.
     pub event_id: String,
-    /// The saga instance this event belongs to.
+    /// The saga instance this event belongs to, set by correlation
+    /// ([`crate::correlate`]); the store may merge it into another instance.
     pub saga_id: String,
+    /// The saga id the message names itself (a `saga_id`/`correlation_id`
+    /// field or header, the CloudEvents `sagaid` extension), if any.
+    #[serde(default)]
+    pub explicit_saga_id: Option<String>,
+    /// True when type, step and phase came from the rules (re-derived by
+    /// `sagascope reproject`); false when the message stated them (saga
+    /// state events).
+    #[serde(default)]
+    pub rule_classified: bool,
+    /// Rank of the correlation source that gave `saga_id` (lower wins when
+    /// instances merge).
+    #[serde(default)]
+    pub correlation_rank: u8,
+    /// Correlation keys (`trace:…`, `pointer:order:/order_id=…`); empty
+    /// means keyed by `saga_id` alone.
+    #[serde(default)]
+    pub correlation_keys: Vec<String>,
     /// None when nothing classified it; the projection then falls back to
     /// the first event's type.
     pub saga_type: Option<String>,

@@ -10,6 +10,10 @@ fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>, error: Option<&st
     SagaEvent {
         event_id: format!("{saga}-{n}"),
         saga_id: saga.to_string(),
+        explicit_saga_id: Some(saga.to_string()),
+        rule_classified: false,
+        correlation_rank: 0,
+        correlation_keys: vec![],
         saga_type: Some("order".into()),
         step: step.map(str::to_string),
         phase,

@@ -35,6 +35,10 @@ fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
     SagaEvent {
         event_id: format!("{saga}-e{n}"),
         saga_id: saga.to_string(),
+        explicit_saga_id: Some(saga.to_string()),
+        rule_classified: false,
+        correlation_rank: 0,
+        correlation_keys: vec![],
         saga_type: Some(
             if saga.starts_with("chat") {
                 "chat_message"

@@ -263,12 +263,9 @@ fn build(
         .trace_id_headers(message)
         .trace_id_fields("data", data_object)
         .resolve();
-    let saga_id = attribute("sagaid")
+    let explicit_saga_id = attribute("sagaid")
         .or_else(|| attribute("saga_id"))
-        .or_else(|| from_data(&["saga_id", "sagaId"]))
-        .or_else(|| trace.trace_id.clone())
-        .or_else(|| subject.clone())
-        .unwrap_or_else(|| event_id.clone());
+        .or_else(|| from_data(&["saga_id", "sagaId"]));
     let occurred_at = attribute("time")
         .as_deref()
         .and_then(parse_timestamp_text)
@@ -289,7 +286,11 @@ fn build(
 
     Ok(SagaEvent {
         event_id,
-        saga_id,
+        saga_id: String::new(),
+        explicit_saga_id,
+        rule_classified: true,
+        correlation_rank: 0,
+        correlation_keys: Vec::new(),
         saga_type: classification.saga_type,
         step: classification.step,
         phase: classification.phase,
@@ -360,6 +361,10 @@ mod tests {
             SagaEvent {
                 event_id: "9c1e7d02-3b7a-4f4e-8a7e-0d6c1f2b3a4d".into(),
                 saga_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                explicit_saga_id: None,
+                rule_classified: true,
+                correlation_rank: 1,
+                correlation_keys: vec!["trace:4bf92f3577b34da6a3ce929d0e0e4736".into()],
                 saga_type: Some("order".into()),
                 step: Some("AuthorizePayment".into()),
                 phase: Phase::StepFailed,

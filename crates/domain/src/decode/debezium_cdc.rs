@@ -153,12 +153,9 @@ pub fn decode(
         .trace_id_fields("after", Some(row))
         .trace_id_fields("payload", inner)
         .resolve();
-    let saga_id = string_field(row, &["saga_id", "sagaId"])
+    let explicit_saga_id = string_field(row, &["saga_id", "sagaId"])
         .or_else(|| from_inner(&["saga_id", "sagaId"]))
-        .or_else(|| message.header("saga_id"))
-        .or_else(|| trace.trace_id.clone())
-        .or_else(|| aggregate_id.clone())
-        .unwrap_or_else(|| event_id.clone());
+        .or_else(|| message.header("saga_id"));
     let source_ts = envelope
         .get("source")
         .and_then(Value::as_object)
@@ -196,7 +193,11 @@ pub fn decode(
 
     Ok(SagaEvent {
         event_id,
-        saga_id,
+        saga_id: String::new(),
+        explicit_saga_id,
+        rule_classified: true,
+        correlation_rank: 0,
+        correlation_keys: Vec::new(),
         saga_type: classification.saga_type,
         step: classification.step,
         phase: classification.phase,
@@ -291,6 +292,10 @@ mod tests {
             SagaEvent {
                 event_id: "6f1c2b8e-5d1a-4f0e-9b7c-2a1d3e4f5a60".into(),
                 saga_id: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+                explicit_saga_id: None,
+                rule_classified: true,
+                correlation_rank: 1,
+                correlation_keys: vec!["trace:4bf92f3577b34da6a3ce929d0e0e4736".into()],
                 saga_type: Some("scan_reward".into()),
                 step: Some("Scan".into()),
                 phase: Phase::StepSucceeded,

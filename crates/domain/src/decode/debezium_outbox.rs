@@ -59,10 +59,6 @@ pub fn decode(
     let explicit_saga_id = message
         .header("saga_id")
         .or_else(|| from_payload(&["saga_id", "sagaId"]));
-    let saga_id = explicit_saga_id
-        .or_else(|| trace.trace_id.clone())
-        .or_else(|| aggregate_id.clone())
-        .unwrap_or_else(|| event_id.clone());
     let occurred_at = message
         .header("created_at")
         .as_deref()
@@ -85,7 +81,11 @@ pub fn decode(
 
     Ok(SagaEvent {
         event_id,
-        saga_id,
+        saga_id: String::new(),
+        explicit_saga_id,
+        rule_classified: true,
+        correlation_rank: 0,
+        correlation_keys: Vec::new(),
         saga_type: classification.saga_type,
         step: classification.step,
         phase: classification.phase,

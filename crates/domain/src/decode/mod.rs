@@ -12,7 +12,8 @@ mod saga_state;
 
 use sagascope_model::Timestamp;
 
-use crate::rules::Rules;
+use crate::correlate::correlate;
+use crate::rules::{Rules, STREAM_CORRELATION};
 use crate::saga_event::{RawMessage, SagaEvent};
 pub use debezium_cdc::{
     is_cdc_topic, OP_HEADER as DEBEZIUM_OP_HEADER, SOURCE_TS_HEADER as DEBEZIUM_SOURCE_TS_HEADER,
@@ -72,6 +73,38 @@ impl DecodeError {
     }
 }
 
+/// The input formats, for per-topic overrides (`[[topic]] format = …` in the
+/// rules file) that skip auto-detection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    CloudEvents,
+    DebeziumOutbox,
+    DebeziumCdc,
+    SagaState,
+    PlainJson,
+}
+
+impl Format {
+    pub const NAMES: [&'static str; 5] = [
+        "cloudevents",
+        "debezium_outbox",
+        "debezium_cdc",
+        "saga_state",
+        "plain_json",
+    ];
+
+    pub fn parse(text: &str) -> Option<Format> {
+        Some(match text.trim() {
+            "cloudevents" => Format::CloudEvents,
+            "debezium_outbox" => Format::DebeziumOutbox,
+            "debezium_cdc" => Format::DebeziumCdc,
+            "saga_state" => Format::SagaState,
+            "plain_json" => Format::PlainJson,
+            _ => return None,
+        })
+    }
+}
+
 /// Payloads larger than this (as stored JSON text) are kept as a truncated,
 /// flagged copy unless configured otherwise.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -108,14 +141,64 @@ impl Decoder {
         self
     }
 
-    /// Decodes one message (see [`Decoder::decode_format`]) and bounds the
-    /// size of the payload that will be stored.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Decodes one message (see [`Decoder::decode_format`]), redacts it,
+    /// places it in a saga instance and bounds the size of the payload that
+    /// will be stored.
     pub fn decode(
         &self,
         message: &RawMessage,
         ingested_at: Timestamp,
     ) -> Result<SagaEvent, DecodeError> {
-        let mut event = self.decode_format(message, ingested_at)?;
+        let mut event = match self.rules.format_for_topic(&message.coords.topic) {
+            Some(format) => self.decode_as(format, message, ingested_at)?,
+            None => self.decode_format(message, ingested_at)?,
+        };
+        self.rules
+            .redaction()
+            .apply(&mut event.payload, &mut event.headers);
+        let event = self.interpret(event);
+        Ok(self.bound_payload(event))
+    }
+
+    /// Applies the rules to a decoded (or stored) event: events the rules
+    /// exclude from sagas lose their saga meaning, rule-classified events
+    /// are classified anew, and the event is correlated. `sagascope
+    /// reproject` runs stored events through this with a changed rules file.
+    pub fn interpret(&self, mut event: SagaEvent) -> SagaEvent {
+        if self
+            .rules
+            .is_not_saga(&event.event_type, &event.coords.topic)
+        {
+            event.saga_type = None;
+            event.phase = sagascope_model::Phase::Event;
+            event.explicit_saga_id = None;
+            event.error = None;
+            let placed = correlate(&event, &STREAM_CORRELATION, false);
+            return placed_in(event, placed);
+        }
+        if event.rule_classified {
+            let classification = self.rules.classify(&event.event_type);
+            if !classification.phase.is_failure() {
+                event.error = None;
+            }
+            event.saga_type = classification.saga_type;
+            event.step = classification.step;
+            event.phase = classification.phase;
+        }
+        let order = self.rules.correlation(event.saga_type.as_deref());
+        let configured = event
+            .saga_type
+            .as_deref()
+            .is_some_and(|t| self.rules.has_correlation(t));
+        let placed = correlate(&event, order, configured);
+        placed_in(event, placed)
+    }
+
+    fn bound_payload(&self, mut event: SagaEvent) -> SagaEvent {
         let text = event.payload.to_string();
         if text.len() > self.max_payload_bytes {
             let mut cut = self.max_payload_bytes;
@@ -132,7 +215,55 @@ impl Decoder {
                 value: text.len().to_string(),
             });
         }
-        Ok(event)
+        event
+    }
+
+    /// Decodes with one format, skipping detection (a `[[topic]]` override).
+    fn decode_as(
+        &self,
+        format: Format,
+        message: &RawMessage,
+        ingested_at: Timestamp,
+    ) -> Result<SagaEvent, DecodeError> {
+        if format == Format::CloudEvents && cloudevents::is_binary(message) {
+            return cloudevents::decode_binary(message, &self.rules, ingested_at);
+        }
+        let bytes = message.value.as_deref().ok_or(DecodeError::Tombstone)?;
+        let text =
+            std::str::from_utf8(bytes).map_err(|e| DecodeError::InvalidUtf8(e.valid_up_to()))?;
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+        let value = fields::unwrap_json_string(value);
+        match format {
+            Format::CloudEvents => {
+                cloudevents::decode_structured(message, &value, &self.rules, ingested_at)
+            }
+            Format::DebeziumOutbox => {
+                debezium_outbox::decode(message, value, &self.rules, ingested_at)
+            }
+            Format::DebeziumCdc => {
+                let object = value
+                    .as_object()
+                    .ok_or(DecodeError::NotAnObject(fields::json_kind(&value)))?;
+                let envelope = debezium_cdc::envelope(object).ok_or(DecodeError::MissingField {
+                    format: "debezium cdc",
+                    field: "op",
+                })?;
+                debezium_cdc::decode(message, envelope, &self.rules, ingested_at)
+            }
+            Format::SagaState => {
+                let object = value
+                    .as_object()
+                    .ok_or(DecodeError::NotAnObject(fields::json_kind(&value)))?;
+                saga_state::decode(message, object, ingested_at)
+            }
+            Format::PlainJson => {
+                let object = value
+                    .as_object()
+                    .ok_or(DecodeError::NotAnObject(fields::json_kind(&value)))?;
+                plain_json::decode(message, object, &self.rules, ingested_at)
+            }
+        }
     }
 
     /// Detects the format of one message and decodes it. Order:
@@ -199,6 +330,13 @@ impl Decoder {
         }
         Err(DecodeError::UnknownFormat)
     }
+}
+
+fn placed_in(mut event: SagaEvent, placed: crate::correlate::Correlation) -> SagaEvent {
+    event.saga_id = placed.saga_id;
+    event.correlation_rank = placed.rank;
+    event.correlation_keys = placed.keys;
+    event
 }
 
 #[cfg(test)]

@@ -57,12 +57,9 @@ pub fn decode(
     let source_type = field(&["source", "aggregatetype", "aggregate_type", "aggregateType"]);
     let source_id =
         field(&["aggregateid", "aggregate_id", "aggregateId"]).or_else(|| message.key_text());
-    let saga_id = message
+    let explicit_saga_id = message
         .header("saga_id")
-        .or_else(|| field(&["saga_id", "sagaId", "correlation_id", "correlationId"]))
-        .or_else(|| trace.trace_id.clone())
-        .or_else(|| source_id.clone())
-        .unwrap_or_else(|| event_id.clone());
+        .or_else(|| field(&["saga_id", "sagaId", "correlation_id", "correlationId"]));
     let occurred_at = [
         "occurred_at",
         "occurredAt",
@@ -96,7 +93,11 @@ pub fn decode(
 
     Ok(SagaEvent {
         event_id,
-        saga_id,
+        saga_id: String::new(),
+        explicit_saga_id,
+        rule_classified: true,
+        correlation_rank: 0,
+        correlation_keys: Vec::new(),
         saga_type: classification.saga_type,
         step: classification.step,
         phase: classification.phase,
@@ -159,6 +160,10 @@ mod tests {
             SagaEvent {
                 event_id: "evt-301".into(),
                 saga_id: "5af7651916cd43dd8448eb211c80319c".into(),
+                explicit_saga_id: None,
+                rule_classified: true,
+                correlation_rank: 1,
+                correlation_keys: vec!["trace:5af7651916cd43dd8448eb211c80319c".into()],
                 saga_type: Some("order".into()),
                 step: Some("ReserveStock".into()),
                 phase: Phase::StepSucceeded,

@@ -106,7 +106,11 @@ pub fn decode(
 
     Ok(SagaEvent {
         event_id,
-        saga_id,
+        saga_id: saga_id.clone(),
+        explicit_saga_id: Some(saga_id),
+        rule_classified: false,
+        correlation_rank: 0,
+        correlation_keys: Vec::new(),
         saga_type,
         step,
         phase,
