@@ -27,6 +27,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Apply the database migrations and exit.
     Migrate(MigrateArgs),
+    /// Rebuild every saga from the stored events under the (changed) rules
+    /// file. Online: the UI keeps the old sagas until the rebuild commits;
+    /// the ingest pauses meanwhile and loses nothing.
+    Reproject(ReprojectArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -148,6 +152,21 @@ pub struct DemoArgs {
     /// Share of saga starts that also produce a deliberately broken message.
     #[arg(long, env = "SAGASCOPE_DEMO_POISON_RATIO", default_value_t = 0.01)]
     pub poison_ratio: f64,
+    /// Run without the example rules file, to see what the defaults make
+    /// of the simulated traffic.
+    #[arg(long, env = "SAGASCOPE_DEMO_WITHOUT_RULES", conflicts_with = "rules")]
+    pub without_rules: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReprojectArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[command(flatten)]
+    pub rules: RulesArgs,
+    /// Events read and placed per step.
+    #[arg(long, env = "SAGASCOPE_REPROJECT_PAGE_SIZE", default_value_t = 2000)]
+    pub page_size: usize,
 }
 
 #[derive(Debug, Args)]

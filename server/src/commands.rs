@@ -14,7 +14,7 @@ use sagascope_simulator::{
 use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
 
-use crate::cli::{DemoArgs, HttpArgs, KafkaArgs, MigrateArgs, RulesArgs, ServeArgs};
+use crate::cli::{DemoArgs, HttpArgs, KafkaArgs, MigrateArgs, ReprojectArgs, RulesArgs, ServeArgs};
 use crate::run;
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -89,6 +89,38 @@ pub async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Rebuilds every saga from the stored events under the given rules,
+/// printing progress; the server may keep running meanwhile.
+pub async fn reproject(args: ReprojectArgs) -> anyhow::Result<()> {
+    let store = open_store(&args.store.database_url).await?;
+    let rules = load_rules(&args.rules)?;
+    let decoder = Decoder::new(rules).with_max_payload_bytes(args.rules.max_payload_bytes);
+    let mut last_percent = None;
+    let report = store
+        .reproject(&decoder, args.page_size, |p| {
+            let percent = (p.events_done * 100)
+                .checked_div(p.events_total)
+                .unwrap_or(100);
+            if last_percent != Some(percent) {
+                last_percent = Some(percent);
+                println!(
+                    "reprojecting: {}/{} events ({percent}%), {} sagas so far",
+                    p.events_done, p.events_total, p.sagas
+                );
+            }
+        })
+        .await
+        .context("reprojection failed; nothing was changed")?;
+    println!(
+        "reprojected {} events into {} sagas and streams ({} merged) in {:.1} s",
+        report.events,
+        report.sagas,
+        report.merged,
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = open_store(&args.store.database_url).await?;
     let rules = load_rules(&args.rules)?;
@@ -124,7 +156,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
     let kafka_args = KafkaArgs {
         brokers: kafka.bootstrap_servers().to_string(),
-        topics: vec!["saga.state".into(), "^events\\..*".into()],
+        topics: ALL_TOPICS.iter().map(|t| t.to_string()).collect(),
         group_id: "sagascope-demo".into(),
         batch: crate::cli::BatchArgs {
             batch_size: 1000,
@@ -134,6 +166,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     // The example rules describe the simulated sagas; --rules replaces them.
     let demo_rules = match &args.rules.rules {
         Some(_) => load_rules(&args.rules)?,
+        None if args.without_rules => Rules::default(),
         None => Rules::parse(DEMO_RULES)?,
     };
     let running = start_pipeline(store, &kafka_args, demo_rules, &args.rules, &args.http).await?;
@@ -169,15 +202,14 @@ async fn produce_history(simulator: &Simulator, count: usize) -> anyhow::Result<
         (SagaKind::ChatMessage, PlannedOutcome::CompensationFailed),
         (SagaKind::ScanReward, PlannedOutcome::Compensated),
         (SagaKind::ScanReward, PlannedOutcome::Stalled),
+        (SagaKind::OrderChoreography, PlannedOutcome::Completed),
+        (SagaKind::OrderChoreography, PlannedOutcome::Compensated),
+        (SagaKind::OrderChoreography, PlannedOutcome::Stalled),
     ];
     for i in 0..count {
         let plan = match guaranteed.get(i) {
             Some((kind, outcome)) => SagaPlan::with_outcome(*kind, *outcome, &mut rng),
-            None => {
-                let kind = [SagaKind::Order, SagaKind::ScanReward, SagaKind::ChatMessage]
-                    [rng.random_range(0..3)];
-                SagaPlan::random(kind, &mut rng)
-            }
+            None => SagaPlan::random(SagaKind::random(&mut rng), &mut rng),
         };
         let base = now - chrono::Duration::seconds(rng.random_range(15..1800));
         simulator.produce_plan_now(&plan, base, &mut rng).await?;

@@ -10,5 +10,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => commands::serve(args).await,
         Command::Demo(args) => commands::demo(args).await,
         Command::Migrate(args) => commands::migrate(args).await,
+        Command::Reproject(args) => commands::reproject(args).await,
     }
 }

@@ -111,7 +111,7 @@ async fn api_contract(store: Store) {
 
     // Detail: the saga with its timeline in event-time order.
     let detail = app
-        .wait_for_saga(&compensated.saga_id, compensated.messages.len())
+        .wait_for_saga(&compensated.saga_id, compensated.event_count())
         .await;
     assert_eq!(detail["status"], "compensated");
     assert_eq!(detail["saga_type"], "order");
@@ -154,7 +154,7 @@ async fn api_contract(store: Store) {
         );
     }
     assert_eq!(first["topic"], "saga.state");
-    app.wait_for_saga(&choreographed.saga_id, choreographed.messages.len())
+    app.wait_for_saga(&choreographed.saga_id, choreographed.event_count())
         .await;
 
     // List: filters and search by saga id, trace id and business key.
@@ -222,7 +222,7 @@ async fn api_contract(store: Store) {
     assert_eq!(status, 200);
     assert_eq!(
         trace["events"].as_array().unwrap().len(),
-        choreographed.messages.len()
+        choreographed.event_count()
     );
     assert_eq!(trace["sagas"][0]["saga_type"], "scan_reward");
 
@@ -257,7 +257,7 @@ async fn api_contract(store: Store) {
         .produce(&sagascope_simulator::RenderedMessage {
             topic: "saga.state",
             key: "bad".into(),
-            value: b"\xff\xfe".to_vec(),
+            value: Some(b"\xff\xfe".to_vec()),
             headers: vec![],
         })
         .await

@@ -116,7 +116,7 @@ async fn produced_sagas_become_rows_with_offsets_and_live_messages() {
             .await
             .unwrap();
     }
-    let total: usize = plans.iter().map(|p| p.messages.len()).sum();
+    let total: usize = plans.iter().map(|p| p.event_count()).sum();
 
     let (running, mut live) = start_ingest(&kafka, &store, "g-rows", 1000);
     wait_for("all events", async || {
@@ -137,12 +137,13 @@ async fn produced_sagas_become_rows_with_offsets_and_live_messages() {
             plan.kind,
             plan.outcome
         );
-        assert_eq!(detail.events.len(), plan.messages.len());
+        assert_eq!(detail.events.len(), plan.event_count());
         assert_eq!(detail.saga.trace_ids, vec![plan.trace_id.clone()]);
         let expected_type = match plan.kind {
             SagaKind::Order => "order",
             SagaKind::ScanReward => "scan_reward",
             SagaKind::ChatMessage => "chat_message",
+            SagaKind::OrderChoreography => "order_choreography",
         };
         assert_eq!(detail.saga.saga_type, expected_type);
     }
@@ -180,7 +181,7 @@ async fn crash_and_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
     for _ in 0..12 {
         plans.extend(every_kind_of_saga(&mut rng));
     }
-    let total: usize = plans.iter().map(|p| p.messages.len()).sum();
+    let total: usize = plans.iter().map(|p| p.event_count()).sum();
     let (first_half, second_half) = plans.split_at(plans.len() / 2);
     let base = chrono::Utc::now();
     for plan in first_half {
@@ -225,7 +226,7 @@ async fn crash_and_restart_mid_stream_loses_nothing_and_duplicates_nothing() {
             .saga;
         assert_eq!(
             saga.event_count,
-            plan.messages.len() as i64,
+            plan.event_count() as i64,
             "event_count counts each event once"
         );
         assert_eq!(saga.status, expected_status(plan.outcome));
@@ -249,7 +250,7 @@ async fn poison_messages_become_ingest_errors_and_ingest_continues() {
     let poison = sagascope_simulator::RenderedMessage {
         topic: "saga.state",
         key: "bad-key".into(),
-        value: b"{\"saga_id\": \"ord-broken\", \"status\": ".to_vec(),
+        value: Some(b"{\"saga_id\": \"ord-broken\", \"status\": ".to_vec()),
         headers: vec![],
     };
     producer.produce(&poison).await.unwrap();
@@ -257,7 +258,7 @@ async fn poison_messages_become_ingest_errors_and_ingest_continues() {
         .produce_plan_now(&after, base, &mut rng)
         .await
         .unwrap();
-    let total = before.messages.len() + after.messages.len();
+    let total = before.event_count() + after.event_count();
 
     let (running, _live) = start_ingest(&kafka, &store, "g-poison", 1000);
     wait_for("events around the poison", async || {

@@ -1,9 +1,18 @@
 //! Traffic simulator for `sagascope demo` and the Kafka tests: runs the
-//! sagas of the design documents continuously and produces their messages
+//! sagas of the design documents continuously, with a product-event stream
+//! that is no saga and some bad messages on the side, and produces them
 //! through the real Kafka protocol (rdkafka).
 
+mod ids;
+mod message;
 mod mock_kafka;
+mod poison;
+mod product_events;
+mod render;
 mod saga_plans;
+#[cfg(test)]
+mod test_support;
+mod topics;
 
 use std::time::Duration;
 
@@ -16,10 +25,16 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
+pub use message::{
+    Body, CloudEvent, CloudEventMode, OutboxRow, PlannedMessage, RenderedMessage, Traffic,
+};
 pub use mock_kafka::MockKafka;
-pub use saga_plans::{
-    poison_message, Body, PlannedMessage, PlannedOutcome, RenderedMessage, SagaKind, SagaPlan,
-    ALL_TOPICS, CHARACTER_TOPIC, IMAGE_TOPIC, MY_TOPIC, SAGA_STATE_TOPIC, SCAN_TOPIC,
+pub use poison::{poison, PoisonKind, POISON_NESTING_DEPTH};
+pub use product_events::{product_event, PRODUCT_EVENT_TYPES};
+pub use saga_plans::{PlannedOutcome, SagaKind, SagaPlan};
+pub use topics::{
+    ALL_TOPICS, CHARACTER_TOPIC, IMAGE_TOPIC, MY_TOPIC, PAYMENT_EVENTS_TOPIC, PRODUCT_EVENTS_TOPIC,
+    SAGA_STATE_TOPIC, SCAN_TOPIC, SHOP_OUTBOX_CDC_TOPIC,
 };
 
 /// Classification rules for the demo's choreographed saga: the example
@@ -37,14 +52,19 @@ pub struct SimulatorConfig {
     pub brokers: String,
     /// Target message rate across all sagas.
     pub events_per_second: f64,
-    /// Probability that a saga start is accompanied by a poison message.
+    /// Probability that a saga start is accompanied by bad traffic (one
+    /// [`PoisonKind`], chosen at random).
     pub poison_ratio: f64,
     pub seed: u64,
 }
 
-/// Average messages per saga across the mix below, to turn an event rate
-/// into a saga start rate.
-const AVERAGE_MESSAGES_PER_SAGA: f64 = 8.0;
+/// Average messages per saga start across the mix (sagas of every kind
+/// plus the product events started alongside), to turn an event rate into
+/// a saga start rate.
+const AVERAGE_MESSAGES_PER_SAGA: f64 = 7.3;
+
+/// Product events per saga start: a steady side stream that is no saga.
+const PRODUCT_EVENTS_PER_SAGA: f64 = 1.0 / 3.0;
 
 #[derive(Clone)]
 pub struct Simulator {
@@ -62,7 +82,8 @@ impl Simulator {
         Ok(Simulator { producer, config })
     }
 
-    /// Produces one message and waits for the broker's ack.
+    /// Produces one message (a tombstone when it has no value) and waits
+    /// for the broker's ack.
     pub async fn produce(&self, message: &RenderedMessage) -> Result<(), SimulatorError> {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
         for (key, value) in &message.headers {
@@ -71,10 +92,12 @@ impl Simulator {
                 value: Some(value.as_bytes()),
             });
         }
-        let record = FutureRecord::to(message.topic)
-            .key(&message.key)
-            .payload(&message.value)
+        let mut record = FutureRecord::<str, [u8]>::to(message.topic)
+            .key(message.key.as_str())
             .headers(headers);
+        if let Some(value) = &message.value {
+            record = record.payload(value.as_slice());
+        }
         self.producer
             .send(record, Duration::from_secs(10))
             .await
@@ -90,26 +113,46 @@ impl Simulator {
         base: DateTime<Utc>,
         rng: &mut StdRng,
     ) -> Result<(), SimulatorError> {
-        for (index, message) in plan.messages.iter().enumerate() {
+        self.produce_now(&plan.trace_id, &plan.messages, base, rng)
+            .await
+    }
+
+    /// Produces traffic (a product event, poison) at once, like
+    /// [`Simulator::produce_plan_now`].
+    pub async fn produce_traffic_now(
+        &self,
+        traffic: &Traffic,
+        base: DateTime<Utc>,
+        rng: &mut StdRng,
+    ) -> Result<(), SimulatorError> {
+        self.produce_now(&traffic.trace_id, &traffic.messages, base, rng)
+            .await
+    }
+
+    /// Produces one random kind of bad traffic at once (for tests and the
+    /// demo's ingest-errors page).
+    pub async fn produce_poison(&self, rng: &mut StdRng) -> Result<(), SimulatorError> {
+        self.produce_traffic_now(&poison(rng), Utc::now(), rng)
+            .await
+    }
+
+    async fn produce_now(
+        &self,
+        trace_id: &str,
+        messages: &[PlannedMessage],
+        base: DateTime<Utc>,
+        rng: &mut StdRng,
+    ) -> Result<(), SimulatorError> {
+        for (index, message) in messages.iter().enumerate() {
             let at = base + chrono::Duration::milliseconds(message.delay_ms as i64);
-            self.produce(&plan.render(index, at, rng)).await?;
+            self.produce(&render::render(message, trace_id, index, at, rng))
+                .await?;
         }
         Ok(())
     }
 
-    /// Produces a poison message (for tests and the demo's ingest-errors page).
-    pub async fn produce_poison(&self, rng: &mut StdRng) -> Result<(), SimulatorError> {
-        let plan = SagaPlan {
-            kind: SagaKind::Order,
-            saga_id: String::new(),
-            trace_id: format!("{:032x}", rng.random::<u128>() | 1),
-            outcome: PlannedOutcome::Failed,
-            messages: vec![poison_message(rng)],
-        };
-        self.produce(&plan.render(0, Utc::now(), rng)).await
-    }
-
-    /// Starts sagas in real time until `shutdown` turns true.
+    /// Starts sagas in real time, with product events and (at
+    /// `poison_ratio`) bad traffic alongside, until `shutdown` turns true.
     pub async fn run(&self, mut shutdown: watch::Receiver<bool>) {
         let mut rng = StdRng::seed_from_u64(self.config.seed);
         let sagas_per_second =
@@ -123,18 +166,13 @@ impl Simulator {
             tokio::select! {
                 _ = shutdown.changed() => if *shutdown.borrow() { break },
                 _ = ticker.tick() => {
-                    let kind = match rng.random_range(0..100) {
-                        0..45 => SagaKind::Order,
-                        45..80 => SagaKind::ScanReward,
-                        _ => SagaKind::ChatMessage,
-                    };
-                    let plan = SagaPlan::random(kind, &mut rng);
-                    let saga_rng = StdRng::seed_from_u64(rng.random());
-                    tokio::spawn(self.clone().play(plan, saga_rng, shutdown.clone()));
+                    let plan = SagaPlan::random(SagaKind::random(&mut rng), &mut rng);
+                    self.start(plan.into(), &mut rng, &shutdown);
+                    if rng.random::<f64>() < PRODUCT_EVENTS_PER_SAGA {
+                        self.start(product_event(&mut rng), &mut rng, &shutdown);
+                    }
                     if rng.random::<f64>() < self.config.poison_ratio {
-                        if let Err(error) = self.produce_poison(&mut rng).await {
-                            tracing::warn!(%error, "simulator could not produce");
-                        }
+                        self.start(poison(&mut rng), &mut rng, &shutdown);
                     }
                 }
             }
@@ -142,20 +180,106 @@ impl Simulator {
         tracing::info!("simulator stopped");
     }
 
-    /// Plays one saga in real time, each message stamped when produced.
-    async fn play(self, plan: SagaPlan, mut rng: StdRng, shutdown: watch::Receiver<bool>) {
+    /// Plays `traffic` in real time on its own task.
+    fn start(&self, traffic: Traffic, rng: &mut StdRng, shutdown: &watch::Receiver<bool>) {
+        let rng = StdRng::seed_from_u64(rng.random());
+        tokio::spawn(self.clone().play(traffic, rng, shutdown.clone()));
+    }
+
+    /// Plays one saga or other traffic, each message stamped when produced.
+    async fn play(self, traffic: Traffic, mut rng: StdRng, shutdown: watch::Receiver<bool>) {
         let start = tokio::time::Instant::now();
-        for (index, message) in plan.messages.iter().enumerate() {
+        for (index, message) in traffic.messages.iter().enumerate() {
             tokio::time::sleep_until(start + Duration::from_millis(message.delay_ms)).await;
             if *shutdown.borrow() {
                 return;
             }
             if let Err(error) = self
-                .produce(&plan.render(index, Utc::now(), &mut rng))
+                .produce(&traffic.render(index, Utc::now(), &mut rng))
                 .await
             {
-                tracing::warn!(%error, saga_id = %plan.saga_id, "simulator could not produce");
+                tracing::warn!(%error, trace_id = %traffic.trace_id, "simulator could not produce");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::{Message, Offset, TopicPartitionList};
+
+    use super::*;
+
+    /// Debezium's tombstones must reach Kafka as null values, not empty
+    /// ones: only a null value is a tombstone to consumers (and to
+    /// sagascope's decoder).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tombstones_are_produced_with_a_null_value() {
+        let kafka = MockKafka::start(1, &ALL_TOPICS, 1).unwrap();
+        let simulator = Simulator::new(SimulatorConfig {
+            brokers: kafka.bootstrap_servers().to_string(),
+            events_per_second: 0.0,
+            poison_ratio: 0.0,
+            seed: 1,
+        })
+        .unwrap();
+        let mut rng = StdRng::seed_from_u64(4);
+        let plan = loop {
+            let plan = SagaPlan::random(SagaKind::OrderChoreography, &mut rng);
+            if plan.messages.iter().any(|m| m.body == Body::Tombstone) {
+                break plan;
+            }
+        };
+        simulator
+            .produce_plan_now(&plan, Utc::now(), &mut rng)
+            .await
+            .unwrap();
+        let expected: Vec<bool> = plan
+            .messages
+            .iter()
+            .filter(|m| m.topic == SHOP_OUTBOX_CDC_TOPIC)
+            .map(|m| m.body == Body::Tombstone)
+            .collect();
+
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", kafka.bootstrap_servers())
+            .set("group.id", "simulator-test")
+            .create()
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        partitions
+            .add_partition_offset(SHOP_OUTBOX_CDC_TOPIC, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&partitions).unwrap();
+        let mut tombstones = Vec::new();
+        while tombstones.len() < expected.len() {
+            let message = tokio::time::timeout(Duration::from_secs(20), consumer.recv())
+                .await
+                .expect("all CDC messages arrive")
+                .unwrap();
+            tombstones.push(message.payload().is_none());
+        }
+        assert_eq!(tombstones, expected);
+    }
+
+    /// The run loop's mix, sampled: sagas of every kind, product events
+    /// and no poison.
+    #[test]
+    fn average_messages_per_saga_matches_the_mix() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let starts = 20_000;
+        let messages: usize = (0..starts)
+            .map(|_| {
+                SagaPlan::random(SagaKind::random(&mut rng), &mut rng)
+                    .messages
+                    .len()
+            })
+            .sum();
+        let average = messages as f64 / starts as f64 + PRODUCT_EVENTS_PER_SAGA;
+        assert!(
+            (average - AVERAGE_MESSAGES_PER_SAGA).abs() < 0.3,
+            "measured {average}"
+        );
     }
 }

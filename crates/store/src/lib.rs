@@ -3,9 +3,11 @@
 //! shared, and only the migrations (identity columns) and row locking differ
 //! between backends.
 
+mod place_events;
 mod read_ingest;
 mod read_sagas;
 mod read_trace;
+mod reproject;
 mod rows;
 mod stall_sweep;
 #[cfg(feature = "test-support")]
@@ -20,6 +22,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use read_ingest::{CountedTable, PartitionProgress};
+pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use stall_sweep::StallPolicy;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset};
 

@@ -14,7 +14,8 @@ impl Store {
     /// a row while new sagas arrive.
     #[tracing::instrument(skip(self), err)]
     pub async fn list_sagas(&self, query: &SagaQuery) -> Result<SagaPage> {
-        let mut conditions: Vec<String> = Vec::new();
+        // Groups without saga meaning (entity streams) are not sagas.
+        let mut conditions: Vec<String> = vec!["kind = 'saga'".to_string()];
         let mut binds: Vec<Bind> = Vec::new();
         let next = |binds: &mut Vec<Bind>, value: Bind| {
             binds.push(value);
@@ -48,11 +49,7 @@ impl Store {
             ));
         }
         let limit = next(&mut binds, Bind::Int(i64::from(query.limit) + 1));
-        let where_clause = if conditions.is_empty() {
-            String::new()
-        } else {
-            format!("WHERE {}", conditions.join(" AND "))
-        };
+        let where_clause = format!("WHERE {}", conditions.join(" AND "));
         let sql = format!(
             "SELECT saga_id, started_at_us, status, projection FROM sagas {where_clause} ORDER BY started_at_us DESC, saga_id DESC LIMIT {limit}"
         );
@@ -90,17 +87,23 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        let Some(row) = sqlx::query("SELECT status, projection FROM sagas WHERE saga_id = $1")
-            .bind(saga_id.to_string())
-            .fetch_optional(&mut *tx)
-            .await?
+        // An id that was merged into another instance resolves to it.
+        let Some(row) = sqlx::query(
+            "SELECT saga_id, status, projection FROM sagas WHERE saga_id = $1 \
+             OR saga_id = (SELECT saga_id FROM saga_keys WHERE search_key = $1 AND kind = 'merged' LIMIT 1) \
+             ORDER BY CASE WHEN saga_id = $1 THEN 0 ELSE 1 END LIMIT 1",
+        )
+        .bind(saga_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
         else {
             return Ok(None);
         };
+        let saga_id: String = row.try_get("saga_id")?;
         let saga = summary_from_row(&row)?;
         let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE saga_id = $1 ORDER BY occurred_at_us, event_id");
         let events = sqlx::query(&sql)
-            .bind(saga_id.to_string())
+            .bind(saga_id.clone())
             .fetch_all(&mut *tx)
             .await?
             .iter()
@@ -112,9 +115,11 @@ impl Store {
 
     /// Distinct saga types, for the filter drop-down.
     pub async fn saga_types(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query("SELECT DISTINCT saga_type FROM sagas ORDER BY saga_type")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT DISTINCT saga_type FROM sagas WHERE kind = 'saga' ORDER BY saga_type",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|r| r.try_get("saga_type").map_err(Into::into))
             .collect()

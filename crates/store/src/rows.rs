@@ -1,6 +1,6 @@
 //! Row ↔ model conversions shared by the queries.
 
-use sagascope_domain::{from_micros, SagaProjection};
+use sagascope_domain::{from_micros, KafkaCoords, SagaEvent, SagaProjection};
 use sagascope_model::{Header, IngestErrorView, Phase, SagaStatus, SagaSummary, TimelineEvent};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -8,6 +8,10 @@ use sqlx::Row;
 use crate::{Result, StoreError};
 
 pub const EVENT_COLUMNS: &str = "event_id, saga_id, phase, step, event_type, occurred_at_us, published_at_us, ingested_at_us, topic, kafka_partition, kafka_offset, trace_id, span_id, headers, payload, error";
+
+/// Every stored column of an event, to rebuild the canonical event (merges,
+/// reprojection).
+pub const FULL_EVENT_COLUMNS: &str = "event_id, saga_id, saga_type, step, phase, event_type, trace_id, span_id, request_id, occurred_at_us, published_at_us, ingested_at_us, source_type, source_id, topic, kafka_partition, kafka_offset, headers, payload, error, explicit_saga_id, rule_classified, business_keys";
 
 pub const INGEST_ERROR_COLUMNS: &str =
     "id, topic, kafka_partition, kafka_offset, reason, first_bytes, message_key, published_at_us, ingested_at_us";
@@ -55,6 +59,51 @@ pub fn timeline_event_from_row(row: &AnyRow) -> Result<TimelineEvent> {
         span_id: row.try_get("span_id")?,
         headers,
         payload,
+        error: row.try_get("error")?,
+    })
+}
+
+fn json_column<T: serde::de::DeserializeOwned>(row: &AnyRow, column: &str) -> Result<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("event {column}: {e}")))
+}
+
+/// A row selected with [`FULL_EVENT_COLUMNS`] as the canonical event. The
+/// correlation fields are left empty: the caller re-derives them.
+pub fn saga_event_from_row(row: &AnyRow) -> Result<SagaEvent> {
+    let phase_text: String = row.try_get("phase")?;
+    let partition: i64 = row.try_get("kafka_partition")?;
+    let rule_classified: i64 = row.try_get("rule_classified")?;
+    Ok(SagaEvent {
+        event_id: row.try_get("event_id")?,
+        saga_id: row.try_get("saga_id")?,
+        explicit_saga_id: row.try_get("explicit_saga_id")?,
+        rule_classified: rule_classified != 0,
+        correlation_rank: 0,
+        correlation_keys: Vec::new(),
+        saga_type: row.try_get("saga_type")?,
+        step: row.try_get("step")?,
+        phase: Phase::parse(&phase_text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown phase {phase_text}")))?,
+        event_type: row.try_get("event_type")?,
+        trace_id: row.try_get("trace_id")?,
+        span_id: row.try_get("span_id")?,
+        request_id: row.try_get("request_id")?,
+        business_keys: json_column(row, "business_keys")?,
+        occurred_at: from_micros(row.try_get("occurred_at_us")?),
+        published_at: row
+            .try_get::<Option<i64>, _>("published_at_us")?
+            .map(from_micros),
+        ingested_at: from_micros(row.try_get("ingested_at_us")?),
+        source_type: row.try_get("source_type")?,
+        source_id: row.try_get("source_id")?,
+        coords: KafkaCoords {
+            topic: row.try_get("topic")?,
+            partition: i32::try_from(partition).unwrap_or_default(),
+            offset: row.try_get("kafka_offset")?,
+        },
+        headers: json_column(row, "headers")?,
+        payload: json_column(row, "payload")?,
         error: row.try_get("error")?,
     })
 }

@@ -26,7 +26,7 @@ fn cutoff_us(now: Timestamp, timeout: Duration) -> i64 {
 }
 
 const STALL: &str =
-    "UPDATE sagas SET status = 'stalled' WHERE status IN ('running', 'compensating') AND last_event_at_us < $1";
+    "UPDATE sagas SET status = 'stalled' WHERE kind = 'saga' AND status IN ('running', 'compensating') AND last_event_at_us < $1";
 
 impl Store {
     /// Marks the sagas that have stalled as of `now` and returns them.

@@ -10,6 +10,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
+use crate::place_events::Placement;
 use crate::rows::{ingest_error_from_row, projection_from_json, INGEST_ERROR_COLUMNS};
 use crate::{placeholders, Backend, Result, Store};
 
@@ -51,6 +52,8 @@ pub struct BatchOutcome {
     pub errors: Vec<IngestErrorView>,
     /// Events whose id was already stored (redelivery after a restart).
     pub duplicates: usize,
+    /// (old saga id, the saga it was merged into).
+    pub merged: Vec<(String, String)>,
 }
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -83,143 +86,29 @@ impl Store {
 
         // Keep the first copy of an id repeated inside the batch.
         let mut seen = HashSet::new();
-        let unique: Vec<&SagaEvent> = batch
+        let mut unique: Vec<SagaEvent> = batch
             .events
             .iter()
             .filter(|e| seen.insert(e.event_id.as_str()))
+            .cloned()
             .collect();
-
-        let mut inserted: HashSet<String> = HashSet::new();
-        for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO events (event_id, saga_id, saga_type, step, phase, event_type, trace_id, span_id, request_id, \
-                 occurred_at_us, published_at_us, ingested_at_us, source_type, source_id, topic, kafka_partition, kafka_offset, \
-                 headers, payload, error) VALUES {} ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 20, 20))).collect::<Vec<_>>().join(", ")
-            );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
-            for e in chunk {
-                query = query
-                    .bind(e.event_id.clone())
-                    .bind(e.saga_id.clone())
-                    .bind(e.saga_type.clone())
-                    .bind(e.step.clone())
-                    .bind(e.phase.as_str())
-                    .bind(e.event_type.clone())
-                    .bind(e.trace_id.clone())
-                    .bind(e.span_id.clone())
-                    .bind(e.request_id.clone())
-                    .bind(micros(e.occurred_at))
-                    .bind(e.published_at.map(micros))
-                    .bind(micros(e.ingested_at))
-                    .bind(e.source_type.clone())
-                    .bind(e.source_id.clone())
-                    .bind(e.coords.topic.clone())
-                    .bind(i64::from(e.coords.partition))
-                    .bind(e.coords.offset)
-                    .bind(serde_json::to_string(&e.headers).unwrap_or_else(|_| "[]".into()))
-                    .bind(e.payload.to_string())
-                    .bind(e.error.clone());
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                inserted.insert(row.try_get("event_id")?);
-            }
-        }
+        let placement = self.place_events(&mut tx, &mut unique).await?;
+        let inserted = self.insert_events(&mut tx, &unique).await?;
         let new_events: Vec<&SagaEvent> = unique
-            .into_iter()
+            .iter()
             .filter(|e| inserted.contains(&e.event_id))
             .collect();
-
-        // Merge the new events into the projections of the sagas they touch.
-        let mut by_saga: BTreeMap<&str, Vec<&SagaEvent>> = BTreeMap::new();
-        for event in &new_events {
-            by_saga
-                .entry(event.saga_id.as_str())
-                .or_default()
-                .push(event);
-        }
-        let saga_ids: Vec<&str> = by_saga.keys().copied().collect();
-        let mut projections: HashMap<String, SagaProjection> = HashMap::new();
-        for chunk in saga_ids.chunks(ROWS_PER_STATEMENT) {
-            // Postgres: lock the rows (in key order, so concurrent replicas
-            // cannot deadlock) before read-modify-write. SQLite has one writer.
-            let lock = if self.backend == Backend::Postgres {
-                " ORDER BY saga_id FOR UPDATE"
-            } else {
-                ""
-            };
-            let sql = format!(
-                "SELECT saga_id, projection FROM sagas WHERE saga_id IN ({}){lock}",
-                placeholders(0, chunk.len())
-            );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                let id: String = row.try_get("saga_id")?;
-                let text: String = row.try_get("projection")?;
-                projections.insert(id, projection_from_json(&text)?);
-            }
-        }
-        let mut sagas = Vec::with_capacity(by_saga.len());
-        let mut keys: Vec<(String, String, &'static str)> = Vec::new();
-        for (saga_id, events) in &by_saga {
-            let projection = projections
-                .entry(saga_id.to_string())
-                .or_insert_with(|| SagaProjection::new(*saga_id));
-            for event in events {
-                projection.merge(event);
-                keys.extend(
-                    event
-                        .trace_id
-                        .iter()
-                        .map(|k| (k.clone(), saga_id.to_string(), "trace")),
-                );
-                keys.extend(
-                    event
-                        .business_keys
-                        .iter()
-                        .map(|k| (k.clone(), saga_id.to_string(), "business")),
-                );
-            }
-            sagas.push(projection.clone());
-        }
-        for chunk in sagas.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection) \
-                 VALUES {} ON CONFLICT (saga_id) DO UPDATE SET saga_type = excluded.saga_type, status = excluded.status, \
-                 started_at_us = excluded.started_at_us, ended_at_us = excluded.ended_at_us, \
-                 last_event_at_us = excluded.last_event_at_us, event_count = excluded.event_count, projection = excluded.projection",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 8, 8))).collect::<Vec<_>>().join(", ")
-            );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
-            for p in chunk {
-                query = query
-                    .bind(p.saga_id.clone())
-                    .bind(p.saga_type())
-                    .bind(p.status().as_str())
-                    .bind(p.started_at_us())
-                    .bind(p.ended_at_us())
-                    .bind(p.last_event_at_us())
-                    .bind(p.event_count)
-                    .bind(serde_json::to_string(p).unwrap_or_default());
-            }
-            query.execute(&mut *tx).await?;
-        }
-        keys.sort();
-        keys.dedup();
-        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO saga_keys (search_key, saga_id, kind) VALUES {} ON CONFLICT (search_key, saga_id) DO NOTHING",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 3, 3))).collect::<Vec<_>>().join(", ")
-            );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
-            for (key, saga_id, kind) in chunk {
-                query = query.bind(key.clone()).bind(saga_id.clone()).bind(*kind);
-            }
-            query.execute(&mut *tx).await?;
-        }
+        let (sagas, mut keys) = self
+            .project_events(&mut tx, &new_events, &placement)
+            .await?;
+        self.upsert_sagas(&mut tx, &sagas, &placement).await?;
+        keys.extend(
+            placement
+                .merged
+                .iter()
+                .map(|(old, new)| (old.clone(), new.clone(), "merged")),
+        );
+        self.insert_search_keys(&mut tx, keys).await?;
 
         let mut all_errors = batch.errors.clone();
         all_errors.extend(
@@ -272,10 +161,200 @@ impl Store {
             duplicates: batch.events.len() - new_events.len(),
             new_events: new_events.into_iter().map(timeline_event).collect(),
             sagas: sagas.iter().map(SagaProjection::summary).collect(),
+            merged: placement.merged,
             errors,
         })
     }
 }
+
+impl Store {
+    /// Inserts events (idempotent on event_id); returns the ids that were new.
+    pub(crate) async fn insert_events(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        events: &[SagaEvent],
+    ) -> Result<HashSet<String>> {
+        let mut inserted: HashSet<String> = HashSet::new();
+        for chunk in events.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO events (event_id, saga_id, saga_type, step, phase, event_type, trace_id, span_id, request_id, \
+                 occurred_at_us, published_at_us, ingested_at_us, source_type, source_id, topic, kafka_partition, kafka_offset, \
+                 headers, payload, error, explicit_saga_id, rule_classified, business_keys) VALUES {} \
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 23, 23))).collect::<Vec<_>>().join(", ")
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for e in chunk {
+                query = query
+                    .bind(e.event_id.clone())
+                    .bind(e.saga_id.clone())
+                    .bind(e.saga_type.clone())
+                    .bind(e.step.clone())
+                    .bind(e.phase.as_str())
+                    .bind(e.event_type.clone())
+                    .bind(e.trace_id.clone())
+                    .bind(e.span_id.clone())
+                    .bind(e.request_id.clone())
+                    .bind(micros(e.occurred_at))
+                    .bind(e.published_at.map(micros))
+                    .bind(micros(e.ingested_at))
+                    .bind(e.source_type.clone())
+                    .bind(e.source_id.clone())
+                    .bind(e.coords.topic.clone())
+                    .bind(i64::from(e.coords.partition))
+                    .bind(e.coords.offset)
+                    .bind(serde_json::to_string(&e.headers).unwrap_or_else(|_| "[]".into()))
+                    .bind(e.payload.to_string())
+                    .bind(e.error.clone())
+                    .bind(e.explicit_saga_id.clone())
+                    .bind(i64::from(e.rule_classified))
+                    .bind(serde_json::to_string(&e.business_keys).unwrap_or_else(|_| "[]".into()));
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                inserted.insert(row.try_get("event_id")?);
+            }
+        }
+        Ok(inserted)
+    }
+
+    /// The projections of every saga the events touch: merged incrementally
+    /// from the stored state, or rebuilt from all events for sagas that
+    /// absorbed others. Also returns the search keys the events bring.
+    pub(crate) async fn project_events(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        new_events: &[&SagaEvent],
+        placement: &Placement,
+    ) -> Result<(Vec<SagaProjection>, Vec<SearchKey>)> {
+        let mut by_saga: BTreeMap<&str, Vec<&SagaEvent>> = BTreeMap::new();
+        for event in new_events {
+            by_saga
+                .entry(event.saga_id.as_str())
+                .or_default()
+                .push(event);
+        }
+        for winner in &placement.rebuild {
+            by_saga.entry(winner.as_str()).or_default();
+        }
+        let saga_ids: Vec<&str> = by_saga
+            .keys()
+            .copied()
+            .filter(|id| !placement.rebuild.contains(*id))
+            .collect();
+        let mut projections: HashMap<String, SagaProjection> = HashMap::new();
+        for chunk in saga_ids.chunks(ROWS_PER_STATEMENT) {
+            // Postgres: lock the rows (in key order, so concurrent replicas
+            // cannot deadlock) before read-modify-write. SQLite has one writer.
+            let lock = if self.backend == Backend::Postgres {
+                " ORDER BY saga_id FOR UPDATE"
+            } else {
+                ""
+            };
+            let sql = format!(
+                "SELECT saga_id, projection FROM sagas WHERE saga_id IN ({}){lock}",
+                placeholders(0, chunk.len())
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            for row in query.fetch_all(&mut **tx).await? {
+                let id: String = row.try_get("saga_id")?;
+                let text: String = row.try_get("projection")?;
+                projections.insert(id, projection_from_json(&text)?);
+            }
+        }
+        let mut sagas = Vec::with_capacity(by_saga.len());
+        let mut keys: Vec<SearchKey> = Vec::new();
+        for (saga_id, events) in &by_saga {
+            let projection = if placement.rebuild.contains(*saga_id) {
+                self.rebuild_projection(tx, saga_id).await?
+            } else {
+                let mut projection = projections
+                    .remove(*saga_id)
+                    .unwrap_or_else(|| SagaProjection::new(*saga_id));
+                for event in events {
+                    projection.merge(event);
+                }
+                projection
+            };
+            for event in events {
+                keys.extend(
+                    event
+                        .trace_id
+                        .iter()
+                        .map(|k| (k.clone(), saga_id.to_string(), "trace")),
+                );
+                keys.extend(
+                    event
+                        .business_keys
+                        .iter()
+                        .map(|k| (k.clone(), saga_id.to_string(), "business")),
+                );
+            }
+            sagas.push(projection);
+        }
+        Ok((sagas, keys))
+    }
+
+    pub(crate) async fn upsert_sagas(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        sagas: &[SagaProjection],
+        placement: &Placement,
+    ) -> Result<()> {
+        for chunk in sagas.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection, kind, id_rank) \
+                 VALUES {} ON CONFLICT (saga_id) DO UPDATE SET saga_type = excluded.saga_type, status = excluded.status, \
+                 started_at_us = excluded.started_at_us, ended_at_us = excluded.ended_at_us, \
+                 last_event_at_us = excluded.last_event_at_us, event_count = excluded.event_count, projection = excluded.projection, \
+                 kind = excluded.kind, id_rank = excluded.id_rank",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 10, 10))).collect::<Vec<_>>().join(", ")
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for p in chunk {
+                query = query
+                    .bind(p.saga_id.clone())
+                    .bind(p.saga_type())
+                    .bind(p.status().as_str())
+                    .bind(p.started_at_us())
+                    .bind(p.ended_at_us())
+                    .bind(p.last_event_at_us())
+                    .bind(p.event_count)
+                    .bind(serde_json::to_string(p).unwrap_or_default())
+                    .bind(if p.saga_like { "saga" } else { "stream" })
+                    .bind(placement.ranks.get(&p.saga_id).copied().unwrap_or_default());
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn insert_search_keys(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        mut keys: Vec<SearchKey>,
+    ) -> Result<()> {
+        keys.sort();
+        keys.dedup();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO saga_keys (search_key, saga_id, kind) VALUES {} ON CONFLICT (search_key, saga_id) DO NOTHING",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 3, 3))).collect::<Vec<_>>().join(", ")
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for (key, saga_id, kind) in chunk {
+                query = query.bind(key.clone()).bind(saga_id.clone()).bind(*kind);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+/// (search key, saga id, kind).
+pub(crate) type SearchKey = (String, String, &'static str);
 
 /// Where the first copy of an event id came from, and what it said.
 struct KeptCopy {

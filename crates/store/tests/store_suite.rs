@@ -3,7 +3,7 @@
 //! test-suite pattern), from `sagascope_store::test_support`.
 
 use chrono::{TimeZone, Utc};
-use sagascope_domain::{KafkaCoords, SagaEvent};
+use sagascope_domain::{Decoder, KafkaCoords, RawMessage, Rules, SagaEvent};
 use sagascope_model::{Phase, SagaFilter, SagaStatus};
 use sagascope_store::{CountedTable, IngestBatch, NewIngestError, PartitionOffset, Store};
 
@@ -29,6 +29,9 @@ store_suite!(
     ingest_errors_are_kept_once_per_coordinate,
     duplicate_ids_with_different_bodies_keep_the_first_and_record_a_conflict,
     quiet_sagas_stall_per_type_and_resume,
+    instances_sharing_a_key_merge_whatever_the_order,
+    streams_that_are_not_sagas_are_kept_but_not_listed,
+    reproject_applies_changed_rules_online,
 );
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
@@ -496,4 +499,237 @@ async fn quiet_sagas_stall_per_type_and_resume(store: &Store) {
             .status,
         SagaStatus::Running
     );
+}
+
+// ---- correlation, merging and reprojection (issue 3) ----
+
+const CHOREOGRAPHY_RULES: &str = r#"
+[[saga]]
+type = "order_choreography"
+start = ["OrderCreated"]
+correlate = ["saga_id", "trace_id", "/order_id"]
+[saga.events]
+StockReserved = { step = "ReserveStock", phase = "step_succeeded" }
+PaymentFailed = { step = "AuthorizePayment", phase = "step_failed" }
+StockReleased = { step = "ReserveStock", phase = "saga_compensated" }
+[not_saga]
+events = ["Product*"]
+"#;
+
+const T1: &str = "0af7651916cd43dd8448eb211c80319c";
+const T2: &str = "1bf7651916cd43dd8448eb211c80319d";
+
+/// A plain JSON domain event as a service would publish it.
+fn raw(offset: i64, event_type: &str, trace: Option<&str>, order_id: &str) -> RawMessage {
+    let value = serde_json::json!({
+        "type": event_type,
+        "id": format!("evt-{offset}"),
+        "occurred_at": 1_763_700_000_000_i64 + offset * 100,
+        "payload": {"order_id": order_id, "reason": "card declined"}
+    });
+    RawMessage {
+        coords: KafkaCoords {
+            topic: "shop.events".into(),
+            partition: 0,
+            offset,
+        },
+        key: Some(order_id.as_bytes().to_vec()),
+        value: Some(value.to_string().into_bytes()),
+        headers: trace
+            .map(|t| {
+                vec![(
+                    "traceparent".to_string(),
+                    Some(format!("00-{t}-00f067aa0ba902b7-01").into_bytes()),
+                )]
+            })
+            .unwrap_or_default(),
+        timestamp: Some(
+            Utc.timestamp_millis_opt(1_763_700_000_050 + offset * 100)
+                .unwrap(),
+        ),
+    }
+}
+
+/// One order saga whose payment service broke the trace (T2), and whose
+/// last event has no trace at all: only `/order_id` ties them together.
+fn broken_trace_order(decoder: &Decoder) -> Vec<SagaEvent> {
+    [
+        raw(1, "OrderCreated", Some(T2), "ord-1"),
+        raw(2, "StockReserved", Some(T2), "ord-1"),
+        raw(3, "PaymentFailed", Some(T1), "ord-1"),
+        raw(4, "StockReleased", None, "ord-1"),
+    ]
+    .iter()
+    .map(|m| {
+        decoder
+            .decode(m, Utc.timestamp_millis_opt(1_763_700_009_000).unwrap())
+            .unwrap()
+    })
+    .collect()
+}
+
+async fn instances_sharing_a_key_merge_whatever_the_order(store: &Store) {
+    let decoder = Decoder::new(Rules::parse(CHOREOGRAPHY_RULES).unwrap());
+    let events = broken_trace_order(&decoder);
+    // Arrival orders: one event per batch backwards, then two batches
+    // that each hold a different instance until the second one lands.
+    let orders: [Vec<Vec<usize>>; 3] = [
+        vec![vec![3], vec![2], vec![1], vec![0]],
+        vec![vec![0, 1], vec![3], vec![2]],
+        vec![vec![2, 0, 3, 1]],
+    ];
+    let mut results = Vec::new();
+    for (round, order) in orders.iter().enumerate() {
+        let offset = round as i64 * 1000;
+        for batch_indexes in order {
+            let mut b = batch(
+                batch_indexes
+                    .iter()
+                    .map(|i| {
+                        let mut e = events[*i].clone();
+                        // A fresh copy of the saga per round.
+                        e.event_id = format!("{}-r{round}", e.event_id);
+                        e.coords.offset += offset;
+                        e
+                    })
+                    .collect(),
+            );
+            b.group_id = format!("g{round}");
+            store.write_batch(&b).await.unwrap();
+        }
+        let detail = store.saga_detail(T1).await.unwrap().expect("merged saga");
+        assert_eq!(detail.saga.saga_id, T1, "lowest (rank, id) wins");
+        results.push((
+            detail.saga.status,
+            detail.saga.saga_type.clone(),
+            detail.saga.failed_step.clone(),
+            detail.events.len(),
+        ));
+        // Clean up for the next round: this round's copy is one saga of 4
+        // events per round so far.
+        assert_eq!(detail.saga.event_count, 4 * (round as i64 + 1));
+        let page = store
+            .list_sagas(&SagaFilter::default().validate().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 1, "round {round}: {:?}", page.items);
+        // The other trace and the order id both find it.
+        for q in [T2, "ord-1"] {
+            let found = store
+                .list_sagas(
+                    &SagaFilter {
+                        q: Some(q.into()),
+                        ..SagaFilter::default()
+                    }
+                    .validate()
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(found.items.len(), 1, "{q}");
+            assert_eq!(found.items[0].saga_id, T1);
+        }
+        if round == 0 {
+            // Backwards arrival made `ord-1` an instance of its own first;
+            // after the merge its id still leads to the saga.
+            assert_eq!(
+                store
+                    .saga_detail("ord-1")
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .saga
+                    .saga_id,
+                T1
+            );
+        }
+    }
+    assert_eq!(
+        results[0],
+        (
+            SagaStatus::Compensated,
+            "order_choreography".to_string(),
+            Some("AuthorizePayment".to_string()),
+            4
+        )
+    );
+    assert!(results
+        .iter()
+        .all(|r| r.0 == results[0].0 && r.1 == results[0].1 && r.2 == results[0].2));
+}
+
+async fn streams_that_are_not_sagas_are_kept_but_not_listed(store: &Store) {
+    let decoder = Decoder::new(Rules::parse(CHOREOGRAPHY_RULES).unwrap());
+    let product = decoder
+        .decode(
+            &raw(7, "ProductStockChanged", Some(T1), "ord-9"),
+            Utc.timestamp_millis_opt(1_763_700_009_000).unwrap(),
+        )
+        .unwrap();
+    let order = broken_trace_order(&decoder);
+    let mut events = vec![product];
+    events.extend(order);
+    store.write_batch(&batch(events)).await.unwrap();
+    let page = store
+        .list_sagas(&SagaFilter::default().validate().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1);
+    assert_eq!(page.items[0].saga_type, "order_choreography");
+    assert_eq!(
+        store.saga_types().await.unwrap(),
+        vec!["order_choreography".to_string()]
+    );
+    let trace = store.trace(T1).await.unwrap();
+    assert!(trace
+        .events
+        .iter()
+        .any(|e| e.event_type == "ProductStockChanged"));
+    assert_eq!(
+        trace.sagas.len(),
+        1,
+        "the product stream is not listed as a saga"
+    );
+}
+
+async fn reproject_applies_changed_rules_online(store: &Store) {
+    // Ingested without rules: two instances (one per trace) plus one with
+    // no trace, none typed.
+    let events = broken_trace_order(&Decoder::default());
+    store.write_batch(&batch(events)).await.unwrap();
+    let before = store
+        .list_sagas(&SagaFilter::default().validate().unwrap())
+        .await
+        .unwrap();
+    // The T2 part (OrderCreated, StockReserved) has no saga meaning
+    // without rules, so it is not listed.
+    assert_eq!(before.items.len(), 2, "{:?}", before.items);
+
+    let rules = Decoder::new(Rules::parse(CHOREOGRAPHY_RULES).unwrap());
+    let mut seen = Vec::new();
+    let report = store
+        .reproject(&rules, 3, |p| seen.push(p.events_done))
+        .await
+        .unwrap();
+    assert_eq!(report.events, 4);
+    assert_eq!(seen, vec![3, 4], "progress per page");
+    let after = store
+        .list_sagas(&SagaFilter::default().validate().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(after.items.len(), 1, "{:?}", after.items);
+    let saga = &after.items[0];
+    assert_eq!(saga.saga_id, T1);
+    assert_eq!(saga.saga_type, "order_choreography");
+    assert_eq!(saga.status, SagaStatus::Compensated);
+    assert_eq!(saga.event_count, 4);
+    let detail = store.saga_detail(T1).await.unwrap().unwrap();
+    assert_eq!(detail.events.len(), 4);
+    assert_eq!(detail.events[0].phase, Phase::SagaStarted);
+    assert!(detail.events.iter().all(|e| e.saga_id == T1));
+
+    // Reprojecting again with the same rules changes nothing.
+    store.reproject(&rules, 100, |_| {}).await.unwrap();
+    let again = store.saga_detail(T1).await.unwrap().unwrap();
+    assert_eq!(again.saga, detail.saga);
 }
