@@ -38,6 +38,17 @@ const RULES: &str = r#"
     OrderPlaced = { step = "PlaceOrder", phase = "saga_started" }
     PaymentFailed = { step = "AuthorizePayment", phase = "step_failed" }
     "com.shop.order.OrderCompleted" = { phase = "saga_completed" }
+    "Stock*" = { step = "ReserveStock", phase = "step_succeeded" }
+    [[saga]]
+    type = "choreography"
+    start = ["*Created"]
+    correlate = ["saga_id", "trace_id", "/order_id", "/a/0/b", "aggregate_id"]
+    [not_saga]
+    events = ["Product*"]
+    topics = ["catalog.*"]
+    [redact]
+    fields = ["id", "/payload/card", "reason"]
+    headers = ["traceparent"]
 "#;
 
 const HEADER_NAMES: &[&str] = &[
@@ -352,6 +363,10 @@ fn check(message: &RawMessage) -> Result<(), TestCaseError> {
         Ok(event) => {
             prop_assert!(!event.event_id.is_empty(), "empty event id: {event:?}");
             prop_assert!(!event.saga_id.is_empty(), "empty saga id: {event:?}");
+            prop_assert!(
+                !event.correlation_keys.is_empty(),
+                "no correlation key: {event:?}"
+            );
             prop_assert!(!event.event_type.is_empty(), "empty event type: {event:?}");
             prop_assert_eq!(&event.coords, &message.coords);
             // The store keeps the payload as JSON text and parses it back.
