@@ -14,6 +14,10 @@ ALTER TABLE sagas ADD COLUMN kind TEXT NOT NULL DEFAULT 'saga';
 -- rank of the correlation source that gave the saga id; when two instances
 -- turn out to share a key, the lower (rank, saga_id) survives
 ALTER TABLE sagas ADD COLUMN id_rank BIGINT NOT NULL DEFAULT 0;
+-- what the stall sweep sets when the saga goes quiet: NULL means 'stalled';
+-- a choreography known only from the default rules ends with its outcome
+-- so far (completed, failed, compensated), shown as inferred
+ALTER TABLE sagas ADD COLUMN quiet_status TEXT;
 
 -- correlation key (trace:…, pointer:order:/order_id=…) → saga instance
 CREATE TABLE correlation_keys (

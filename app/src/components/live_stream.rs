@@ -61,7 +61,7 @@ mod browser {
         }
     }
 
-    const MESSAGE_KINDS: [&str; 3] = ["saga", "event", "ingest_error"];
+    const MESSAGE_KINDS: [&str; 4] = ["saga", "event", "ingest_error", "merged"];
 
     pub(super) fn subscribe(
         url: String,

@@ -124,7 +124,7 @@ fn SagaTableRow(row: SagaRow) -> impl IntoView {
             </td>
             <td class="type">{saga.saga_type.clone()}</td>
             <td>
-                <StatusBadge status test="status-badge"/>
+                <StatusBadge status inferred=saga.status_inferred test="status-badge"/>
             </td>
             <td>
                 <RelativeTime at=saga.started_at/>

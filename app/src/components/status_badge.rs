@@ -8,16 +8,29 @@ pub fn StatusBadge(
     /// `data-test` value, when a test needs to find this badge.
     #[prop(optional)]
     test: Option<&'static str>,
+    /// Inferred when the saga went quiet (no rule declares its end): drawn
+    /// dashed with a `≈`, and the title says why.
+    #[prop(optional)]
+    inferred: bool,
 ) -> impl IntoView {
+    let title = if inferred {
+        format!(
+            "Status: {} (inferred: the saga went quiet after this outcome and no rule declares its end event)",
+            status.label()
+        )
+    } else {
+        format!("Status: {}", status.label())
+    };
     view! {
         <span
-            class=format!("badge status-{}", status.as_str())
+            class=format!("badge status-{}{}", status.as_str(), if inferred { " inferred" } else { "" })
             data-status=status.as_str()
+            data-inferred=inferred.then_some("true")
             data-test=test
-            title=format!("Status: {}", status.label())
+            title=title
         >
             <span class="badge-icon" aria-hidden="true">{status.icon()}</span>
-            <span class="badge-label">{status.label()}</span>
+            <span class="badge-label">{if inferred { "≈ " } else { "" }}{status.label()}</span>
         </span>
     }
 }

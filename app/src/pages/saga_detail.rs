@@ -94,9 +94,17 @@ fn SagaView(detail: SagaDetail) -> impl IntoView {
         events.with(|events| Axis::new(events, Some(&s.started_at), s.ended_at.as_ref()))
     });
 
+    let navigate = leptos_router::hooks::use_navigate();
     let apply = {
         let saga_id = saga_id.clone();
         move |message: StreamMessage| match message {
+            // This instance was merged into another: follow it.
+            StreamMessage::Merged { from, into } if from == saga_id => {
+                navigate(
+                    &crate::components::ids::saga_href(&into),
+                    Default::default(),
+                );
+            }
             StreamMessage::Saga { saga }
                 if saga.saga_id == saga_id
                     && summary.try_with_untracked(|s| *s != saga) == Some(true) =>
@@ -169,7 +177,7 @@ fn SagaHeader(saga: SagaSummary) -> impl IntoView {
         <header class=format!("saga-header panel status-rail-{}", status.as_str()) data-test="saga-header">
             <div class="saga-title">
                 <h1>{saga.saga_type.clone()}</h1>
-                <StatusBadge status test="saga-status"/>
+                <StatusBadge status inferred=saga.status_inferred test="saga-status"/>
             </div>
             <dl class="facts-grid">
                 <div>

@@ -198,8 +198,13 @@ fn SagaListResults(page: SagaPage, params: ListParams) -> impl IntoView {
     let apply = {
         let params = params.clone();
         move |message: StreamMessage| {
-            let StreamMessage::Saga { saga } = message else {
-                return;
+            let saga = match message {
+                StreamMessage::Saga { saga } => saga,
+                StreamMessage::Merged { from, .. } => {
+                    rows.try_update(|rows| rows.retain(|r| r.saga.saga_id != from));
+                    return;
+                }
+                _ => return,
             };
             // The filter as the store saw it, with "now" for range presets.
             let now = ui.now_ms.try_get_untracked().unwrap_or_else(now_ms);

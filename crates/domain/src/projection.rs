@@ -75,6 +75,15 @@ pub struct SagaProjection {
     /// traces and search but not listed as sagas.
     #[serde(default = "saga_like_by_default")]
     pub saga_like: bool,
+    /// True once any event named its saga id itself.
+    #[serde(default)]
+    pub explicit_id: bool,
+    /// The (at most) two smallest distinct event names: a group whose
+    /// events hop across two or more event types is a saga even when no
+    /// rule gives them meaning (a choreography correlated by trace id),
+    /// while a lone entity-change event is not.
+    #[serde(default)]
+    pub type_sample: BTreeSet<String>,
 }
 
 fn saga_like_by_default() -> bool {
@@ -120,6 +129,8 @@ impl SagaProjection {
             business_keys: BTreeSet::new(),
             event_count: 0,
             saga_like: false,
+            explicit_id: false,
+            type_sample: BTreeSet::new(),
         }
     }
 
@@ -139,6 +150,11 @@ impl SagaProjection {
         self.saga_like |= event.explicit_saga_id.is_some()
             || event.saga_type.is_some()
             || event.phase != Phase::Event;
+        self.explicit_id |= event.explicit_saga_id.is_some();
+        self.type_sample.insert(event.event_type.clone());
+        while self.type_sample.len() > 2 {
+            self.type_sample.pop_last();
+        }
         keep_max(&mut self.last, keyed(at_us, event, ()));
         if let Some(saga_type) = &event.saga_type {
             keep_min(&mut self.saga_type, keyed(at_us, event, saga_type.clone()));
@@ -183,6 +199,30 @@ impl SagaProjection {
             Some(Phase::SagaTimedOut) => SagaStatus::TimedOut,
             _ if self.compensating => SagaStatus::Compensating,
             _ => SagaStatus::Running,
+        }
+    }
+
+    /// Listed as a saga (see `saga_like` and `type_sample`), or kept as a
+    /// stream of events only.
+    pub fn is_saga(&self) -> bool {
+        self.saga_like || self.type_sample.len() >= 2
+    }
+
+    /// What a quiet saga becomes once its timeout passes. Sagas whose type
+    /// or id the messages or rules state are `stalled` (None): they have
+    /// a known end that has not come. A choreography known only from the
+    /// defaults has no end event anyone declared, so its quiet end is its
+    /// outcome so far: compensated, failed or completed (shown as
+    /// inferred).
+    pub fn quiet_status(&self) -> Option<SagaStatus> {
+        if self.saga_type.is_some() || self.explicit_id {
+            return None;
+        }
+        match self.status() {
+            SagaStatus::Compensating => Some(SagaStatus::Compensated),
+            SagaStatus::Running if self.failure.is_some() => Some(SagaStatus::Failed),
+            SagaStatus::Running => Some(SagaStatus::Completed),
+            _ => None,
         }
     }
 
@@ -232,6 +272,7 @@ impl SagaProjection {
             business_keys: self.business_keys.iter().cloned().collect(),
             event_count: self.event_count,
             last_event_at: from_micros(self.last_event_at_us()),
+            status_inferred: false,
         }
     }
 }

@@ -195,7 +195,7 @@ fn product_streams_are_kept_but_are_not_sagas() {
     assert_eq!(ruled.phase, Phase::Event);
     assert_eq!(ruled.saga_type, None);
     assert_eq!(ruled.saga_id, "prod-1");
-    assert!(!project_all(&ruled.saga_id, [&ruled]).saga_like);
+    assert!(!project_all(&ruled.saga_id, [&ruled]).is_saga());
 
     // Without rules a product event named like a step would look like one;
     // plain names (ProductRegistered) never do.
@@ -206,7 +206,7 @@ fn product_streams_are_kept_but_are_not_sagas() {
         &[("traceparent", &traceparent(TRACE_B))],
     );
     let event = decode(&Decoder::default(), &plain);
-    assert!(!project_all(&event.saga_id, [&event]).saga_like);
+    assert!(!project_all(&event.saga_id, [&event]).is_saga());
 }
 
 #[test]

@@ -289,7 +289,11 @@ impl Ingestor {
 
     /// Live fan-out after commit. No subscribers is not an error.
     fn publish(&self, outcome: BatchOutcome) {
-        // Events first, then the saga summaries they produced.
+        // Merges first (lists drop the old rows), then events, then the saga
+        // summaries they produced.
+        for (from, into) in outcome.merged {
+            let _ = self.live.send(StreamMessage::Merged { from, into });
+        }
         for event in outcome.new_events {
             let _ = self.live.send(StreamMessage::Event { event });
         }

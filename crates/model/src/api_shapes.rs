@@ -21,6 +21,10 @@ pub struct SagaSummary {
     pub business_keys: Vec<String>,
     pub event_count: i64,
     pub last_event_at: Timestamp,
+    /// The status was inferred when the saga went quiet (a choreography
+    /// whose end no rule declares), not stated by an event.
+    #[serde(default)]
+    pub status_inferred: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,9 +94,21 @@ pub struct IngestErrorView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
-    Saga { saga: SagaSummary },
-    Event { event: TimelineEvent },
-    IngestError { error: IngestErrorView },
+    Saga {
+        saga: SagaSummary,
+    },
+    Event {
+        event: TimelineEvent,
+    },
+    IngestError {
+        error: IngestErrorView,
+    },
+    /// Instance `from` turned out to share a correlation key with `into`
+    /// and was merged into it: lists drop `from`, its page moves on.
+    Merged {
+        from: String,
+        into: String,
+    },
 }
 
 impl StreamMessage {
@@ -101,6 +117,7 @@ impl StreamMessage {
             StreamMessage::Saga { saga } => Some(&saga.saga_id),
             StreamMessage::Event { event } => Some(&event.saga_id),
             StreamMessage::IngestError { .. } => None,
+            StreamMessage::Merged { from, .. } => Some(from),
         }
     }
 
@@ -110,6 +127,7 @@ impl StreamMessage {
             StreamMessage::Saga { .. } => "saga",
             StreamMessage::Event { .. } => "event",
             StreamMessage::IngestError { .. } => "ingest_error",
+            StreamMessage::Merged { .. } => "merged",
         }
     }
 }

@@ -21,13 +21,22 @@ pub fn projection_from_json(text: &str) -> Result<SagaProjection> {
 }
 
 /// A saga row (`status`, `projection`) as its summary. Status comes from the
-/// projection except `stalled`, which only the stall sweep sets.
+/// projection except what only the stall sweep sets: `stalled`, or the
+/// inferred end of a quiet choreography.
 pub fn summary_from_row(row: &AnyRow) -> Result<SagaSummary> {
     let text: String = row.try_get("projection")?;
     let mut summary = projection_from_json(&text)?.summary();
     let status: String = row.try_get("status")?;
     if status == SagaStatus::Stalled.as_str() {
         summary.status = SagaStatus::Stalled;
+    } else if matches!(
+        summary.status,
+        SagaStatus::Running | SagaStatus::Compensating
+    ) {
+        if let Some(swept) = SagaStatus::parse(&status).filter(|s| *s != summary.status) {
+            summary.status = swept;
+            summary.status_inferred = true;
+        }
     }
     Ok(summary)
 }

@@ -1,5 +1,7 @@
 //! Stalled sagas: running or compensating, with no event for longer than
-//! their type's timeout. The sweep stores `stalled` in the status column;
+//! their type's timeout. The sweep stores `stalled` in the status column (or,
+//! for choreographies known only from the default rules, their inferred
+//! outcome: see `SagaProjection::quiet_status`);
 //! the next event of the saga recomputes the status from its projection,
 //! which clears it.
 
@@ -26,7 +28,7 @@ fn cutoff_us(now: Timestamp, timeout: Duration) -> i64 {
 }
 
 const STALL: &str =
-    "UPDATE sagas SET status = 'stalled' WHERE kind = 'saga' AND status IN ('running', 'compensating') AND last_event_at_us < $1";
+    "UPDATE sagas SET status = COALESCE(quiet_status, 'stalled') WHERE kind = 'saga' AND status IN ('running', 'compensating') AND last_event_at_us < $1";
 
 impl Store {
     /// Marks the sagas that have stalled as of `now` and returns them.

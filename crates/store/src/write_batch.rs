@@ -160,7 +160,12 @@ impl Store {
         Ok(BatchOutcome {
             duplicates: batch.events.len() - new_events.len(),
             new_events: new_events.into_iter().map(timeline_event).collect(),
-            sagas: sagas.iter().map(SagaProjection::summary).collect(),
+            // Streams (groups without saga meaning) are not pushed as sagas.
+            sagas: sagas
+                .iter()
+                .filter(|p| p.is_saga())
+                .map(SagaProjection::summary)
+                .collect(),
             merged: placement.merged,
             errors,
         })
@@ -305,12 +310,12 @@ impl Store {
     ) -> Result<()> {
         for chunk in sagas.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection, kind, id_rank) \
+                "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection, kind, id_rank, quiet_status) \
                  VALUES {} ON CONFLICT (saga_id) DO UPDATE SET saga_type = excluded.saga_type, status = excluded.status, \
                  started_at_us = excluded.started_at_us, ended_at_us = excluded.ended_at_us, \
                  last_event_at_us = excluded.last_event_at_us, event_count = excluded.event_count, projection = excluded.projection, \
-                 kind = excluded.kind, id_rank = excluded.id_rank",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 10, 10))).collect::<Vec<_>>().join(", ")
+                 kind = excluded.kind, id_rank = excluded.id_rank, quiet_status = excluded.quiet_status",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 11, 11))).collect::<Vec<_>>().join(", ")
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for p in chunk {
@@ -323,8 +328,9 @@ impl Store {
                     .bind(p.last_event_at_us())
                     .bind(p.event_count)
                     .bind(serde_json::to_string(p).unwrap_or_default())
-                    .bind(if p.saga_like { "saga" } else { "stream" })
-                    .bind(placement.ranks.get(&p.saga_id).copied().unwrap_or_default());
+                    .bind(if p.is_saga() { "saga" } else { "stream" })
+                    .bind(placement.ranks.get(&p.saga_id).copied().unwrap_or_default())
+                    .bind(p.quiet_status().map(|s| s.as_str()));
             }
             query.execute(&mut **tx).await?;
         }

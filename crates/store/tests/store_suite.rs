@@ -32,6 +32,7 @@ store_suite!(
     instances_sharing_a_key_merge_whatever_the_order,
     streams_that_are_not_sagas_are_kept_but_not_listed,
     reproject_applies_changed_rules_online,
+    quiet_choreographies_end_with_their_inferred_outcome,
 );
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
@@ -701,9 +702,7 @@ async fn reproject_applies_changed_rules_online(store: &Store) {
         .list_sagas(&SagaFilter::default().validate().unwrap())
         .await
         .unwrap();
-    // The T2 part (OrderCreated, StockReserved) has no saga meaning
-    // without rules, so it is not listed.
-    assert_eq!(before.items.len(), 2, "{:?}", before.items);
+    assert_eq!(before.items.len(), 3, "{:?}", before.items);
 
     let rules = Decoder::new(Rules::parse(CHOREOGRAPHY_RULES).unwrap());
     let mut seen = Vec::new();
@@ -732,4 +731,63 @@ async fn reproject_applies_changed_rules_online(store: &Store) {
     store.reproject(&rules, 100, |_| {}).await.unwrap();
     let again = store.saga_detail(T1).await.unwrap().unwrap();
     assert_eq!(again.saga, detail.saga);
+}
+
+async fn quiet_choreographies_end_with_their_inferred_outcome(store: &Store) {
+    // Without rules: T2 holds OrderCreated + StockReserved (a two-hop
+    // choreography, nothing failed), T1 holds PaymentFailed, `ord-1` holds
+    // StockReleased (a compensation).
+    store
+        .write_batch(&batch(broken_trace_order(&Decoder::default())))
+        .await
+        .unwrap();
+    let policy = sagascope_store::StallPolicy {
+        default_timeout: std::time::Duration::from_secs(60),
+        per_type: vec![],
+    };
+    let swept = store
+        .mark_stalled(
+            &policy,
+            Utc.timestamp_millis_opt(1_763_700_100_000).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(swept.len(), 3);
+    for (id, expected) in [
+        (T2, SagaStatus::Completed),
+        (T1, SagaStatus::Failed),
+        ("ord-1", SagaStatus::Compensated),
+    ] {
+        let saga = store.saga_detail(id).await.unwrap().unwrap().saga;
+        assert_eq!(saga.status, expected, "{id}");
+        assert!(saga.status_inferred, "{id}");
+    }
+    // With rules the same quiet saga has a declared end still to come.
+    let typed = Decoder::new(Rules::parse(CHOREOGRAPHY_RULES).unwrap())
+        .decode(
+            &raw(
+                50,
+                "OrderCreated",
+                Some("2cf7651916cd43dd8448eb211c80319e"),
+                "ord-50",
+            ),
+            Utc.timestamp_millis_opt(1_763_700_009_000).unwrap(),
+        )
+        .unwrap();
+    store.write_batch(&batch(vec![typed])).await.unwrap();
+    store
+        .mark_stalled(
+            &policy,
+            Utc.timestamp_millis_opt(1_763_700_100_000).unwrap(),
+        )
+        .await
+        .unwrap();
+    let saga = store
+        .saga_detail("2cf7651916cd43dd8448eb211c80319e")
+        .await
+        .unwrap()
+        .unwrap()
+        .saga;
+    assert_eq!(saga.status, SagaStatus::Stalled);
+    assert!(!saga.status_inferred);
 }
