@@ -8,8 +8,8 @@ use rand::{Rng, SeedableRng};
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::IngestConfig;
 use sagascope_simulator::{
-    MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
-    DEMO_RULES,
+    product_event, MockKafka, PlannedOutcome, PoisonKind, SagaKind, SagaPlan, Simulator,
+    SimulatorConfig, ALL_TOPICS, DEMO_RULES,
 };
 use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
@@ -152,7 +152,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         poison_ratio: args.poison_ratio,
         seed: rand::rng().random(),
     })?;
-    produce_history(&simulator, args.history).await?;
+    produce_history(&simulator, args.history, args.poison_ratio > 0.0).await?;
 
     let kafka_args = KafkaArgs {
         brokers: kafka.bootstrap_servers().to_string(),
@@ -192,7 +192,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
 
 /// Sagas of the last 30 minutes, so the demo opens on a populated screen
 /// with every outcome present; they travel through Kafka like the rest.
-async fn produce_history(simulator: &Simulator, count: usize) -> anyhow::Result<()> {
+/// The demo's past: `count` sagas spread over the last 30 minutes (the
+/// first ones cover every outcome), product events beside them, and, unless
+/// poison is off, one message of every bad kind so the ingest-errors page
+/// shows them all from the start.
+async fn produce_history(
+    simulator: &Simulator,
+    count: usize,
+    with_poison: bool,
+) -> anyhow::Result<()> {
     let mut rng = StdRng::seed_from_u64(rand::rng().random());
     let now = chrono::Utc::now();
     let guaranteed = [
@@ -213,6 +221,19 @@ async fn produce_history(simulator: &Simulator, count: usize) -> anyhow::Result<
         };
         let base = now - chrono::Duration::seconds(rng.random_range(15..1800));
         simulator.produce_plan_now(&plan, base, &mut rng).await?;
+        if i % 3 == 0 {
+            simulator
+                .produce_traffic_now(&product_event(&mut rng), base, &mut rng)
+                .await?;
+        }
+    }
+    if with_poison {
+        for kind in PoisonKind::ALL {
+            let base = now - chrono::Duration::seconds(rng.random_range(15..1800));
+            simulator
+                .produce_traffic_now(&kind.plan(&mut rng), base, &mut rng)
+                .await?;
+        }
     }
     Ok(())
 }

@@ -78,10 +78,11 @@ pub struct SagaProjection {
     /// True once any event named its saga id itself.
     #[serde(default)]
     pub explicit_id: bool,
-    /// The (at most) two smallest distinct event names: a group whose
-    /// events hop across two or more event types is a saga even when no
-    /// rule gives them meaning (a choreography correlated by trace id),
-    /// while a lone entity-change event is not.
+    /// The (at most) two smallest distinct names of step-bearing events: a
+    /// group whose events hop across two or more event types is a saga even
+    /// when no rule gives them meaning (a choreography correlated by trace
+    /// id), while a lone entity-change event is not, and neither is a
+    /// `[not_saga]` stream (its events carry no step).
     #[serde(default)]
     pub type_sample: BTreeSet<String>,
 }
@@ -151,9 +152,11 @@ impl SagaProjection {
             || event.saga_type.is_some()
             || event.phase != Phase::Event;
         self.explicit_id |= event.explicit_saga_id.is_some();
-        self.type_sample.insert(event.event_type.clone());
-        while self.type_sample.len() > 2 {
-            self.type_sample.pop_last();
+        if event.step.is_some() {
+            self.type_sample.insert(event.event_type.clone());
+            while self.type_sample.len() > 2 {
+                self.type_sample.pop_last();
+            }
         }
         keep_max(&mut self.last, keyed(at_us, event, ()));
         if let Some(saga_type) = &event.saga_type {

@@ -251,3 +251,33 @@ fn reinterpreting_a_stored_event_under_new_rules_reclassifies_it() {
     assert_eq!(again.step.as_deref(), Some("Payment"));
     assert_eq!(again.correlation_keys.len(), 2);
 }
+
+#[test]
+fn a_not_saga_stream_of_several_event_types_stays_a_stream() {
+    let decoder = Decoder::new(Rules::parse(RULES).unwrap());
+    let events: Vec<SagaEvent> = ["ProductRegistered", "ProductStockChanged", "ProductPriceChanged"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let value = format!(
+                r#"{{"type":"{name}","id":"p{i}","aggregateType":"product","aggregateId":"prod-7","payload":{{}}}}"#
+            );
+            decode(&decoder, &message("catalog.products", 20 + i as i64, &value, &[]))
+        })
+        .collect();
+    assert!(events
+        .iter()
+        .all(|e| e.saga_id == "prod-7" && e.step.is_none()));
+    assert!(!project_all("prod-7", &events).is_saga());
+
+    // The same hop across event types without the rule is a choreography.
+    let plain: Vec<SagaEvent> = events
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            e.step = Some(e.event_type.clone());
+            e
+        })
+        .collect();
+    assert!(project_all("prod-7", &plain).is_saga());
+}

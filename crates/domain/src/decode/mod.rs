@@ -174,6 +174,9 @@ impl Decoder {
             .is_not_saga(&event.event_type, &event.coords.topic)
         {
             event.saga_type = None;
+            // No step: a stream's events never make it a saga (see
+            // `SagaProjection::type_sample`).
+            event.step = None;
             event.phase = sagascope_model::Phase::Event;
             event.explicit_saga_id = None;
             event.error = None;
