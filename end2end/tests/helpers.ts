@@ -58,7 +58,7 @@ export interface IngestError {
   ingested_at: string;
 }
 
-export const SAGA_TYPES = ['order', 'scan_reward', 'chat_message'] as const;
+export const SAGA_TYPES = ['order', 'scan_reward', 'chat_message', 'order_choreography'] as const;
 
 /** Milliseconds since the epoch of an RFC 3339 time with up to ns digits. */
 export function ms(time: string): number {

@@ -9,3 +9,4 @@ pub mod status_badge;
 pub mod time;
 pub mod timeline;
 pub mod top_bar;
+pub mod trace_axis;

@@ -6,13 +6,16 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
-use sagascope_model::{StreamMessage, TraceView};
+use sagascope_model::{SagaSummary, StreamMessage, TraceView};
 
 use crate::components::ids::CopyButton;
 use crate::components::live_stream::{use_live_stream_with_resync, STREAM_PATH};
-use crate::components::saga_table::{upsert_row, SagaRow, SagaTable};
 use crate::components::states::{EmptyState, ErrorState, Loading};
-use crate::components::timeline::{insert_event, Axis, TimelineRow};
+use crate::components::timeline::insert_event;
+use crate::components::trace_axis::{
+    counts_text, reassign_saga, summarize, trace_rows, TraceAxis, TraceAxisHead, TraceBarKey,
+    TraceGridLines, TraceLegend, TraceRow, TraceSummaryLine,
+};
 use crate::server_fns::{error_text, fetch_trace};
 
 #[component]
@@ -49,17 +52,23 @@ fn TraceContent(view: TraceView) -> impl IntoView {
     } = view;
     let initial_ids: Arc<HashSet<String>> =
         Arc::new(events.iter().map(|e| e.event_id.clone()).collect());
-    let rows = RwSignal::new(sagas.into_iter().map(SagaRow::loaded).collect::<Vec<_>>());
+    // Legend order (and so each saga's key and colour) is the server's
+    // started-at order; sagas that appear live are appended.
+    let sagas = RwSignal::new(sagas);
     let events = RwSignal::new(events);
-    let axis = Memo::new(move |_| events.with(|events| Axis::new(events, None, None)));
+    let axis = Memo::new(move |_| events.with(|events| TraceAxis::new(events)));
+    let summary =
+        Memo::new(move |_| events.with(|events| sagas.with(|sagas| summarize(events, sagas))));
+    let rows =
+        Memo::new(move |_| events.with(|events| sagas.with(|sagas| trace_rows(events, sagas))));
 
     let apply = {
         let trace_id = trace_id.clone();
         move |message: StreamMessage| match message {
             StreamMessage::Saga { saga } => {
                 let ours = saga.trace_ids.contains(&trace_id);
-                rows.try_update(|rows| {
-                    upsert_row(rows, saga, ours, true);
+                sagas.try_update(|sagas| {
+                    upsert_saga(sagas, saga, ours);
                 });
             }
             StreamMessage::Event { event }
@@ -67,6 +76,14 @@ fn TraceContent(view: TraceView) -> impl IntoView {
             {
                 events.try_update(|events| {
                     insert_event(events, event);
+                });
+            }
+            // A saga of this trace was merged into another: its events now
+            // belong to `into` (whose own update follows as a saga message).
+            StreamMessage::Merged { from, into } => {
+                sagas.try_update(|sagas| sagas.retain(|s| s.saga_id != from));
+                events.try_update(|events| {
+                    reassign_saga(events, &from, &into);
                 });
             }
             _ => {}
@@ -93,19 +110,17 @@ fn TraceContent(view: TraceView) -> impl IntoView {
     };
     use_live_stream_with_resync(STREAM_PATH.to_string(), apply, resync);
 
-    let is_empty = move || rows.with(Vec::is_empty) && events.with(Vec::is_empty);
+    let is_empty = move || sagas.with(Vec::is_empty) && events.with(Vec::is_empty);
 
     view! {
         <header class="page-head trace-head">
             <h1>"Trace " <span class="mono trace-id" data-test="trace-id">{trace_id.clone()}</span></h1>
             <CopyButton value=trace_id.clone()/>
             <span class="muted">
-                {move || {
-                    let (s, e) = (rows.with(Vec::len), events.with(Vec::len));
-                    format!("{s} saga{} · {e} event{}", if s == 1 { "" } else { "s" }, if e == 1 { "" } else { "s" })
-                }}
+                {move || counts_text(sagas.with(Vec::len), events.with(Vec::len))}
             </span>
         </header>
+        <TraceSummaryLine summary/>
         {move || is_empty().then(|| view! {
             <EmptyState
                 title="Nothing carries this trace id".to_string()
@@ -114,25 +129,107 @@ fn TraceContent(view: TraceView) -> impl IntoView {
             />
         })}
         <section class="panel" aria-labelledby="trace-sagas-title">
-            <header class="panel-head"><h2 id="trace-sagas-title">"Sagas"</h2></header>
-            <SagaTable rows/>
-        </section>
-        <section class="panel timeline-panel" aria-labelledby="trace-events-title">
             <header class="panel-head">
-                <h2 id="trace-events-title">"Events"</h2>
-                <span class="muted">"offset from the first event of the trace"</span>
+                <h2 id="trace-sagas-title">"Sagas"</h2>
+                <span class="muted">"key and colour of each saga on the time axis"</span>
             </header>
-            <ol class="timeline with-saga" data-test="trace-events">
-                <For
-                    each=move || events.get()
-                    key=|event| event.event_id.clone()
-                    children=move |event| {
-                        let fresh = !initial_ids.contains(&event.event_id);
-                        view! { <TimelineRow event axis show_saga=true fresh/> }
-                    }
-                />
-            </ol>
+            <TraceLegend sagas events/>
+        </section>
+        <section class="panel trace-axis-panel" aria-labelledby="trace-events-title">
+            <header class="panel-head">
+                <h2 id="trace-events-title">"Events on one time axis"</h2>
+                <span class="muted">"0 = first occurred_at of the trace"</span>
+                <TraceBarKey/>
+            </header>
+            <div class="tr-frame">
+                <TraceAxisHead axis/>
+                <div class="tr-body-wrap">
+                    <TraceGridLines axis/>
+                    <ol class="tr-rows" data-test="trace-events">
+                        <For
+                            each=move || rows.get()
+                            key=|(event, hop, legend_index)| (event.event_id.clone(), hop.clone(), *legend_index)
+                            children=move |(event, hop, legend_index)| {
+                                let fresh = !initial_ids.contains(&event.event_id);
+                                view! { <TraceRow event hop legend_index axis summary fresh/> }
+                            }
+                        />
+                    </ol>
+                </div>
+            </div>
         </section>
     }
     .into_any()
+}
+
+/// Replaces the saga of the same id, or appends it when it is `ours` (it
+/// carries this trace id). Returns whether the list changed.
+fn upsert_saga(sagas: &mut Vec<SagaSummary>, saga: SagaSummary, ours: bool) -> bool {
+    if let Some(known) = sagas.iter_mut().find(|s| s.saga_id == saga.saga_id) {
+        if *known == saga {
+            return false;
+        }
+        *known = saga;
+        return true;
+    }
+    if ours {
+        sagas.push(saga);
+    }
+    ours
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sagascope_model::SagaStatus;
+
+    fn saga(id: &str, status: SagaStatus) -> SagaSummary {
+        let at = crate::time::from_millis(1_800_000_000_000).unwrap();
+        SagaSummary {
+            saga_id: id.into(),
+            saga_type: "order".into(),
+            status,
+            started_at: at,
+            ended_at: None,
+            duration_ms: None,
+            current_step: None,
+            failed_step: None,
+            failure_reason: None,
+            trace_ids: vec!["t".into()],
+            business_keys: vec![],
+            event_count: 1,
+            last_event_at: at,
+            status_inferred: false,
+        }
+    }
+
+    #[test]
+    fn live_sagas_update_in_place_or_join_the_legend_at_the_end() {
+        let mut sagas = vec![saga("a", SagaStatus::Running)];
+        assert!(!upsert_saga(
+            &mut sagas,
+            saga("a", SagaStatus::Running),
+            true
+        ));
+        assert!(upsert_saga(
+            &mut sagas,
+            saga("a", SagaStatus::Completed),
+            true
+        ));
+        assert_eq!(sagas[0].status, SagaStatus::Completed);
+        // Another trace's saga stays out; one of ours is appended, so the
+        // legend keys of the sagas already shown do not change.
+        assert!(!upsert_saga(
+            &mut sagas,
+            saga("x", SagaStatus::Running),
+            false
+        ));
+        assert!(upsert_saga(
+            &mut sagas,
+            saga("b", SagaStatus::Running),
+            true
+        ));
+        let ids: Vec<&str> = sagas.iter().map(|s| s.saga_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
 }
