@@ -3,12 +3,20 @@
 //! object, or a JSON string holding JSON), headers `id`, `type`/`eventType`,
 //! `trace_id`, `request_id`, `traceparent`, `created_at`. Choreographed sagas
 //! carry no saga id: the trace id is the correlation key.
+//!
+//! Fields the router places in the *envelope* instead of headers
+//! (`table.fields.additional.placement=type:envelope:eventType`) arrive as
+//! `{"payload": …, "eventType": …, "id": …}`: they are read from the
+//! envelope and the event's payload is the inner `payload`.
 
 use sagascope_model::Timestamp;
 use serde_json::Value;
 
+use serde_json::Map;
+
 use super::fields::{
-    coords_id, parse_timestamp, parse_timestamp_text, string_field, trace_context,
+    coords_id, parse_timestamp, parse_timestamp_text, string_field, unwrap_json_string,
+    TraceCandidates,
 };
 use super::DecodeError;
 use crate::rules::Rules;
@@ -26,14 +34,51 @@ pub fn is_outbox_topic(topic: &str) -> bool {
     TOPIC_PREFIXES.iter().any(|p| topic.starts_with(p))
 }
 
+/// Names the EventRouter may place in the envelope next to `payload`.
+const PLACED_FIELDS: [&str; 12] = [
+    "eventType",
+    "type",
+    "event_type",
+    "id",
+    "eventId",
+    "aggregateType",
+    "aggregatetype",
+    "aggregateId",
+    "aggregateid",
+    "traceId",
+    "trace_id",
+    "traceparent",
+];
+
+/// (envelope with the placed fields, the event's payload).
+fn split_envelope(value: Value) -> (Option<Map<String, Value>>, Value) {
+    match value {
+        Value::Object(mut object)
+            if object.contains_key("payload")
+                && PLACED_FIELDS.iter().any(|f| object.contains_key(*f)) =>
+        {
+            let inner = object.remove("payload").map(unwrap_json_string);
+            (Some(object), inner.unwrap_or(Value::Null))
+        }
+        other => (None, other),
+    }
+}
+
 pub fn decode(
     message: &RawMessage,
-    payload: Value,
+    value: Value,
     rules: &Rules,
     ingested_at: Timestamp,
 ) -> Result<SagaEvent, DecodeError> {
+    let (envelope, payload) = split_envelope(value);
+    let envelope = envelope.as_ref();
     let object = payload.as_object();
-    let from_payload = |names: &[&str]| object.and_then(|o| string_field(o, names));
+    // Placed envelope fields first, then the payload's own.
+    let from_payload = |names: &[&str]| {
+        envelope
+            .and_then(|e| string_field(e, names))
+            .or_else(|| object.and_then(|o| string_field(o, names)))
+    };
     let event_type = message
         .header("type")
         .or_else(|| message.header("eventType"))
@@ -46,16 +91,30 @@ pub fn decode(
     let coords = &message.coords;
     let event_id = message
         .header("id")
+        .or_else(|| envelope.and_then(|e| string_field(e, &["id"])))
         .or_else(|| from_payload(&["event_id", "eventId"]))
         .unwrap_or_else(|| coords_id(message));
-    let aggregate_type = message.header("aggregatetype").or_else(|| {
-        TOPIC_PREFIXES
-            .iter()
-            .find_map(|p| coords.topic.strip_prefix(p))
-            .map(str::to_string)
-    });
-    let aggregate_id = message.key_text().or_else(|| message.header("aggregateid"));
-    let trace = trace_context(message, object);
+    let placed = |names: &[&str]| envelope.and_then(|e| string_field(e, names));
+    let aggregate_type = message
+        .header("aggregatetype")
+        .or_else(|| placed(&["aggregatetype", "aggregateType"]))
+        .or_else(|| {
+            TOPIC_PREFIXES
+                .iter()
+                .find_map(|p| coords.topic.strip_prefix(p))
+                .map(str::to_string)
+        });
+    let aggregate_id = message
+        .key_text()
+        .or_else(|| message.header("aggregateid"))
+        .or_else(|| placed(&["aggregateid", "aggregateId"]));
+    let trace = TraceCandidates::new()
+        .traceparent("traceparent header", message.header("traceparent"))
+        .traceparent("envelope field traceparent", placed(&["traceparent"]))
+        .trace_id_headers(message)
+        .trace_id_fields("envelope", envelope)
+        .trace_id_fields("payload", object)
+        .resolve();
     let explicit_saga_id = message
         .header("saga_id")
         .or_else(|| from_payload(&["saga_id", "sagaId"]));
@@ -66,7 +125,12 @@ pub fn decode(
         .or_else(|| {
             ["created_at", "occurred_at", "timestamp"]
                 .iter()
-                .find_map(|f| object.and_then(|o| o.get(*f)).and_then(parse_timestamp))
+                .find_map(|f| {
+                    envelope
+                        .and_then(|e| e.get(*f))
+                        .or_else(|| object.and_then(|o| o.get(*f)))
+                        .and_then(parse_timestamp)
+                })
         })
         .or(message.timestamp)
         .unwrap_or(ingested_at);
@@ -222,6 +286,43 @@ mod tests {
                 format: FORMAT,
                 field: "type"
             })
+        );
+    }
+
+    #[test]
+    fn fields_placed_in_the_envelope_are_read_from_it() {
+        // EventRouter with `table.fields.additional.placement=
+        // type:envelope:eventType,aggregateid:envelope:aggregateId,
+        // traceparent:envelope` and the payload as a JSON string.
+        let value = json!({
+            "payload": "{\"scan_id\":\"scan-881\",\"reason\":\"no slot left\"}",
+            "eventType": "CharacterAcquireFailed",
+            "id": "8d6f0c1e-3c55-4d2e-9d0b-7f1c2a3b4c5d",
+            "aggregateId": "char-12",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "created_at": 1_763_719_200_125_000_i64
+        });
+        let event = Decoder::new(Rules::parse(RULES).unwrap())
+            .decode(
+                &message("events.character", None, &value.to_string(), &[]),
+                ingested_at(),
+            )
+            .unwrap();
+        assert_eq!(event.event_type, "CharacterAcquireFailed");
+        assert_eq!(event.event_id, "8d6f0c1e-3c55-4d2e-9d0b-7f1c2a3b4c5d");
+        assert_eq!(event.saga_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(event.span_id.as_deref(), Some("00f067aa0ba902b7"));
+        assert_eq!(event.source_id.as_deref(), Some("char-12"));
+        assert_eq!(event.source_type.as_deref(), Some("character"));
+        assert_eq!(event.phase, Phase::StepFailed);
+        assert_eq!(event.error.as_deref(), Some("no slot left"));
+        assert_eq!(
+            event.occurred_at,
+            chrono::Utc.timestamp_micros(1_763_719_200_125_000).unwrap()
+        );
+        assert_eq!(
+            event.payload,
+            json!({"scan_id": "scan-881", "reason": "no slot left"})
         );
     }
 }
