@@ -598,7 +598,7 @@ async fn instances_sharing_a_key_merge_whatever_the_order(store: &Store) {
             );
             b.group_id = format!("g{round}");
             let outcome = store.write_batch(&b).await.unwrap();
-            merges.extend(outcome.merged);
+            merges.extend(outcome.merged.clone());
             // Later copies find the keys already owned by T1 and join it
             // at once: no instance of their own, nothing to merge.
             if round > 0 {
