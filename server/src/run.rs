@@ -46,6 +46,8 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (live, _) = broadcast::channel(LIVE_BUFFER);
+    // Before the ingest starts, so its first batch is recorded.
+    crate::http::prometheus();
     let (ingest_task, ingest_status) = match ingest {
         Some((config, decoder)) => {
             let ingestor = Ingestor::new(config, store.clone(), decoder, live.clone())

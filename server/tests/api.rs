@@ -252,6 +252,35 @@ async fn api_contract(store: Store) {
     assert_eq!(ready["consumer"]["state"], "running");
     assert!(ready["consumer"]["events"].as_u64().unwrap() >= 10);
 
+    // Prometheus: the same traffic as counters and histograms.
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    for needle in [
+        "# HELP sagascope_ingest_events_total",
+        "# TYPE sagascope_ingest_events_total counter",
+        "sagascope_saga_outcomes_total{saga_type=\"order\",status=\"compensated\"}",
+        "sagascope_saga_outcomes_total{saga_type=\"scan_reward\",status=\"completed\"}",
+        "sagascope_sagas_started_total{saga_type=\"order\"}",
+        "sagascope_saga_compensations_total{saga_type=\"order\"}",
+        "sagascope_saga_duration_seconds_bucket{saga_type=\"order\",status=\"compensated\",le=\"1\"}",
+        "sagascope_outbox_relay_lag_seconds_count{topic=\"saga.state\"}",
+        "sagascope_consumer_lag_seconds_count{topic=\"events.image\"}",
+        "sagascope_ingest_batch_duration_seconds_bucket{le=\"+Inf\"}",
+    ] {
+        assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
+    }
+    let events: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sagascope_ingest_events_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("events counter");
+    assert!(events >= 10.0, "{events}");
+
     // Poison → ingest errors API.
     simulator
         .produce(&sagascope_simulator::RenderedMessage {

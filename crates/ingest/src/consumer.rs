@@ -223,6 +223,7 @@ impl Ingestor {
         if pending.is_empty() {
             return;
         }
+        let started = std::time::Instant::now();
         let DecodedBatch { batch, ignored } = decode_batch(
             &self.config.group_id,
             &self.decoder,
@@ -247,6 +248,7 @@ impl Ingestor {
         };
         self.commit(&batch);
         self.record(pending.len(), ignored, &outcome);
+        crate::ingest_metrics::record_batch(pending.len(), ignored, &outcome, started.elapsed());
         self.publish(outcome);
         pending.clear();
     }

@@ -7,8 +7,10 @@
 
 mod batch;
 mod consumer;
+mod ingest_metrics;
 mod ingest_status;
 
 pub use batch::{decode_batch, first_bytes, DecodedBatch};
 pub use consumer::{IngestConfig, IngestError, Ingestor};
+pub use ingest_metrics::{describe_ingest_metrics, record_batch};
 pub use ingest_status::{ConsumerState, IngestStatus, IngestStatusView};

@@ -24,7 +24,7 @@ use sqlx::{AnyPool, Executor};
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use stall_sweep::StallPolicy;
-pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset};
+pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -104,7 +104,7 @@ impl Store {
                 .await?;
             }
             let refs: Vec<&SagaEvent> = events.iter().collect();
-            let (sagas, mut keys) = self.project_events(&mut tx, &refs, &placement).await?;
+            let (sagas, mut keys, _) = self.project_events(&mut tx, &refs, &placement).await?;
             self.upsert_sagas(&mut tx, &sagas, &placement).await?;
             keys.extend(
                 placement

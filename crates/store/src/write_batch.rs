@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use sagascope_domain::{micros, KafkaCoords, SagaEvent, SagaProjection};
-use sagascope_model::{IngestErrorView, SagaSummary, TimelineEvent, Timestamp};
+use sagascope_model::{IngestErrorView, SagaStatus, SagaSummary, TimelineEvent, Timestamp};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
@@ -44,7 +44,21 @@ pub struct IngestBatch {
     pub offsets: Vec<PartitionOffset>,
 }
 
-/// What the batch changed, for the live stream.
+/// A saga whose status the batch changed (for outcome metrics). Sagas
+/// rebuilt by a merge are left out, so nothing is counted twice.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SagaTransition {
+    pub saga_type: String,
+    /// None for a saga the batch started.
+    pub from: Option<SagaStatus>,
+    pub to: SagaStatus,
+    /// Start to end, once it ended.
+    pub duration_ms: Option<i64>,
+    /// Its first compensation event came in this batch.
+    pub began_compensating: bool,
+}
+
+/// What the batch changed, for the live stream and the metrics.
 #[derive(Debug, Clone, Default)]
 pub struct BatchOutcome {
     pub new_events: Vec<TimelineEvent>,
@@ -54,6 +68,7 @@ pub struct BatchOutcome {
     pub duplicates: usize,
     /// (old saga id, the saga it was merged into).
     pub merged: Vec<(String, String)>,
+    pub transitions: Vec<SagaTransition>,
 }
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -98,7 +113,7 @@ impl Store {
             .iter()
             .filter(|e| inserted.contains(&e.event_id))
             .collect();
-        let (sagas, mut keys) = self
+        let (sagas, mut keys, transitions) = self
             .project_events(&mut tx, &new_events, &placement)
             .await?;
         self.upsert_sagas(&mut tx, &sagas, &placement).await?;
@@ -167,6 +182,7 @@ impl Store {
                 .map(SagaProjection::summary)
                 .collect(),
             merged: placement.merged,
+            transitions,
             errors,
         })
     }
@@ -230,7 +246,7 @@ impl Store {
         tx: &mut sqlx::Transaction<'_, Any>,
         new_events: &[&SagaEvent],
         placement: &Placement,
-    ) -> Result<(Vec<SagaProjection>, Vec<SearchKey>)> {
+    ) -> Result<(Vec<SagaProjection>, Vec<SearchKey>, Vec<SagaTransition>)> {
         let mut by_saga: BTreeMap<&str, Vec<&SagaEvent>> = BTreeMap::new();
         for event in new_events {
             by_saga
@@ -271,15 +287,28 @@ impl Store {
         }
         let mut sagas = Vec::with_capacity(by_saga.len());
         let mut keys: Vec<SearchKey> = Vec::new();
+        let mut transitions = Vec::new();
         for (saga_id, events) in &by_saga {
             let projection = if placement.rebuild.contains(*saga_id) {
                 self.rebuild_projection(tx, saga_id).await?
             } else {
-                let mut projection = projections
-                    .remove(*saga_id)
-                    .unwrap_or_else(|| SagaProjection::new(*saga_id));
+                let stored = projections.remove(*saga_id);
+                let from = stored.as_ref().filter(|p| p.is_saga()).map(|p| p.status());
+                let was_compensating = stored.as_ref().is_some_and(|p| p.compensating);
+                let mut projection = stored.unwrap_or_else(|| SagaProjection::new(*saga_id));
                 for event in events {
                     projection.merge(event);
+                }
+                let to = projection.status();
+                let began_compensating = projection.compensating && !was_compensating;
+                if projection.is_saga() && (from != Some(to) || began_compensating) {
+                    transitions.push(SagaTransition {
+                        saga_type: projection.saga_type(),
+                        from,
+                        to,
+                        duration_ms: projection.summary().duration_ms,
+                        began_compensating,
+                    });
                 }
                 projection
             };
@@ -299,7 +328,7 @@ impl Store {
             }
             sagas.push(projection);
         }
-        Ok((sagas, keys))
+        Ok((sagas, keys, transitions))
     }
 
     pub(crate) async fn upsert_sagas(

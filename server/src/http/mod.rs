@@ -6,6 +6,7 @@ mod api_sagas;
 mod api_stream;
 mod api_traces;
 mod health;
+mod metrics;
 mod search;
 
 use axum::http::{header, HeaderValue};
@@ -16,6 +17,8 @@ use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app_state::AppState;
+
+pub use metrics::prometheus;
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -32,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .route("/search", get(search::search))
         .leptos_routes_with_context(
             &state,

@@ -1,0 +1,113 @@
+//! The ingest's Prometheus series, through the `metrics` facade: the server
+//! installs the exporter and serves `GET /metrics`; without a recorder
+//! (library tests) the calls are no-ops. Counters restart at zero with the
+//! process, as Prometheus expects; the read model keeps the full history.
+
+use std::time::Duration;
+
+use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use sagascope_model::{SagaStatus, Timestamp};
+use sagascope_store::BatchOutcome;
+
+/// Registers the help text of every series once, at start.
+pub fn describe_ingest_metrics() {
+    describe_counter!(
+        "sagascope_ingest_messages_total",
+        "Kafka messages consumed (events, ingest errors and ignored messages)."
+    );
+    describe_counter!(
+        "sagascope_ingest_events_total",
+        "New events written to the read model (redeliveries not counted)."
+    );
+    describe_counter!(
+        "sagascope_ingest_duplicates_total",
+        "Messages whose event id was already stored (redelivery after a restart)."
+    );
+    describe_counter!(
+        "sagascope_ingest_ignored_total",
+        "Messages understood and deliberately not events (Debezium updates, deletes, tombstones of an outbox table)."
+    );
+    describe_counter!(
+        "sagascope_ingest_errors_total",
+        "Messages that could not be decoded, or duplicate ids with a different body, by topic."
+    );
+    describe_histogram!(
+        "sagascope_ingest_batch_duration_seconds",
+        Unit::Seconds,
+        "Decode and store time of one ingest batch (one transaction)."
+    );
+    describe_histogram!(
+        "sagascope_outbox_relay_lag_seconds",
+        Unit::Seconds,
+        "Kafka timestamp minus the event's own time (outbox created_at): how long the relay took, by topic."
+    );
+    describe_histogram!(
+        "sagascope_consumer_lag_seconds",
+        Unit::Seconds,
+        "Ingest time minus Kafka timestamp: how far sagascope's own consumer is behind, by topic."
+    );
+    describe_counter!(
+        "sagascope_sagas_started_total",
+        "Saga instances seen for the first time, by saga type."
+    );
+    describe_counter!(
+        "sagascope_saga_compensations_total",
+        "Sagas that began compensating, by saga type."
+    );
+    describe_counter!(
+        "sagascope_saga_outcomes_total",
+        "Sagas that reached a final status (completed, failed, compensated, compensation_failed, timed_out), by type and status."
+    );
+    describe_histogram!(
+        "sagascope_saga_duration_seconds",
+        Unit::Seconds,
+        "Start to end of finished sagas, by type and final status."
+    );
+}
+
+fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
+    (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
+/// Records one committed batch.
+pub fn record_batch(messages: usize, ignored: usize, outcome: &BatchOutcome, took: Duration) {
+    counter!("sagascope_ingest_messages_total").increment(messages as u64);
+    counter!("sagascope_ingest_events_total").increment(outcome.new_events.len() as u64);
+    counter!("sagascope_ingest_duplicates_total").increment(outcome.duplicates as u64);
+    counter!("sagascope_ingest_ignored_total").increment(ignored as u64);
+    histogram!("sagascope_ingest_batch_duration_seconds").record(took.as_secs_f64());
+    for error in &outcome.errors {
+        counter!("sagascope_ingest_errors_total", "topic" => error.topic.clone()).increment(1);
+    }
+    for event in &outcome.new_events {
+        let Some(published) = event.published_at else {
+            continue;
+        };
+        let topic = event.topic.clone();
+        histogram!("sagascope_outbox_relay_lag_seconds", "topic" => topic.clone())
+            .record(seconds_between(event.occurred_at, published).max(0.0));
+        histogram!("sagascope_consumer_lag_seconds", "topic" => topic)
+            .record(seconds_between(published, event.ingested_at).max(0.0));
+    }
+    for change in &outcome.transitions {
+        let saga_type = change.saga_type.clone();
+        if change.from.is_none() {
+            counter!("sagascope_sagas_started_total", "saga_type" => saga_type.clone())
+                .increment(1);
+        }
+        if change.began_compensating {
+            counter!("sagascope_saga_compensations_total", "saga_type" => saga_type.clone())
+                .increment(1);
+        }
+        let ended_before = change.from.is_some_and(SagaStatus::is_finished);
+        if change.to.is_finished() && !ended_before {
+            let status = change.to.as_str();
+            counter!("sagascope_saga_outcomes_total", "saga_type" => saga_type.clone(), "status" => status)
+                .increment(1);
+            if let Some(ms) = change.duration_ms {
+                histogram!("sagascope_saga_duration_seconds", "saga_type" => saga_type, "status" => status)
+                    .record(ms as f64 / 1000.0);
+            }
+        }
+    }
+}
