@@ -144,3 +144,19 @@ mod tests {
         assert_eq!(text, serde_json::to_string_pretty(&value).unwrap());
     }
 }
+
+/// The expanded body of an event: its payload and its Kafka headers, both
+/// escaped. Shared by the saga timeline and the trace axis.
+#[component]
+pub fn PayloadAndHeaders(payload: Value, headers: Vec<Header>) -> impl IntoView {
+    view! {
+        <section class="tl-section">
+            <h4>"Payload"</h4>
+            <JsonView value=payload/>
+        </section>
+        <section class="tl-section">
+            <h4>"Headers"</h4>
+            <HeadersView headers=headers/>
+        </section>
+    }
+}

@@ -7,7 +7,7 @@ use leptos::prelude::*;
 use sagascope_model::{Phase, TimelineEvent, Timestamp};
 
 use crate::components::ids::{saga_href, IdLink, IdText, TraceLink};
-use crate::components::json_view::{HeadersView, JsonView};
+use crate::components::json_view::PayloadAndHeaders;
 use crate::components::status_badge::{phase_tone, PhaseLabel};
 use crate::time::{absolute, clock, delay, machine, millis, offset};
 
@@ -208,24 +208,7 @@ pub fn TimelineRow(
                         <dd class="mono">{event.event_id.clone()}</dd>
                         <dt>"Occurred"</dt>
                         <dd class="mono">{absolute(&event.occurred_at)}</dd>
-                        <dt>"Published"</dt>
-                        <dd class="mono">
-                            {event.published_at.as_ref().map(absolute).unwrap_or_else(|| "—".into())}
-                            <span class="delay" data-test="publish-delay" title="published_at − occurred_at">
-                                {format!("publish delay {publish_delay}")}
-                            </span>
-                        </dd>
-                        <dt>"Ingested"</dt>
-                        <dd class="mono">
-                            {absolute(&event.ingested_at)}
-                            <span class="delay" data-test="ingest-delay" title="ingested_at − published_at">
-                                {format!("ingest delay {ingest_delay}")}
-                            </span>
-                        </dd>
-                        <dt>"Kafka"</dt>
-                        <dd class="mono">
-                            {format!("topic {} · partition {} · offset {}", event.topic, event.partition, event.offset)}
-                        </dd>
+                        <DeliveryFacts event=event.clone() publish=publish_delay ingest=ingest_delay/>
                         <dt>"Trace"</dt>
                         <dd>
                             {match event.trace_id.clone() {
@@ -238,17 +221,38 @@ pub fn TimelineRow(
                             })}
                         </dd>
                     </dl>
-                    <section class="tl-section">
-                        <h4>"Payload"</h4>
-                        <JsonView value=event.payload.clone()/>
-                    </section>
-                    <section class="tl-section">
-                        <h4>"Headers"</h4>
-                        <HeadersView headers=event.headers.clone()/>
-                    </section>
+                    <PayloadAndHeaders payload=event.payload.clone() headers=event.headers.clone()/>
                 </div>
             </details>
         </li>
     }
     .into_any()
+}
+
+/// When and where an event travelled: its Kafka time with the publish
+/// delay, its ingest time with the ingest delay, and its coordinates.
+/// Shared by the saga timeline and the trace axis.
+#[component]
+pub fn DeliveryFacts(event: TimelineEvent, publish: String, ingest: String) -> impl IntoView {
+    use crate::components::trace_axis::{INGEST_DEFINITION, PUBLISH_DEFINITION};
+    view! {
+        <dt>"Published"</dt>
+        <dd class="mono">
+            {event.published_at.as_ref().map(absolute).unwrap_or_else(|| "—".into())}
+            <span class="delay" data-test="publish-delay" title=PUBLISH_DEFINITION>
+                {format!("publish delay {publish}")}
+            </span>
+        </dd>
+        <dt>"Ingested"</dt>
+        <dd class="mono">
+            {absolute(&event.ingested_at)}
+            <span class="delay" data-test="ingest-delay" title=INGEST_DEFINITION>
+                {format!("ingest delay {ingest}")}
+            </span>
+        </dd>
+        <dt>"Kafka"</dt>
+        <dd class="mono">
+            {format!("topic {} · partition {} · offset {}", event.topic, event.partition, event.offset)}
+        </dd>
+    }
 }

@@ -13,9 +13,10 @@ use leptos::prelude::*;
 use sagascope_model::{format_duration_ms, percent_encode, SagaSummary, TimelineEvent, Timestamp};
 
 use crate::components::ids::{saga_href, IdLink, IdText};
-use crate::components::json_view::{HeadersView, JsonView};
+use crate::components::json_view::PayloadAndHeaders;
 use crate::components::status_badge::{phase_tone, PhaseLabel, StatusBadge};
 use crate::components::time::SagaDuration;
+use crate::components::timeline::DeliveryFacts;
 use crate::time::{absolute, clock, machine, millis, offset};
 
 /// At most this many intervals between axis ticks.
@@ -844,20 +845,7 @@ pub fn TraceRow(
                         <dd class="mono">
                             <time datetime=machine(&event.occurred_at)>{absolute(&event.occurred_at)}</time>
                         </dd>
-                        <dt>"Published"</dt>
-                        <dd class="mono">
-                            {event.published_at.as_ref().map(absolute).unwrap_or_else(|| "—".into())}
-                            <span class="delay" title=PUBLISH_DEFINITION>{format!("publish delay {publish_text}")}</span>
-                        </dd>
-                        <dt>"Ingested"</dt>
-                        <dd class="mono">
-                            {absolute(&event.ingested_at)}
-                            <span class="delay" title=INGEST_DEFINITION>{format!("ingest delay {ingest_text}")}</span>
-                        </dd>
-                        <dt>"Kafka"</dt>
-                        <dd class="mono">
-                            {format!("topic {} · partition {} · offset {}", event.topic, event.partition, event.offset)}
-                        </dd>
+                        <DeliveryFacts event=event.clone() publish=publish_text.clone() ingest=ingest_text.clone()/>
                         <dt>"Span"</dt>
                         <dd>
                             {match event.span_id.clone() {
@@ -866,14 +854,7 @@ pub fn TraceRow(
                             }}
                         </dd>
                     </dl>
-                    <section class="tl-section">
-                        <h4>"Payload"</h4>
-                        <JsonView value=event.payload.clone()/>
-                    </section>
-                    <section class="tl-section">
-                        <h4>"Headers"</h4>
-                        <HeadersView headers=event.headers.clone()/>
-                    </section>
+                    <PayloadAndHeaders payload=event.payload.clone() headers=event.headers.clone()/>
                 </div>
             </details>
         </li>

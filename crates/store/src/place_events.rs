@@ -174,22 +174,12 @@ impl Store {
         tx: &mut Transaction<'_, Any>,
         keys: &BTreeSet<String>,
     ) -> Result<HashMap<String, String>> {
-        let keys: Vec<&String> = keys.iter().collect();
-        let mut owners = HashMap::new();
-        for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT correlation_key, saga_id FROM correlation_keys WHERE correlation_key IN ({})",
-                placeholders(0, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for key in chunk {
-                query = query.bind((*key).clone());
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                owners.insert(row.try_get("correlation_key")?, row.try_get("saga_id")?);
-            }
-        }
-        Ok(owners)
+        lookup(
+            tx,
+            "SELECT correlation_key, saga_id FROM correlation_keys WHERE correlation_key",
+            keys,
+        )
+        .await
     }
 
     async fn stored_ranks(
@@ -197,22 +187,7 @@ impl Store {
         tx: &mut Transaction<'_, Any>,
         ids: &BTreeSet<String>,
     ) -> Result<HashMap<String, i64>> {
-        let ids: Vec<&String> = ids.iter().collect();
-        let mut ranks = HashMap::new();
-        for chunk in ids.chunks(KEYS_PER_STATEMENT) {
-            let sql = format!(
-                "SELECT saga_id, id_rank FROM sagas WHERE saga_id IN ({})",
-                placeholders(0, chunk.len())
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind((*id).clone());
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                ranks.insert(row.try_get("saga_id")?, row.try_get("id_rank")?);
-            }
-        }
-        Ok(ranks)
+        lookup(tx, "SELECT saga_id, id_rank FROM sagas WHERE saga_id", ids).await
     }
 
     /// Moves everything of `loser` to `winner` and drops the loser's row;
@@ -264,4 +239,29 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         Ok(project_all(saga_id, &events))
     }
+}
+
+/// `{select} IN (…)` over `keys` in bounded chunks: the first selected
+/// column (text) → the second.
+async fn lookup<T>(
+    tx: &mut Transaction<'_, Any>,
+    select: &str,
+    keys: &BTreeSet<String>,
+) -> Result<HashMap<String, T>>
+where
+    T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+{
+    let keys: Vec<&String> = keys.iter().collect();
+    let mut found = HashMap::new();
+    for chunk in keys.chunks(KEYS_PER_STATEMENT) {
+        let sql = format!("{select} IN ({})", placeholders(0, chunk.len()));
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = query.bind((*key).clone());
+        }
+        for row in query.fetch_all(&mut **tx).await? {
+            found.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    Ok(found)
 }

@@ -104,15 +104,9 @@ impl Store {
                 .await?;
             }
             let refs: Vec<&SagaEvent> = events.iter().collect();
-            let (sagas, mut keys, _) = self.project_events(&mut tx, &refs, &placement).await?;
+            let (sagas, keys, _) = self.project_events(&mut tx, &refs, &placement).await?;
             self.upsert_sagas(&mut tx, &sagas, &placement).await?;
-            keys.extend(
-                placement
-                    .merged
-                    .iter()
-                    .map(|(old, new)| (old.clone(), new.clone(), "merged")),
-            );
-            self.insert_search_keys(&mut tx, keys).await?;
+            self.insert_search_keys(&mut tx, keys, &placement).await?;
             merged += placement.merged.len() as u64;
             done += events.len() as u64;
             let sagas: i64 = sqlx::query("SELECT COUNT(*) AS n FROM sagas")

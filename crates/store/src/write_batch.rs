@@ -113,17 +113,11 @@ impl Store {
             .iter()
             .filter(|e| inserted.contains(&e.event_id))
             .collect();
-        let (sagas, mut keys, transitions) = self
+        let (sagas, keys, transitions) = self
             .project_events(&mut tx, &new_events, &placement)
             .await?;
         self.upsert_sagas(&mut tx, &sagas, &placement).await?;
-        keys.extend(
-            placement
-                .merged
-                .iter()
-                .map(|(old, new)| (old.clone(), new.clone(), "merged")),
-        );
-        self.insert_search_keys(&mut tx, keys).await?;
+        self.insert_search_keys(&mut tx, keys, &placement).await?;
 
         let mut all_errors = batch.errors.clone();
         all_errors.extend(
@@ -366,11 +360,20 @@ impl Store {
         Ok(())
     }
 
+    /// The events' search keys, plus the ids of merged-away instances (so
+    /// they still find the saga they went into).
     pub(crate) async fn insert_search_keys(
         &self,
         tx: &mut sqlx::Transaction<'_, Any>,
         mut keys: Vec<SearchKey>,
+        placement: &Placement,
     ) -> Result<()> {
+        keys.extend(
+            placement
+                .merged
+                .iter()
+                .map(|(old, new)| (old.clone(), new.clone(), "merged")),
+        );
         keys.sort();
         keys.dedup();
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
