@@ -104,8 +104,8 @@ pub async fn reproject(args: ReprojectArgs) -> anyhow::Result<()> {
             if last_percent != Some(percent) {
                 last_percent = Some(percent);
                 println!(
-                    "reprojecting: {}/{} events ({percent}%), {} sagas so far",
-                    p.events_done, p.events_total, p.sagas
+                    "reprojecting: {}/{} events ({percent}%)",
+                    p.events_done, p.events_total
                 );
             }
         })

@@ -331,11 +331,6 @@ impl Rules {
         }
         default_classification(short)
     }
-
-    /// Same as [`Rules::classify`]; kept for callers that name the case.
-    pub fn classify_qualified(&self, event_type: &str) -> Classification {
-        self.classify(event_type)
-    }
 }
 
 /// The last dotted segment of a namespaced name (`com.shop.PaymentFailed` →
@@ -450,18 +445,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            rules.classify_qualified("com.shop.order.Placed").phase,
+            rules.classify("com.shop.order.Placed").phase,
             Phase::SagaStarted
         );
-        let payment = rules.classify_qualified("com.shop.order.PaymentFailed");
+        let payment = rules.classify("com.shop.order.PaymentFailed");
         assert_eq!(payment.saga_type.as_deref(), Some("order"));
         assert_eq!(payment.step.as_deref(), Some("Pay"));
-        let stock = rules.classify_qualified("com.shop.stock.StockReleased");
+        let stock = rules.classify("com.shop.stock.StockReleased");
         assert_eq!(stock.saga_type, None);
         assert_eq!(stock.step.as_deref(), Some("StockReleased"));
         assert_eq!(stock.phase, Phase::StepCompensated);
         assert_eq!(
-            rules.classify_qualified("trailing.").step.as_deref(),
+            rules.classify("trailing.").step.as_deref(),
             Some("trailing.")
         );
     }

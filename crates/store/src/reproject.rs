@@ -21,7 +21,6 @@ use crate::{Backend, Result, Store};
 pub struct ReprojectProgress {
     pub events_done: u64,
     pub events_total: u64,
-    pub sagas: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,14 +108,9 @@ impl Store {
             self.insert_search_keys(&mut tx, keys, &placement).await?;
             merged += placement.merged.len() as u64;
             done += events.len() as u64;
-            let sagas: i64 = sqlx::query("SELECT COUNT(*) AS n FROM sagas")
-                .fetch_one(&mut *tx)
-                .await?
-                .try_get("n")?;
             progress(ReprojectProgress {
                 events_done: done,
                 events_total: u64::try_from(total).unwrap_or_default(),
-                sagas: u64::try_from(sagas).unwrap_or_default(),
             });
         }
         let sagas: i64 = sqlx::query("SELECT COUNT(*) AS n FROM sagas")

@@ -300,7 +300,9 @@ impl Store {
                         saga_type: projection.saga_type(),
                         from,
                         to,
-                        duration_ms: projection.summary().duration_ms,
+                        duration_ms: projection
+                            .ended_at_us()
+                            .map(|end| (end - projection.started_at_us()).max(0) / 1000),
                         began_compensating,
                     });
                 }

@@ -271,7 +271,7 @@ fn build(
         .and_then(parse_timestamp_text)
         .or(message.timestamp)
         .unwrap_or(ingested_at);
-    let classification = rules.classify_qualified(&event_type);
+    let classification = rules.classify(&event_type);
     let error = if classification.phase.is_failure() {
         from_data(&["reason", "error", "error_message", "failure_reason"])
     } else {

@@ -160,15 +160,29 @@ impl Decoder {
         self.rules
             .redaction()
             .apply(&mut event.payload, &mut event.headers);
-        let event = self.interpret(event);
+        let event = self.place(event);
         Ok(self.bound_payload(event))
     }
 
-    /// Applies the rules to a decoded (or stored) event: events the rules
-    /// exclude from sagas lose their saga meaning, rule-classified events
-    /// are classified anew, and the event is correlated. `sagascope
-    /// reproject` runs stored events through this with a changed rules file.
+    /// Applies the (changed) rules to a stored event: rule-classified
+    /// events are classified anew, then placed as [`Decoder::decode`] does.
+    /// `sagascope reproject` runs every stored event through this.
     pub fn interpret(&self, mut event: SagaEvent) -> SagaEvent {
+        if event.rule_classified {
+            let classification = self.rules.classify(&event.event_type);
+            if !classification.phase.is_failure() {
+                event.error = None;
+            }
+            event.saga_type = classification.saga_type;
+            event.step = classification.step;
+            event.phase = classification.phase;
+        }
+        self.place(event)
+    }
+
+    /// Events the rules exclude from sagas lose their saga meaning; then
+    /// the event is correlated into an instance.
+    fn place(&self, mut event: SagaEvent) -> SagaEvent {
         if self
             .rules
             .is_not_saga(&event.event_type, &event.coords.topic)
@@ -182,15 +196,6 @@ impl Decoder {
             event.error = None;
             let placed = correlate(&event, &STREAM_CORRELATION, false);
             return placed_in(event, placed);
-        }
-        if event.rule_classified {
-            let classification = self.rules.classify(&event.event_type);
-            if !classification.phase.is_failure() {
-                event.error = None;
-            }
-            event.saga_type = classification.saga_type;
-            event.step = classification.step;
-            event.phase = classification.phase;
         }
         let order = self.rules.correlation(event.saga_type.as_deref());
         let configured = event

@@ -72,7 +72,7 @@ pub fn decode(
     .find_map(|f| object.get(*f).and_then(parse_timestamp))
     .or(message.timestamp)
     .unwrap_or(ingested_at);
-    let classification = rules.classify_qualified(&event_type);
+    let classification = rules.classify(&event_type);
     let error = if classification.phase.is_failure() {
         body_object
             .and_then(|b| string_field(b, &["reason", "error", "error_message", "failure_reason"]))
