@@ -172,8 +172,13 @@ pub fn matches(saga: &SagaSummary, filter: &SagaFilter) -> bool {
             return false;
         }
     }
-    if let Some(status) = filter.status.as_deref().and_then(SagaStatus::parse) {
-        if saga.status != status {
+    // One status or a comma-separated list, as the store reads it.
+    if let Some(list) = filter.status.as_deref() {
+        let statuses: Vec<SagaStatus> = list
+            .split(',')
+            .filter_map(|s| SagaStatus::parse(s.trim()))
+            .collect();
+        if !statuses.is_empty() && !statuses.contains(&saga.status) {
             return false;
         }
     }
@@ -220,6 +225,47 @@ mod tests {
             datetime_input_value(Some("2026-11-21T10:00:00+01:00")),
             "2026-11-21T09:00"
         );
+    }
+
+    #[test]
+    fn live_sagas_match_a_status_list() {
+        let saga: SagaSummary = serde_json::from_value(serde_json::json!({
+            "saga_id": "s1",
+            "saga_type": "order",
+            "status": "compensating",
+            "started_at": "2026-11-21T10:30:00Z",
+            "ended_at": null,
+            "duration_ms": null,
+            "current_step": null,
+            "failed_step": null,
+            "failure_reason": null,
+            "trace_ids": [],
+            "business_keys": [],
+            "event_count": 1,
+            "last_event_at": "2026-11-21T10:30:00Z"
+        }))
+        .unwrap();
+        let filter = |status: &str, since: &str, until: &str| SagaFilter {
+            status: Some(status.into()),
+            since: Some(since.into()),
+            until: Some(until.into()),
+            ..Default::default()
+        };
+        let hour = ("2026-11-21T10:00:00Z", "2026-11-21T11:00:00Z");
+        assert!(matches(
+            &saga,
+            &filter("running,compensating", hour.0, hour.1)
+        ));
+        assert!(!matches(&saga, &filter("running", hour.0, hour.1)));
+        assert!(!matches(&saga, &filter("completed,failed", hour.0, hour.1)));
+        assert!(!matches(
+            &saga,
+            &filter("compensating", "2026-11-21T10:31:00Z", hour.1)
+        ));
+        assert!(!matches(
+            &saga,
+            &filter("compensating", hour.0, "2026-11-21T10:30:00Z")
+        ));
     }
 
     #[test]

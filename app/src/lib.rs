@@ -26,8 +26,8 @@ pub use shell::shell;
 
 use components::top_bar::TopBar;
 use pages::{
-    ingest_errors::IngestErrorsPage, not_found::NotFoundPage, saga_detail::SagaDetailPage,
-    saga_list::SagaListPage, trace::TracePage,
+    ingest_errors::IngestErrorsPage, lag::LagPage, not_found::NotFoundPage, overview::OverviewPage,
+    saga_detail::SagaDetailPage, saga_list::SagaListPage, trace::TracePage,
 };
 
 /// The whole application: top bar and routed pages.
@@ -48,18 +48,11 @@ pub fn App() -> impl IntoView {
             <TopBar/>
             <main id="main" class="main">
                 <Routes fallback=NotFoundPage>
-                    <Route
-                        path=path!("/")
-                        view=|| view! { <SagaListPage overview_note=true/> }
-                        ssr=SsrMode::Async
-                    />
-                    <Route
-                        path=path!("/sagas")
-                        view=|| view! { <SagaListPage/> }
-                        ssr=SsrMode::Async
-                    />
+                    <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
+                    <Route path=path!("/sagas") view=SagaListPage ssr=SsrMode::Async/>
                     <Route path=path!("/sagas/:saga_id") view=SagaDetailPage ssr=SsrMode::Async/>
                     <Route path=path!("/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>
+                    <Route path=path!("/lag") view=LagPage ssr=SsrMode::Async/>
                     <Route path=path!("/ingest") view=IngestErrorsPage ssr=SsrMode::Async/>
                 </Routes>
             </main>

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
-use sagascope_model::{IngestErrorView, SagaDetail, SagaPage, TraceView};
+use sagascope_model::{IngestErrorView, OverviewMetrics, SagaDetail, SagaPage, TraceView};
 
 use crate::filters::ListParams;
 
@@ -55,6 +55,17 @@ pub async fn fetch_ingest_errors() -> Result<Vec<IngestErrorView>, ServerFnError
         .ingest_errors(INGEST_ERROR_LIMIT)
         .await
         .map_err(store_error)
+}
+
+/// The overview of a window (`15m|1h|6h|24h|7d`, empty = 1 h).
+#[server]
+pub async fn fetch_overview(window: String) -> Result<OverviewMetrics, ServerFnError> {
+    let window = sagascope_model::MetricsWindow::parse(&window).map_err(ServerFnError::new)?;
+    let service = use_context::<sagascope_overview::OverviewService>().ok_or_else(|| {
+        ServerFnError::new("the overview is not available (missing from the context)")
+    })?;
+    let now = chrono::DateTime::from_timestamp_millis(crate::state::now_ms()).unwrap_or_default();
+    service.overview(window, now).await.map_err(store_error)
 }
 
 /// The message of a server function error without the framework's prefix.

@@ -2,8 +2,9 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
-use sagascope_ingest::IngestStatus;
+use sagascope_ingest::{GroupLagBoard, IngestStatus};
 use sagascope_model::StreamMessage;
+use sagascope_overview::OverviewService;
 use sagascope_store::Store;
 use tokio::sync::{broadcast, watch};
 
@@ -14,6 +15,10 @@ pub struct AppState {
     /// Committed changes from the ingest, fanned out to SSE subscribers.
     pub live: broadcast::Sender<StreamMessage>,
     pub ingest: Option<Arc<IngestStatus>>,
+    /// The latest lag of the `--watch-groups` consumer groups.
+    pub groups: Arc<GroupLagBoard>,
+    /// Figures of the overview, `/api/v1/metrics/*` and the alerts.
+    pub overview: OverviewService,
     pub leptos_options: LeptosOptions,
     /// Turns true on shutdown so long-lived SSE streams end.
     pub shutdown: watch::Receiver<bool>,

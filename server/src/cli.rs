@@ -31,6 +31,9 @@ pub enum Command {
     /// file. Online: the UI keeps the old sagas until the rebuild commits;
     /// the ingest pauses meanwhile and loses nothing.
     Reproject(ReprojectArgs),
+    /// Measure speed on this machine and print the figures against the
+    /// targets: `ingest`, `load`, `api`, `live` (see docs/benchmarks.md).
+    Bench(crate::bench::BenchArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -71,6 +74,15 @@ pub struct KafkaArgs {
     /// Consumer group of sagascope's own ingest.
     #[arg(long, env = "SAGASCOPE_GROUP_ID", default_value = "sagascope")]
     pub group_id: String,
+    /// Consumer groups of the services whose lag (high watermark minus
+    /// committed offset, per partition of the --topics they read) the
+    /// overview and /metrics show, comma separated. sagascope's own
+    /// --group-id is always watched too.
+    #[arg(long, env = "SAGASCOPE_WATCH_GROUPS", value_delimiter = ',')]
+    pub watch_groups: Vec<String>,
+    /// Seconds between two polls of the watched groups' lag.
+    #[arg(long, env = "SAGASCOPE_WATCH_INTERVAL_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub watch_interval_seconds: u64,
     #[command(flatten)]
     pub batch: BatchArgs,
 }

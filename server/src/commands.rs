@@ -6,10 +6,11 @@ use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sagascope_domain::{Decoder, Rules};
-use sagascope_ingest::IngestConfig;
+use sagascope_ingest::{GroupWatchConfig, IngestConfig};
 use sagascope_simulator::{
-    product_event, MockKafka, PlannedOutcome, PoisonKind, SagaKind, SagaPlan, Simulator,
-    SimulatorConfig, ALL_TOPICS, DEMO_RULES,
+    product_event, MockKafka, PlannedOutcome, PoisonKind, SagaKind, SagaPlan, ServiceConsumer,
+    ServiceConsumerConfig, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES,
+    PAYMENT_SERVICE_GROUP,
 };
 use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
@@ -58,6 +59,17 @@ fn ingest_config(kafka: &KafkaArgs) -> IngestConfig {
     config
 }
 
+/// sagascope's own group first (its lag is the ingest health's), then the
+/// `--watch-groups`, on the ingest's topics.
+fn group_watch_config(kafka: &KafkaArgs) -> GroupWatchConfig {
+    let groups = std::iter::once(kafka.group_id.clone())
+        .chain(kafka.watch_groups.iter().cloned())
+        .collect();
+    let mut config = GroupWatchConfig::new(kafka.brokers.clone(), groups, kafka.topics.clone());
+    config.interval = Duration::from_secs(kafka.watch_interval_seconds.max(1));
+    config
+}
+
 /// Ingest and HTTP started with a decoder for these rules, and the stall
 /// sweep running: what `serve` and `demo` share.
 async fn start_pipeline(
@@ -68,15 +80,18 @@ async fn start_pipeline(
     http: &HttpArgs,
 ) -> anyhow::Result<run::Running> {
     let policy = stall_policy(rules_args, &rules);
+    let thresholds = rules.thresholds();
     let decoder = Decoder::new(rules).with_max_payload_bytes(rules_args.max_payload_bytes);
     let running = run::start(
         store,
         Some((ingest_config(kafka), decoder)),
         http.listen,
         &http.site_root,
+        thresholds,
     )
     .await?;
     running.sweep_stalls(policy);
+    running.watch_groups(group_watch_config(kafka));
     Ok(running)
 }
 
@@ -152,12 +167,23 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         poison_ratio: args.poison_ratio,
         seed: rand::rng().random(),
     })?;
+    // The payment service (a consumer group with lag to watch) joins its
+    // group while the history is produced, so it has committed by the time
+    // the first lag poll runs.
+    let (stop_simulator, stop_rx) = watch::channel(false);
+    let service = ServiceConsumer::new(ServiceConsumerConfig::payment_service(
+        kafka.bootstrap_servers(),
+    ))?;
+    let service_task = tokio::spawn(service.run(stop_rx.clone()));
     produce_history(&simulator, args.history, args.poison_ratio > 0.0).await?;
 
     let kafka_args = KafkaArgs {
         brokers: kafka.bootstrap_servers().to_string(),
         topics: ALL_TOPICS.iter().map(|t| t.to_string()).collect(),
         group_id: "sagascope-demo".into(),
+        // A service's consumer group beside sagascope's own, with lag.
+        watch_groups: vec![PAYMENT_SERVICE_GROUP.into()],
+        watch_interval_seconds: 5,
         batch: crate::cli::BatchArgs {
             batch_size: 1000,
             batch_linger_ms: 100,
@@ -170,7 +196,6 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         None => Rules::parse(DEMO_RULES)?,
     };
     let running = start_pipeline(store, &kafka_args, demo_rules, &args.rules, &args.http).await?;
-    let (stop_simulator, stop_rx) = watch::channel(false);
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });
 
     println!();
@@ -186,6 +211,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     running.until_signal().await;
     let _ = stop_simulator.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), simulator_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), service_task).await;
     drop(kafka);
     Ok(())
 }

@@ -11,5 +11,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Demo(args) => commands::demo(args).await,
         Command::Migrate(args) => commands::migrate(args).await,
         Command::Reproject(args) => commands::reproject(args).await,
+        Command::Bench(args) => sagascope::bench::run(args).await,
     }
 }

@@ -7,10 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use leptos::config::LeptosOptions;
-use sagascope_domain::Decoder;
-use sagascope_ingest::{IngestConfig, Ingestor};
+use sagascope_domain::{Decoder, Thresholds};
+use sagascope_ingest::{watch_group_lag, GroupLagBoard, GroupWatchConfig, IngestConfig, Ingestor};
 use sagascope_model::StreamMessage;
+use sagascope_overview::OverviewService;
 use sagascope_store::{StallPolicy, Store};
+use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
@@ -43,11 +45,13 @@ pub async fn start(
     ingest: Option<(IngestConfig, Decoder)>,
     listen: SocketAddr,
     site_root: &Path,
+    thresholds: Thresholds,
 ) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (live, _) = broadcast::channel(LIVE_BUFFER);
     // Before the ingest starts, so its first batch is recorded.
     crate::http::prometheus();
+    let own_group = ingest.as_ref().map(|(config, _)| config.group_id.clone());
     let (ingest_task, ingest_status) = match ingest {
         Some((config, decoder)) => {
             let ingestor = Ingestor::new(config, store.clone(), decoder, live.clone())
@@ -64,10 +68,20 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    let groups = Arc::new(GroupLagBoard::default());
+    let overview = OverviewService::new(
+        store.clone(),
+        ingest_status.clone(),
+        groups.clone(),
+        thresholds,
+        own_group,
+    );
     let state = AppState {
         store,
         live,
         ingest: ingest_status,
+        groups,
+        overview,
         leptos_options: leptos_options(site_root, addr),
         shutdown: shutdown_rx.clone(),
     };
@@ -115,6 +129,15 @@ impl Running {
                 }
             }
         });
+    }
+
+    /// Polls the lag of the watched consumer groups every
+    /// `config.interval` onto `state.groups` (overview, lag API) and the
+    /// `sagascope_consumer_group_lag` gauge, until shutdown.
+    pub fn watch_groups(&self, config: GroupWatchConfig) {
+        let board = self.state.groups.clone();
+        let shutdown = self.state.shutdown.clone();
+        tokio::spawn(watch_group_lag(config, board, shutdown));
     }
 
     /// Stops accepting requests, drains the ingest (last batch written and

@@ -41,6 +41,7 @@ impl TestApp {
             Some((config, decoder)),
             listen,
             Path::new("target/site"),
+            sagascope_domain::Thresholds::default(),
         )
         .await
         .unwrap();
@@ -235,6 +236,14 @@ async fn api_contract(store: Store) {
         ("/api/v1/ingest/errors?limit=-1", 400, "limit"),
         ("/api/v1/sagas/does-not-exist", 404, "no saga"),
         ("/api/v1/traces/does-not-exist", 404, "no events"),
+        ("/api/v1/metrics/overview?window=2h", 400, "unknown window"),
+        ("/api/v1/metrics/lag?at=noon", 400, "`at`"),
+        ("/api/v1/alerts?window=1d", 400, "unknown window"),
+        (
+            "/api/v1/metrics/saga-types/nope?window=15m",
+            404,
+            "no saga of type",
+        ),
     ] {
         let (status, body) = app.get(path).await;
         assert_eq!(status, code, "{path}: {body}");
@@ -271,6 +280,8 @@ async fn api_contract(store: Store) {
         "sagascope_outbox_relay_lag_seconds_count{topic=\"saga.state\"}",
         "sagascope_consumer_lag_seconds_count{topic=\"events.image\"}",
         "sagascope_ingest_batch_duration_seconds_bucket{le=\"+Inf\"}",
+        "sagascope_saga_step_duration_seconds_count{saga_type=\"order\",step=\"AuthorizePayment\"}",
+        "sagascope_saga_step_failures_total{saga_type=\"order\",step=\"AuthorizePayment\"}",
     ] {
         assert!(text.contains(needle), "/metrics lacks {needle}:\n{text}");
     }
@@ -280,6 +291,55 @@ async fn api_contract(store: Store) {
         .and_then(|v| v.trim().parse().ok())
         .expect("events counter");
     assert!(events >= 10.0, "{events}");
+
+    // The overview's figures: one compensated order, one completed
+    // scan_reward, both started 30 s ago.
+    let (status, overview) = app.get("/api/v1/metrics/overview?window=15m").await;
+    assert_eq!(status, 200, "{overview}");
+    assert_eq!(overview["window"], "15m");
+    let order = overview["saga_types"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["saga_type"] == "order")
+        .expect("order in the overview");
+    assert_eq!(order["counts"]["started"], 1);
+    assert_eq!(order["counts"]["compensated"], 1);
+    assert_eq!(order["counts"]["finished"], 1);
+    assert_eq!(order["failure_rate"], 0.0);
+    assert_eq!(order["compensation_rate"], 1.0);
+    assert_eq!(order["duration"]["count"], 1);
+    assert_eq!(order["series"].as_array().unwrap().len(), 15);
+    assert_eq!(overview["totals"]["started"], 2);
+    assert_eq!(overview["dlq"]["available"], false);
+    assert_eq!(overview["ingest"]["state"], "running");
+    assert!(overview["ingest"]["events"].as_i64().unwrap() >= 10);
+    let (status, order) = app.get("/api/v1/metrics/saga-types/order?window=1h").await;
+    assert_eq!(status, 200, "{order}");
+    let payment = order["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step"] == "AuthorizePayment")
+        .expect("the payment step");
+    assert_eq!(
+        (payment["executions"].as_i64(), payment["failures"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let (status, lag) = app.get("/api/v1/metrics/lag?window=15m").await;
+    assert_eq!(status, 200, "{lag}");
+    let saga_state = lag["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["topic"] == "saga.state")
+        .expect("saga.state lag");
+    assert_eq!(saga_state["lag"]["consumer"]["count"], saga_state["events"]);
+    assert!(saga_state["lag"]["consumer"]["p95_ms"].as_i64().is_some());
+    let (status, alerts) = app.get("/api/v1/alerts").await;
+    assert_eq!(status, 200, "{alerts}");
+    assert_eq!(alerts["window"], "15m");
+    assert!(alerts["alerts"].is_array());
 
     // Poison → ingest errors API.
     simulator

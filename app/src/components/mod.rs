@@ -1,8 +1,10 @@
 //! Reusable pieces of the pages.
 
+pub mod charts;
 pub mod ids;
 pub mod json_view;
 pub mod live_stream;
+pub mod metric_cards;
 pub mod saga_table;
 pub mod states;
 pub mod status_badge;

@@ -7,18 +7,17 @@ use crate::state::{toggle_live, toggle_theme, ui_state};
 
 /// Sections of the product; `None` means not built yet (shown disabled).
 const SECTIONS: [(&str, Option<&str>); 6] = [
-    ("Overview", None),
+    ("Overview", Some("/")),
     ("Sagas", Some("/sagas")),
     ("DLQ", None),
-    ("Lag", None),
+    ("Lag", Some("/lag")),
     ("Ingest", Some("/ingest")),
     ("Audit", None),
 ];
 
 fn is_active(pathname: &str, href: &str) -> bool {
     match href {
-        // The saga list is also the home page until the overview exists.
-        "/sagas" => pathname == "/" || pathname.starts_with("/sagas"),
+        "/" => pathname == "/",
         _ => pathname == href || pathname.starts_with(&format!("{href}/")),
     }
 }

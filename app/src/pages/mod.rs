@@ -1,7 +1,9 @@
 //! One module per page (route).
 
 pub mod ingest_errors;
+pub mod lag;
 pub mod not_found;
+pub mod overview;
 pub mod saga_detail;
 pub mod saga_list;
 pub mod trace;

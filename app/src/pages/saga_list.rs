@@ -15,11 +15,7 @@ use crate::server_fns::{error_text, fetch_saga_page, fetch_saga_types};
 use crate::state::{now_ms, ui_state};
 
 #[component]
-pub fn SagaListPage(
-    /// Shown on `/` until the overview page exists.
-    #[prop(optional)]
-    overview_note: bool,
-) -> impl IntoView {
+pub fn SagaListPage() -> impl IntoView {
     let query = use_query_map();
     let params = Memo::new(move |_| query.with(ListParams::from_query));
     let page = Resource::new(move || params.get(), fetch_saga_page);
@@ -28,11 +24,6 @@ pub fn SagaListPage(
     view! {
         <Title text="Sagas"/>
         <section class="page page-sagas">
-            {overview_note.then(|| view! {
-                <p class="note" data-test="overview-note">
-                    "The overview (health per saga type, lag, DLQ) is coming. Meanwhile, here are the latest sagas."
-                </p>
-            })}
             <header class="page-head">
                 <h1>"Sagas"</h1>
             </header>
@@ -98,6 +89,11 @@ fn FilterForm(params: ListParams, types: Vec<String>) -> impl IntoView {
             }
         })
         .collect_view();
+    // A list of statuses from a link (the overview's `running,compensating`)
+    // stays selected, so applying other filters keeps it.
+    let status_list = status_list_label(&selected_status).map(|label| {
+        view! { <option value=selected_status.clone() selected=true>{label}</option> }
+    });
     let range_options = RANGES
         .into_iter()
         .map(|(value, label, _)| {
@@ -121,6 +117,7 @@ fn FilterForm(params: ListParams, types: Vec<String>) -> impl IntoView {
                 <select name="status" data-test="filter-status" on:change=submit_on_change>
                     <option value="" selected=selected_status.is_empty()>"Any status"</option>
                     {status_options}
+                    {status_list}
                 </select>
             </label>
             <label class="field">
@@ -168,6 +165,25 @@ fn FilterForm(params: ListParams, types: Vec<String>) -> impl IntoView {
         </Form>
     }
     .into_any()
+}
+
+/// The option text of a status value that is not one status: the labels of
+/// a comma-separated list ("Running or Compensating"), or the raw value
+/// when it names unknown statuses (the store's error says which).
+fn status_list_label(value: &str) -> Option<String> {
+    if value.is_empty() || SagaStatus::parse(value).is_some() {
+        return None;
+    }
+    let labels = value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| SagaStatus::parse(s).map(|s| s.label().to_string()))
+        .collect::<Option<Vec<_>>>();
+    Some(match labels {
+        Some(labels) if !labels.is_empty() => labels.join(" or "),
+        _ => value.to_string(),
+    })
 }
 
 /// With JavaScript, changing a select applies the filters at once.

@@ -5,14 +5,19 @@
 pub mod correlate;
 pub mod decode;
 pub mod glob;
+pub mod histogram;
 pub mod projection;
 pub mod redaction;
 pub mod rules;
 pub mod saga_event;
+pub mod saga_facts;
+pub mod thresholds;
 pub mod trace_context;
 
 pub use correlate::{correlate, Correlation};
 pub use decode::{DecodeError, Decoder, Format, DEFAULT_MAX_PAYLOAD_BYTES, TRUNCATED_HEADER};
-pub use projection::{from_micros, micros, project_all, SagaProjection};
+pub use projection::{from_micros, micros, project_all, SagaProjection, StepSpan};
 pub use rules::{Classification, CorrelationSource, Rules, RulesError};
 pub use saga_event::{KafkaCoords, RawMessage, SagaEvent};
+pub use saga_facts::{SagaFact, StepFact};
+pub use thresholds::{Threshold, ThresholdMetric, Thresholds};

@@ -6,7 +6,7 @@
 //! (the store inserts events idempotently on event_id and merges only the
 //! new ones); `event_count` is the one field that relies on that.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{TimeZone, Utc};
 use sagascope_model::{Phase, SagaStatus, SagaSummary, Timestamp};
@@ -85,6 +85,18 @@ pub struct SagaProjection {
     /// `[not_saga]` stream (its events carry no step).
     #[serde(default)]
     pub type_sample: BTreeSet<String>,
+    /// Per step: its first and last event and whether it failed (for the
+    /// per-step metrics).
+    #[serde(default)]
+    pub steps: BTreeMap<String, StepSpan>,
+}
+
+/// The events of one step of a saga, reduced to min/max/flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepSpan {
+    pub first_us: i64,
+    pub last_us: i64,
+    pub failed: bool,
 }
 
 fn saga_like_by_default() -> bool {
@@ -132,6 +144,7 @@ impl SagaProjection {
             saga_like: false,
             explicit_id: false,
             type_sample: BTreeSet::new(),
+            steps: BTreeMap::new(),
         }
     }
 
@@ -164,6 +177,19 @@ impl SagaProjection {
         }
         if let Some(step) = &event.step {
             keep_max(&mut self.current_step, keyed(at_us, event, step.clone()));
+            let failed = matches!(event.phase, Phase::StepFailed | Phase::CompensationFailed);
+            self.steps
+                .entry(step.clone())
+                .and_modify(|span| {
+                    span.first_us = span.first_us.min(at_us);
+                    span.last_us = span.last_us.max(at_us);
+                    span.failed |= failed;
+                })
+                .or_insert(StepSpan {
+                    first_us: at_us,
+                    last_us: at_us,
+                    failed,
+                });
         }
         if matches!(
             event.phase,

@@ -110,11 +110,14 @@ pub struct Rules {
     not_saga_events: Vec<String>,
     not_saga_topics: Vec<String>,
     redaction: Redaction,
+    thresholds: Vec<crate::thresholds::Threshold>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RulesFile {
+    #[serde(default)]
+    threshold: Vec<crate::thresholds::Threshold>,
     #[serde(default)]
     saga: Vec<SagaRuleFile>,
     #[serde(default)]
@@ -243,11 +246,17 @@ impl Rules {
             })?;
             rules.topic_formats.push((topic.pattern, format));
         }
+        rules.thresholds = file.threshold;
         rules.not_saga_events = file.not_saga.events;
         rules.not_saga_topics = file.not_saga.topics;
         rules.redaction = Redaction::new(&file.redact.fields, &file.redact.headers)
             .map_err(RulesError::BadRedaction)?;
         Ok(rules)
+    }
+
+    /// Alert thresholds: the defaults with the file's `[[threshold]]`s.
+    pub fn thresholds(&self) -> crate::thresholds::Thresholds {
+        crate::thresholds::Thresholds::with(&self.thresholds)
     }
 
     /// Stall timeouts by saga type, from the rules file.

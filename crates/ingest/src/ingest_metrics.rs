@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
 use sagascope_model::{SagaStatus, Timestamp};
 use sagascope_store::BatchOutcome;
 
@@ -63,6 +63,19 @@ pub fn describe_ingest_metrics() {
         Unit::Seconds,
         "Start to end of finished sagas, by type and final status."
     );
+    describe_histogram!(
+        "sagascope_saga_step_duration_seconds",
+        Unit::Seconds,
+        "Step durations of finished sagas (first to last event of the step, or the gap since the previous step for a one-event step), by type and step."
+    );
+    describe_counter!(
+        "sagascope_saga_step_failures_total",
+        "Failed steps of finished sagas, by type and step."
+    );
+    describe_gauge!(
+        "sagascope_consumer_group_lag",
+        "Messages a watched consumer group (--watch-groups, and sagascope's own) is behind: high watermark minus committed offset, or minus the low watermark where the group has committed nothing; by group, topic and partition."
+    );
 }
 
 fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
@@ -105,8 +118,16 @@ pub fn record_batch(messages: usize, ignored: usize, outcome: &BatchOutcome, too
             counter!("sagascope_saga_outcomes_total", "saga_type" => saga_type.clone(), "status" => status)
                 .increment(1);
             if let Some(ms) = change.duration_ms {
-                histogram!("sagascope_saga_duration_seconds", "saga_type" => saga_type, "status" => status)
+                histogram!("sagascope_saga_duration_seconds", "saga_type" => saga_type.clone(), "status" => status)
                     .record(ms as f64 / 1000.0);
+            }
+            for step in &change.steps {
+                histogram!("sagascope_saga_step_duration_seconds", "saga_type" => saga_type.clone(), "step" => step.step.clone())
+                    .record(step.duration_ms as f64 / 1000.0);
+                if step.failed {
+                    counter!("sagascope_saga_step_failures_total", "saga_type" => saga_type.clone(), "step" => step.step.clone())
+                        .increment(1);
+                }
             }
         }
     }

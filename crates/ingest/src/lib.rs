@@ -7,10 +7,14 @@
 
 mod batch;
 mod consumer;
+mod group_lag;
 mod ingest_metrics;
 mod ingest_status;
 
 pub use batch::{decode_batch, first_bytes, DecodedBatch};
 pub use consumer::{IngestConfig, IngestError, Ingestor};
+pub use group_lag::{
+    watch_group_lag, GroupLagBoard, GroupLagPoller, GroupWatchConfig, GroupWatchError,
+};
 pub use ingest_metrics::{describe_ingest_metrics, record_batch};
 pub use ingest_status::{ConsumerState, IngestStatus, IngestStatusView};

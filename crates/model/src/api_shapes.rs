@@ -149,7 +149,8 @@ pub struct SagaFilter {
 #[derive(Debug, Clone, PartialEq)]
 pub struct SagaQuery {
     pub saga_type: Option<String>,
-    pub status: Option<SagaStatus>,
+    /// Any of these statuses (empty: all).
+    pub statuses: Vec<SagaStatus>,
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     pub q: Option<String>,
@@ -184,16 +185,26 @@ fn parse_time(name: &str, value: &Option<String>) -> Result<Option<Timestamp>, S
 
 impl SagaFilter {
     pub fn validate(&self) -> Result<SagaQuery, String> {
-        let status = match non_empty(&self.status) {
-            None => None,
-            Some(text) => Some(SagaStatus::parse(&text).ok_or_else(|| {
+        // One status or a comma-separated list (`running,compensating`),
+        // which the overview's drill-down links use.
+        let mut statuses = Vec::new();
+        for text in non_empty(&self.status)
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            let status = SagaStatus::parse(text).ok_or_else(|| {
                 let known: Vec<&str> = SagaStatus::ALL.iter().map(|s| s.as_str()).collect();
                 format!(
-                    "unknown status `{text}`; expected one of {}",
+                    "unknown status `{text}`; expected one of {} (or several, comma-separated)",
                     known.join(", ")
                 )
-            })?),
-        };
+            })?;
+            if !statuses.contains(&status) {
+                statuses.push(status);
+            }
+        }
         let limit = match non_empty(&self.limit) {
             None => DEFAULT_PAGE_SIZE,
             Some(text) => match text.parse::<u32>() {
@@ -213,7 +224,7 @@ impl SagaFilter {
         };
         Ok(SagaQuery {
             saga_type: non_empty(&self.saga_type),
-            status,
+            statuses,
             since: parse_time("since", &self.since)?,
             until: parse_time("until", &self.until)?,
             q: non_empty(&self.q),
@@ -334,7 +345,7 @@ mod tests {
         };
         let query = filter.validate().unwrap();
         assert_eq!(query.saga_type, None);
-        assert_eq!(query.status, None);
+        assert_eq!(query.statuses, vec![]);
         assert_eq!(query.limit, DEFAULT_PAGE_SIZE);
     }
 }

@@ -4,6 +4,7 @@
 
 mod api_shapes;
 mod format;
+mod metrics_shapes;
 mod phase;
 mod saga_status;
 
@@ -13,6 +14,11 @@ pub use api_shapes::{
     MAX_PAGE_SIZE,
 };
 pub use format::{format_duration_ms, shorten_id};
+pub use metrics_shapes::{
+    ratio, Alert, AlertLevel, AlertList, DlqSummary, GroupLag, GroupPartitionLag, IngestHealth,
+    IngestPoint, LagPoint, LagReport, LagStats, MetricsWindow, OutcomeCounts, OverviewMetrics,
+    Percentiles, RatePoint, SagaTypeMetrics, StepMetrics, TopicLag,
+};
 pub use phase::Phase;
 pub use saga_status::SagaStatus;
 

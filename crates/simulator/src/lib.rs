@@ -1,7 +1,9 @@
 //! Traffic simulator for `sagascope demo` and the Kafka tests: runs the
 //! sagas of the design documents continuously, with a product-event stream
 //! that is no saga and some bad messages on the side, and produces them
-//! through the real Kafka protocol (rdkafka).
+//! through the real Kafka protocol (rdkafka). A service consumer group
+//! (`service_consumer.rs`) reads part of it in bursts, so the demo has a
+//! service's consumer-group lag to watch.
 
 mod ids;
 mod message;
@@ -10,6 +12,7 @@ mod poison;
 mod product_events;
 mod render;
 mod saga_plans;
+mod service_consumer;
 #[cfg(test)]
 mod test_support;
 mod topics;
@@ -32,6 +35,7 @@ pub use mock_kafka::MockKafka;
 pub use poison::{poison, PoisonKind, POISON_NESTING_DEPTH};
 pub use product_events::{product_event, PRODUCT_EVENT_TYPES};
 pub use saga_plans::{PlannedOutcome, SagaKind, SagaPlan};
+pub use service_consumer::{ServiceConsumer, ServiceConsumerConfig, PAYMENT_SERVICE_GROUP};
 pub use topics::{
     ALL_TOPICS, CHARACTER_TOPIC, IMAGE_TOPIC, MY_TOPIC, PAYMENT_EVENTS_TOPIC, PRODUCT_EVENTS_TOPIC,
     SAGA_STATE_TOPIC, SCAN_TOPIC, SHOP_OUTBOX_CDC_TOPIC,

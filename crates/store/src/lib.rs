@@ -5,9 +5,11 @@
 
 mod place_events;
 mod read_ingest;
+mod read_metrics;
 mod read_sagas;
 mod read_trace;
 mod reproject;
+mod rollups;
 mod rows;
 mod stall_sweep;
 #[cfg(feature = "test-support")]
@@ -22,6 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
 pub use read_ingest::{CountedTable, PartitionProgress};
+pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use stall_sweep::StallPolicy;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
@@ -116,6 +119,11 @@ impl Store {
         .connect_with(options)
         .await?;
         Ok(Store { pool, backend })
+    }
+
+    /// The connection pool, for tests and benchmarks that check the tables.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     pub fn backend(&self) -> Backend {

@@ -11,10 +11,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use sagascope_domain::{project_all, SagaEvent, SagaProjection};
+use sagascope_domain::{project_all, SagaEvent, SagaFact, SagaProjection};
+use sagascope_model::SagaStatus;
 use sqlx::{Any, Row, Transaction};
 
-use crate::rows::{saga_event_from_row, FULL_EVENT_COLUMNS};
+use crate::rows::{projection_from_json, saga_event_from_row, FULL_EVENT_COLUMNS};
 use crate::{placeholders, Result, Store};
 
 const KEYS_PER_STATEMENT: usize = 500;
@@ -28,6 +29,8 @@ pub(crate) struct Placement {
     pub merged: Vec<(String, String)>,
     /// The id rank of every saga the batch touches.
     pub ranks: HashMap<String, i64>,
+    /// The rollup contributions of the merged-away sagas (to subtract).
+    pub removed: Vec<SagaFact>,
 }
 
 /// The keys an event is known by: its correlation keys, or its saga id when
@@ -133,7 +136,9 @@ impl Store {
             for id in group {
                 winner_of.insert(id.clone(), winner.clone());
                 if *id != winner && stored_rank.contains_key(id) {
-                    self.merge_saga(tx, id, &winner).await?;
+                    placement
+                        .removed
+                        .extend(self.merge_saga(tx, id, &winner).await?);
                     placement.rebuild.insert(winner.clone());
                     placement.merged.push((id.clone(), winner.clone()));
                 }
@@ -191,13 +196,21 @@ impl Store {
     }
 
     /// Moves everything of `loser` to `winner` and drops the loser's row;
-    /// its id stays searchable.
+    /// its id stays searchable. Returns the loser's rollup contribution.
     async fn merge_saga(
         &self,
         tx: &mut Transaction<'_, Any>,
         loser: &str,
         winner: &str,
-    ) -> Result<()> {
+    ) -> Result<Option<SagaFact>> {
+        let row = sqlx::query("SELECT status, projection FROM sagas WHERE saga_id = $1")
+            .bind(loser.to_string())
+            .fetch_optional(&mut **tx)
+            .await?;
+        let removed = match row {
+            Some(row) => stored_fact(&row)?,
+            None => None,
+        };
         for sql in [
             "UPDATE events SET saga_id = $2 WHERE saga_id = $1",
             "UPDATE correlation_keys SET saga_id = $2 WHERE saga_id = $1",
@@ -218,7 +231,7 @@ impl Store {
             winner,
             "merged saga instances that share a correlation key"
         );
-        Ok(())
+        Ok(removed)
     }
 
     /// The projection of one saga from all of its stored events.
@@ -239,6 +252,15 @@ impl Store {
             .collect::<Result<Vec<_>>>()?;
         Ok(project_all(saga_id, &events))
     }
+}
+
+/// The rollup contribution of a stored saga row (`status`, `projection`).
+pub(crate) fn stored_fact(row: &sqlx::any::AnyRow) -> Result<Option<SagaFact>> {
+    let status: String = row.try_get("status")?;
+    let status = SagaStatus::parse(&status)
+        .ok_or_else(|| crate::StoreError::Corrupt(format!("unknown saga status `{status}`")))?;
+    let projection: String = row.try_get("projection")?;
+    Ok(SagaFact::of(&projection_from_json(&projection)?, status))
 }
 
 /// `{select} IN (…)` over `keys` in bounded chunks: the first selected

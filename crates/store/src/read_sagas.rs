@@ -25,9 +25,13 @@ impl Store {
             let p = next(&mut binds, Bind::Text(saga_type.clone()));
             conditions.push(format!("saga_type = {p}"));
         }
-        if let Some(status) = query.status {
-            let p = next(&mut binds, Bind::Text(status.as_str().to_string()));
-            conditions.push(format!("status = {p}"));
+        if !query.statuses.is_empty() {
+            let ps: Vec<String> = query
+                .statuses
+                .iter()
+                .map(|s| next(&mut binds, Bind::Text(s.as_str().to_string())))
+                .collect();
+            conditions.push(format!("status IN ({})", ps.join(", ")));
         }
         if let Some(since) = query.since {
             let p = next(&mut binds, Bind::Int(micros(since)));

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use sagascope_domain::{Decoder, SagaEvent};
 use sqlx::Row;
 
+use crate::rollups::RollupDelta;
 use crate::rows::{saga_event_from_row, FULL_EVENT_COLUMNS};
 use crate::{Backend, Result, Store};
 
@@ -47,7 +48,7 @@ impl Store {
         if self.backend == Backend::Postgres {
             // Writers (the ingest) wait; readers go on with the old rows.
             sqlx::query(
-                "LOCK TABLE events, sagas, correlation_keys, saga_keys IN SHARE ROW EXCLUSIVE MODE",
+                "LOCK TABLE events, sagas, correlation_keys, saga_keys, saga_rollups, step_rollups, histograms IN SHARE ROW EXCLUSIVE MODE",
             )
             .execute(&mut *tx)
             .await?;
@@ -60,6 +61,11 @@ impl Store {
             "DELETE FROM sagas",
             "DELETE FROM correlation_keys",
             "DELETE FROM saga_keys",
+            // Saga rollups are rebuilt with the sagas; lag and topic
+            // rollups belong to the events, which do not change.
+            "DELETE FROM saga_rollups",
+            "DELETE FROM step_rollups",
+            "DELETE FROM histograms WHERE series IN ('saga', 'step')",
             // Unplaced until its page comes: merges rebuild a saga from
             // the events already placed in it, never from stale ones.
             "UPDATE events SET saga_id = ''",
@@ -103,8 +109,12 @@ impl Store {
                 .await?;
             }
             let refs: Vec<&SagaEvent> = events.iter().collect();
-            let (sagas, keys, _) = self.project_events(&mut tx, &refs, &placement).await?;
+            let mut rollups = RollupDelta::default();
+            let (sagas, keys, _) = self
+                .project_events(&mut tx, &refs, &placement, &mut rollups)
+                .await?;
             self.upsert_sagas(&mut tx, &sagas, &placement).await?;
+            self.apply_rollups(&mut tx, rollups).await?;
             self.insert_search_keys(&mut tx, keys, &placement).await?;
             merged += placement.merged.len() as u64;
             done += events.len() as u64;

@@ -13,8 +13,11 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
 
-use crate::rows::summary_from_row;
+use crate::rollups::RollupDelta;
+use crate::rows::{projection_from_json, summary_from_row};
 use crate::{placeholders, Result, Store};
+use sagascope_domain::SagaFact;
+use sqlx::Row;
 
 /// How long each saga type may go without an event.
 #[derive(Debug, Clone)]
@@ -38,6 +41,8 @@ impl Store {
         policy: &StallPolicy,
         now: Timestamp,
     ) -> Result<Vec<SagaSummary>> {
+        // One transaction: the statuses and their rollups change together.
+        let mut tx = self.pool.begin().await?;
         let mut rows = Vec::new();
         for (saga_type, timeout) in &policy.per_type {
             let sql = format!("{STALL} AND saga_type = $2 RETURNING status, projection");
@@ -45,7 +50,7 @@ impl Store {
                 sqlx::query(&sql)
                     .bind(cutoff_us(now, *timeout))
                     .bind(saga_type.clone())
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await?,
             );
         }
@@ -63,7 +68,21 @@ impl Store {
         for (saga_type, _) in &policy.per_type {
             query = query.bind(saga_type.clone());
         }
-        rows.extend(query.fetch_all(&self.pool).await?);
+        rows.extend(query.fetch_all(&mut *tx).await?);
+        let mut rollups = RollupDelta::default();
+        for row in &rows {
+            // The sweep only touches running or compensating sagas, whose
+            // stored status is the projection's own.
+            let projection = projection_from_json(&row.try_get::<String, _>("projection")?)?;
+            let status: String = row.try_get("status")?;
+            let new = sagascope_model::SagaStatus::parse(&status).unwrap_or(projection.status());
+            rollups.change(
+                SagaFact::of(&projection, projection.status()).as_ref(),
+                SagaFact::of(&projection, new).as_ref(),
+            );
+        }
+        self.apply_rollups(&mut tx, rollups).await?;
+        tx.commit().await?;
         rows.iter().map(summary_from_row).collect()
     }
 }

@@ -2,6 +2,7 @@
 //! pages with their static assets.
 
 mod api_ingest;
+mod api_metrics;
 mod api_sagas;
 mod api_stream;
 mod api_traces;
@@ -26,10 +27,18 @@ pub fn router(state: AppState) -> Router {
         .route("/sagas/{saga_id}", get(api_sagas::get_saga))
         .route("/traces/{trace_id}", get(api_traces::get_trace))
         .route("/ingest/errors", get(api_ingest::list_ingest_errors))
-        .route("/stream", get(api_stream::stream));
+        .route("/stream", get(api_stream::stream))
+        .route("/metrics/overview", get(api_metrics::overview))
+        .route(
+            "/metrics/saga-types/{saga_type}",
+            get(api_metrics::saga_type),
+        )
+        .route("/metrics/lag", get(api_metrics::lag))
+        .route("/alerts", get(api_metrics::alerts));
 
     let routes = generate_route_list(app::App);
     let store = state.store.clone();
+    let overview = state.overview.clone();
     let options = state.leptos_options.clone();
     Router::new()
         .nest("/api/v1", api)
@@ -40,7 +49,10 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(store.clone()),
+            move || {
+                provide_context(store.clone());
+                provide_context(overview.clone());
+            },
             move || app::shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(

@@ -1,0 +1,377 @@
+//! JSON shapes of the overview and `/api/v1/metrics/*`: outcome counts,
+//! rates and percentiles per saga type and step, outbox and consumer lag,
+//! consumer-group lag, ingest health and alerts.
+//!
+//! Counts are a cohort: the sagas that *started* in the window, by their
+//! current status. Durations and percentiles are in milliseconds, read from
+//! histograms whose buckets keep two significant digits (1234 ms is counted
+//! as 1200 ms): a percentile is exact for values with two significant
+//! digits and at most 10 % low otherwise.
+
+use serde::{Deserialize, Serialize};
+
+use crate::Timestamp;
+
+/// The time windows of the overview.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub enum MetricsWindow {
+    #[serde(rename = "15m")]
+    Minutes15,
+    #[default]
+    #[serde(rename = "1h")]
+    Hour1,
+    #[serde(rename = "6h")]
+    Hours6,
+    #[serde(rename = "24h")]
+    Hours24,
+    #[serde(rename = "7d")]
+    Days7,
+}
+
+impl MetricsWindow {
+    pub const ALL: [MetricsWindow; 5] = [
+        MetricsWindow::Minutes15,
+        MetricsWindow::Hour1,
+        MetricsWindow::Hours6,
+        MetricsWindow::Hours24,
+        MetricsWindow::Days7,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsWindow::Minutes15 => "15m",
+            MetricsWindow::Hour1 => "1h",
+            MetricsWindow::Hours6 => "6h",
+            MetricsWindow::Hours24 => "24h",
+            MetricsWindow::Days7 => "7d",
+        }
+    }
+
+    /// Parses `15m|1h|6h|24h|7d`; an empty value is the default (1 h).
+    pub fn parse(text: &str) -> Result<MetricsWindow, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(MetricsWindow::default());
+        }
+        MetricsWindow::ALL
+            .into_iter()
+            .find(|w| w.as_str() == text)
+            .ok_or_else(|| format!("unknown window `{text}`; expected one of 15m, 1h, 6h, 24h, 7d"))
+    }
+
+    pub fn seconds(self) -> i64 {
+        match self {
+            MetricsWindow::Minutes15 => 15 * 60,
+            MetricsWindow::Hour1 => 3600,
+            MetricsWindow::Hours6 => 6 * 3600,
+            MetricsWindow::Hours24 => 24 * 3600,
+            MetricsWindow::Days7 => 7 * 24 * 3600,
+        }
+    }
+
+    /// The rollup grain the window reads: minutes up to 6 h, hours beyond.
+    pub fn grain_seconds(self) -> i64 {
+        match self {
+            MetricsWindow::Minutes15 | MetricsWindow::Hour1 | MetricsWindow::Hours6 => 60,
+            MetricsWindow::Hours24 | MetricsWindow::Days7 => 3600,
+        }
+    }
+
+    /// Width of one point of the charts and sparklines.
+    pub fn point_seconds(self) -> i64 {
+        match self {
+            MetricsWindow::Minutes15 => 60,
+            MetricsWindow::Hour1 => 120,
+            MetricsWindow::Hours6 => 600,
+            MetricsWindow::Hours24 => 3600,
+            MetricsWindow::Days7 => 6 * 3600,
+        }
+    }
+
+    /// `[from, to)` in epoch microseconds for a window ending now: whole
+    /// grain buckets, the last one being the current (partial) bucket.
+    pub fn bounds_us(self, now_us: i64) -> (i64, i64) {
+        let grain = self.grain_seconds() * 1_000_000;
+        let to = now_us.div_euclid(grain) * grain + grain;
+        (to - self.seconds() * 1_000_000, to)
+    }
+}
+
+/// Sagas by current status (running includes compensating).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeCounts {
+    pub started: i64,
+    pub running: i64,
+    pub completed: i64,
+    pub failed: i64,
+    pub compensated: i64,
+    pub compensation_failed: i64,
+    pub timed_out: i64,
+    pub stalled: i64,
+    /// completed + failed + compensated + compensation_failed + timed_out.
+    pub finished: i64,
+    /// Sagas that ran at least one compensation step.
+    pub began_compensating: i64,
+}
+
+impl OutcomeCounts {
+    /// failed / finished; None when nothing finished.
+    pub fn failure_rate(&self) -> Option<f64> {
+        ratio(self.failed, self.finished)
+    }
+
+    /// began compensating / finished; None when nothing finished.
+    pub fn compensation_rate(&self) -> Option<f64> {
+        ratio(self.began_compensating, self.finished)
+    }
+
+    pub fn add(&mut self, other: &OutcomeCounts) {
+        self.started += other.started;
+        self.running += other.running;
+        self.completed += other.completed;
+        self.failed += other.failed;
+        self.compensated += other.compensated;
+        self.compensation_failed += other.compensation_failed;
+        self.timed_out += other.timed_out;
+        self.stalled += other.stalled;
+        self.finished += other.finished;
+        self.began_compensating += other.began_compensating;
+    }
+}
+
+pub fn ratio(part: i64, whole: i64) -> Option<f64> {
+    (whole > 0).then(|| part as f64 / whole as f64)
+}
+
+/// Nearest-rank percentiles in milliseconds; None without samples.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub count: i64,
+    pub p50_ms: Option<i64>,
+    pub p95_ms: Option<i64>,
+    pub p99_ms: Option<i64>,
+    pub max_ms: Option<i64>,
+}
+
+/// One point of a saga type's sparklines.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RatePoint {
+    pub at: Timestamp,
+    pub started: i64,
+    pub finished: i64,
+    pub failed: i64,
+    pub began_compensating: i64,
+    pub failure_rate: Option<f64>,
+    pub compensation_rate: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepMetrics {
+    pub step: String,
+    /// Sagas started in the window that reached this step.
+    pub executions: i64,
+    /// Of those, the ones where the step failed.
+    pub failures: i64,
+    pub failure_rate: Option<f64>,
+    pub duration: Percentiles,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaTypeMetrics {
+    pub saga_type: String,
+    pub counts: OutcomeCounts,
+    pub failure_rate: Option<f64>,
+    pub compensation_rate: Option<f64>,
+    /// Start to end of the finished sagas.
+    pub duration: Percentiles,
+    /// Sagas started per minute over the window.
+    pub throughput_per_min: f64,
+    pub series: Vec<RatePoint>,
+    /// Slowest p95 first.
+    pub steps: Vec<StepMetrics>,
+    /// The worst alert level among this type's alerts.
+    pub level: AlertLevel,
+}
+
+/// Lag figures of one topic, over the window or one chart point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LagStats {
+    /// Outbox relay lag: Kafka timestamp − outbox `created_at`.
+    pub relay: Percentiles,
+    /// Consumer lag: ingested − Kafka timestamp.
+    pub consumer: Percentiles,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LagPoint {
+    pub at: Timestamp,
+    pub lag: LagStats,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopicLag {
+    pub topic: String,
+    /// Events ingested from the topic in the window.
+    pub events: i64,
+    pub lag: LagStats,
+    pub series: Vec<LagPoint>,
+    pub level: AlertLevel,
+}
+
+/// High watermark − committed offset of one partition for one group.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupPartitionLag {
+    pub group: String,
+    pub topic: String,
+    pub partition: i32,
+    pub high_watermark: i64,
+    /// None when the group has committed nothing on the partition (its lag
+    /// is then counted from the low watermark).
+    pub committed: Option<i64>,
+    pub lag: i64,
+}
+
+/// One watched consumer group (`--watch-groups`), summed over partitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLag {
+    pub group: String,
+    pub lag: i64,
+    pub partitions: Vec<GroupPartitionLag>,
+    /// Why the last poll of this group failed, if it did.
+    pub error: Option<String>,
+    pub observed_at: Option<Timestamp>,
+    pub level: AlertLevel,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestHealth {
+    /// starting, running, degraded, stopped, or `not_consuming` (no ingest).
+    pub state: String,
+    pub reason: Option<String>,
+    /// Events ingested per second over the window (from the rollups).
+    pub events_per_second: f64,
+    /// Ingest errors per second over the window.
+    pub errors_per_second: f64,
+    pub events: i64,
+    pub errors: i64,
+    /// sagascope's own consumer-group lag in messages, when it is known.
+    pub own_lag: Option<i64>,
+    pub series: Vec<IngestPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IngestPoint {
+    pub at: Timestamp,
+    pub events: i64,
+    pub errors: i64,
+}
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertLevel {
+    #[default]
+    Ok,
+    Warning,
+    Critical,
+}
+
+impl AlertLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Ok => "ok",
+            AlertLevel::Warning => "warning",
+            AlertLevel::Critical => "critical",
+        }
+    }
+}
+
+/// A breached threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// failure_rate, compensation_rate, stalled, duration_p95_ms,
+    /// relay_lag_p95_ms, consumer_lag_p95_ms, group_lag, dlq_depth.
+    pub metric: String,
+    /// The saga type, topic or group it concerns.
+    pub subject: String,
+    pub level: AlertLevel,
+    pub value: f64,
+    pub threshold: f64,
+    pub message: String,
+}
+
+/// Dead letters are not ingested yet (the DLQ issue): the card says so
+/// instead of showing a number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DlqSummary {
+    pub available: bool,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OverviewMetrics {
+    pub window: MetricsWindow,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub point_seconds: i64,
+    pub totals: OutcomeCounts,
+    pub saga_types: Vec<SagaTypeMetrics>,
+    pub topics: Vec<TopicLag>,
+    pub groups: Vec<GroupLag>,
+    pub ingest: IngestHealth,
+    pub dlq: DlqSummary,
+    pub alerts: Vec<Alert>,
+}
+
+/// `GET /api/v1/metrics/lag`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LagReport {
+    pub window: MetricsWindow,
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub point_seconds: i64,
+    pub topics: Vec<TopicLag>,
+    pub groups: Vec<GroupLag>,
+}
+
+/// `GET /api/v1/alerts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertList {
+    pub window: MetricsWindow,
+    pub alerts: Vec<Alert>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_parse_and_cover_whole_buckets() {
+        for w in MetricsWindow::ALL {
+            assert_eq!(MetricsWindow::parse(w.as_str()), Ok(w));
+            assert_eq!(w.seconds() % w.point_seconds(), 0);
+            assert_eq!(w.point_seconds() % w.grain_seconds(), 0);
+        }
+        assert_eq!(MetricsWindow::parse(""), Ok(MetricsWindow::Hour1));
+        assert!(MetricsWindow::parse("2h").unwrap_err().contains("15m, 1h"));
+        // 10:07:30 with a 15 min window: 09:53 .. 10:08.
+        let now = 36_450_000_000;
+        let (from, to) = MetricsWindow::Minutes15.bounds_us(now);
+        assert_eq!(to, 36_480_000_000);
+        assert_eq!(from, 35_580_000_000);
+    }
+
+    #[test]
+    fn rates_divide_by_finished() {
+        let counts = OutcomeCounts {
+            failed: 1,
+            finished: 4,
+            began_compensating: 2,
+            ..OutcomeCounts::default()
+        };
+        assert_eq!(counts.failure_rate(), Some(0.25));
+        assert_eq!(counts.compensation_rate(), Some(0.5));
+        assert_eq!(OutcomeCounts::default().failure_rate(), None);
+    }
+}

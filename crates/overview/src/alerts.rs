@@ -1,0 +1,224 @@
+//! Thresholds → alert levels on the cards and the `/api/v1/alerts` list.
+
+use sagascope_domain::{ThresholdMetric, Thresholds};
+use sagascope_model::{format_duration_ms, Alert, AlertLevel, OverviewMetrics};
+
+fn describe(metric: ThresholdMetric, value: f64) -> String {
+    match metric {
+        ThresholdMetric::FailureRate | ThresholdMetric::CompensationRate => {
+            format!("{:.1} %", value * 100.0)
+        }
+        ThresholdMetric::DurationP95Ms
+        | ThresholdMetric::RelayLagP95Ms
+        | ThresholdMetric::ConsumerLagP95Ms => format_duration_ms(value as i64),
+        ThresholdMetric::Stalled | ThresholdMetric::GroupLag | ThresholdMetric::DlqDepth => {
+            format!("{value:.0}")
+        }
+    }
+}
+
+fn label(metric: ThresholdMetric) -> &'static str {
+    match metric {
+        ThresholdMetric::FailureRate => "failure rate",
+        ThresholdMetric::CompensationRate => "compensation rate",
+        ThresholdMetric::Stalled => "stalled sagas",
+        ThresholdMetric::DurationP95Ms => "p95 duration",
+        ThresholdMetric::RelayLagP95Ms => "outbox relay lag p95",
+        ThresholdMetric::ConsumerLagP95Ms => "consumer lag p95",
+        ThresholdMetric::GroupLag => "consumer-group lag",
+        ThresholdMetric::DlqDepth => "DLQ depth",
+    }
+}
+
+/// Checks every figure that has a threshold; returns the breaches, worst
+/// first, and sets the level of each saga type, topic and group.
+pub fn evaluate_alerts(thresholds: &Thresholds, overview: &mut OverviewMetrics) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    let mut check = |metric: ThresholdMetric, subject: &str, value: Option<f64>| -> AlertLevel {
+        let Some(value) = value else {
+            return AlertLevel::Ok;
+        };
+        let (level, threshold) = thresholds.level(metric, subject, value);
+        if level != AlertLevel::Ok {
+            alerts.push(Alert {
+                metric: metric.as_str().to_string(),
+                subject: subject.to_string(),
+                level,
+                value,
+                threshold,
+                message: format!(
+                    "{subject}: {} {} is above the {} threshold of {}",
+                    label(metric),
+                    describe(metric, value),
+                    level.as_str(),
+                    describe(metric, threshold)
+                ),
+            });
+        }
+        level
+    };
+    for t in &mut overview.saga_types {
+        let subject = t.saga_type.clone();
+        t.level = [
+            check(ThresholdMetric::FailureRate, &subject, t.failure_rate),
+            check(
+                ThresholdMetric::CompensationRate,
+                &subject,
+                t.compensation_rate,
+            ),
+            check(
+                ThresholdMetric::Stalled,
+                &subject,
+                Some(t.counts.stalled as f64),
+            ),
+            check(
+                ThresholdMetric::DurationP95Ms,
+                &subject,
+                t.duration.p95_ms.map(|v| v as f64),
+            ),
+        ]
+        .into_iter()
+        .max()
+        .unwrap_or_default();
+    }
+    for topic in &mut overview.topics {
+        let subject = topic.topic.clone();
+        topic.level = check(
+            ThresholdMetric::RelayLagP95Ms,
+            &subject,
+            topic.lag.relay.p95_ms.map(|v| v as f64),
+        )
+        .max(check(
+            ThresholdMetric::ConsumerLagP95Ms,
+            &subject,
+            topic.lag.consumer.p95_ms.map(|v| v as f64),
+        ));
+    }
+    for group in &mut overview.groups {
+        let subject = group.group.clone();
+        let value = group.error.is_none().then_some(group.lag as f64);
+        group.level = check(ThresholdMetric::GroupLag, &subject, value);
+    }
+    alerts.sort_by(|a, b| {
+        b.level
+            .cmp(&a.level)
+            .then_with(|| a.metric.cmp(&b.metric))
+            .then_with(|| a.subject.cmp(&b.subject))
+    });
+    alerts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sagascope_domain::Threshold;
+    use sagascope_model::{
+        DlqSummary, GroupLag, IngestHealth, LagStats, MetricsWindow, OutcomeCounts, Percentiles,
+        SagaTypeMetrics, TopicLag,
+    };
+
+    fn overview() -> OverviewMetrics {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let counts = OutcomeCounts {
+            started: 10,
+            failed: 3,
+            finished: 10,
+            completed: 7,
+            ..OutcomeCounts::default()
+        };
+        OverviewMetrics {
+            window: MetricsWindow::Minutes15,
+            from: at,
+            to: at,
+            point_seconds: 60,
+            totals: counts,
+            saga_types: vec![SagaTypeMetrics {
+                saga_type: "order".into(),
+                counts,
+                failure_rate: counts.failure_rate(),
+                compensation_rate: counts.compensation_rate(),
+                duration: Percentiles::default(),
+                throughput_per_min: 1.0,
+                series: vec![],
+                steps: vec![],
+                level: AlertLevel::Ok,
+            }],
+            topics: vec![TopicLag {
+                topic: "outbox.events".into(),
+                events: 5,
+                lag: LagStats {
+                    relay: Percentiles {
+                        count: 5,
+                        p95_ms: Some(6000),
+                        ..Percentiles::default()
+                    },
+                    consumer: Percentiles::default(),
+                },
+                series: vec![],
+                level: AlertLevel::Ok,
+            }],
+            groups: vec![GroupLag {
+                group: "payments".into(),
+                lag: 0,
+                partitions: vec![],
+                error: Some("broker down".into()),
+                observed_at: None,
+                level: AlertLevel::Ok,
+            }],
+            ingest: IngestHealth {
+                state: "running".into(),
+                reason: None,
+                events_per_second: 0.0,
+                errors_per_second: 0.0,
+                events: 0,
+                errors: 0,
+                own_lag: None,
+                series: vec![],
+            },
+            dlq: DlqSummary {
+                available: false,
+                note: String::new(),
+            },
+            alerts: vec![],
+        }
+    }
+
+    #[test]
+    fn breaches_colour_their_subject_and_are_listed_worst_first() {
+        // Defaults: relay lag 6 s > 5 s warns; failure rate is off.
+        let mut o = overview();
+        let alerts = evaluate_alerts(&Thresholds::default(), &mut o);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].metric, "relay_lag_p95_ms");
+        assert_eq!(alerts[0].subject, "outbox.events");
+        assert_eq!((alerts[0].value, alerts[0].threshold), (6000.0, 5000.0));
+        assert_eq!(
+            alerts[0].message,
+            "outbox.events: outbox relay lag p95 6.0 s is above the warning threshold of 5.0 s"
+        );
+        assert_eq!(o.topics[0].level, AlertLevel::Warning);
+        assert_eq!(o.saga_types[0].level, AlertLevel::Ok);
+        assert_eq!(
+            o.groups[0].level,
+            AlertLevel::Ok,
+            "a failed poll has no value"
+        );
+
+        // Failure rate 30 % against order's own 10 % / 25 %: critical, first.
+        let thresholds = Thresholds::with(&[Threshold {
+            metric: sagascope_domain::ThresholdMetric::FailureRate,
+            subject: Some("order".into()),
+            warning: Some(0.1),
+            critical: Some(0.25),
+        }]);
+        let mut o = overview();
+        let alerts = evaluate_alerts(&thresholds, &mut o);
+        assert_eq!(alerts.len(), 2);
+        assert_eq!(
+            (alerts[0].metric.as_str(), alerts[0].level),
+            ("failure_rate", AlertLevel::Critical)
+        );
+        assert_eq!(alerts[0].value, 0.3);
+        assert_eq!(o.saga_types[0].level, AlertLevel::Critical);
+    }
+}

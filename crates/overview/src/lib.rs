@@ -1,0 +1,153 @@
+//! The overview's figures. The store's rollups give counts, rates,
+//! percentiles and lag per window; this crate adds what lives in memory
+//! (ingest health, the watched consumer groups), evaluates the thresholds
+//! and produces the API shapes of `sagascope_model`.
+
+mod alerts;
+
+use std::sync::Arc;
+
+use sagascope_domain::Thresholds;
+use sagascope_ingest::{GroupLagBoard, IngestStatus};
+use sagascope_model::{
+    AlertList, DlqSummary, IngestHealth, LagReport, MetricsWindow, OverviewMetrics,
+    SagaTypeMetrics, Timestamp,
+};
+use sagascope_store::{Store, StoreError};
+
+pub use alerts::evaluate_alerts;
+
+/// Cheap to clone: shared by the API handlers and the pages' server
+/// functions.
+#[derive(Debug, Clone)]
+pub struct OverviewService {
+    store: Store,
+    ingest: Option<Arc<IngestStatus>>,
+    groups: Arc<GroupLagBoard>,
+    thresholds: Arc<Thresholds>,
+    /// sagascope's own consumer group (its lag is ingest health).
+    own_group: Option<String>,
+}
+
+impl OverviewService {
+    pub fn new(
+        store: Store,
+        ingest: Option<Arc<IngestStatus>>,
+        groups: Arc<GroupLagBoard>,
+        thresholds: Thresholds,
+        own_group: Option<String>,
+    ) -> OverviewService {
+        OverviewService {
+            store,
+            ingest,
+            groups,
+            thresholds: Arc::new(thresholds),
+            own_group,
+        }
+    }
+
+    pub fn thresholds(&self) -> &Thresholds {
+        &self.thresholds
+    }
+
+    #[tracing::instrument(skip(self), err)]
+    pub async fn overview(
+        &self,
+        window: MetricsWindow,
+        now: Timestamp,
+    ) -> Result<OverviewMetrics, StoreError> {
+        let rollups = self.store.window_metrics(window, now).await?;
+        let groups = self.groups.snapshot();
+        let mut overview = OverviewMetrics {
+            window,
+            from: rollups.from,
+            to: rollups.to,
+            point_seconds: window.point_seconds(),
+            totals: rollups.totals,
+            saga_types: rollups.saga_types,
+            topics: rollups.topics,
+            ingest: self.ingest_health(rollups.ingest, &groups),
+            groups,
+            dlq: DlqSummary {
+                available: false,
+                note: "Dead-letter topics are not ingested yet: the DLQ page and its depth arrive with the DLQ feature.".to_string(),
+            },
+            alerts: Vec::new(),
+        };
+        overview.alerts = evaluate_alerts(&self.thresholds, &mut overview);
+        Ok(overview)
+    }
+
+    /// One saga type with its steps; None when no saga of that type
+    /// started in the window.
+    pub async fn saga_type(
+        &self,
+        saga_type: &str,
+        window: MetricsWindow,
+        now: Timestamp,
+    ) -> Result<Option<SagaTypeMetrics>, StoreError> {
+        let overview = self.overview(window, now).await?;
+        Ok(overview
+            .saga_types
+            .into_iter()
+            .find(|t| t.saga_type == saga_type))
+    }
+
+    pub async fn lag(
+        &self,
+        window: MetricsWindow,
+        now: Timestamp,
+    ) -> Result<LagReport, StoreError> {
+        let overview = self.overview(window, now).await?;
+        Ok(LagReport {
+            window,
+            from: overview.from,
+            to: overview.to,
+            point_seconds: overview.point_seconds,
+            topics: overview.topics,
+            groups: overview.groups,
+        })
+    }
+
+    pub async fn alerts(
+        &self,
+        window: MetricsWindow,
+        now: Timestamp,
+    ) -> Result<AlertList, StoreError> {
+        let overview = self.overview(window, now).await?;
+        Ok(AlertList {
+            window,
+            alerts: overview.alerts,
+        })
+    }
+
+    fn ingest_health(
+        &self,
+        mut health: IngestHealth,
+        groups: &[sagascope_model::GroupLag],
+    ) -> IngestHealth {
+        match &self.ingest {
+            None => health.state = "not_consuming".to_string(),
+            Some(status) => {
+                let view = status.view();
+                let (state, reason) = match view.state {
+                    sagascope_ingest::ConsumerState::Starting => ("starting", None),
+                    sagascope_ingest::ConsumerState::Running => ("running", None),
+                    sagascope_ingest::ConsumerState::Degraded { reason, .. } => {
+                        ("degraded", Some(reason))
+                    }
+                    sagascope_ingest::ConsumerState::Stopped => ("stopped", None),
+                };
+                health.state = state.to_string();
+                health.reason = reason;
+            }
+        }
+        health.own_lag = self.own_group.as_ref().and_then(|own| {
+            groups
+                .iter()
+                .find(|g| &g.group == own && g.error.is_none())
+                .map(|g| g.lag)
+        });
+        health
+    }
+}

@@ -1,0 +1,248 @@
+//! Maintaining the rollups inside the write transactions. A batch collects
+//! signed changes in a [`RollupDelta`] (a saga's old fact out, its new fact
+//! in; new events' lag; new ingest errors) and applies them with one upsert
+//! per table and chunk, in key order so concurrent replicas cannot deadlock.
+
+use std::collections::BTreeMap;
+
+use sagascope_domain::histogram::value_bucket;
+use sagascope_domain::{micros, SagaEvent, SagaFact};
+use sqlx::any::AnyArguments;
+use sqlx::query::Query;
+use sqlx::{Any, Transaction};
+
+use crate::{placeholders, Result, Store};
+
+/// Minutes (windows up to 6 h) and hours (24 h, 7 d).
+pub(crate) const GRAINS_S: [i64; 2] = [60, 3600];
+const ROWS_PER_STATEMENT: usize = 500;
+
+pub(crate) fn bucket_start(at_us: i64, grain_s: i64) -> i64 {
+    let grain_us = grain_s * 1_000_000;
+    at_us.div_euclid(grain_us) * grain_us
+}
+
+type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
+
+#[derive(Debug, Default)]
+pub(crate) struct RollupDelta {
+    /// (grain, bucket, saga type, status) → (sagas, began compensating)
+    sagas: BTreeMap<(i64, i64, String, &'static str), (i64, i64)>,
+    /// (grain, bucket, saga type, step) → (executions, failures)
+    steps: BTreeMap<(i64, i64, String, String), (i64, i64)>,
+    /// (grain, bucket, topic) → (events, errors)
+    topics: BTreeMap<(i64, i64, String), (i64, i64)>,
+    /// (grain, series, bucket, subject, detail, value) → n
+    histograms: BTreeMap<(i64, &'static str, i64, String, String, i64), i64>,
+}
+
+impl RollupDelta {
+    /// Replaces a saga's contribution: `old` out, `new` in.
+    pub(crate) fn change(&mut self, old: Option<&SagaFact>, new: Option<&SagaFact>) {
+        if old == new {
+            return;
+        }
+        if let Some(old) = old {
+            self.saga(old, -1);
+        }
+        if let Some(new) = new {
+            self.saga(new, 1);
+        }
+    }
+
+    fn saga(&mut self, fact: &SagaFact, sign: i64) {
+        for grain in GRAINS_S {
+            let bucket = bucket_start(fact.started_us, grain);
+            let counts = self
+                .sagas
+                .entry((grain, bucket, fact.saga_type.clone(), fact.status.as_str()))
+                .or_default();
+            counts.0 += sign;
+            counts.1 += sign * i64::from(fact.began_compensating);
+            if let Some(ms) = fact.duration_ms {
+                *self
+                    .histograms
+                    .entry((
+                        grain,
+                        "saga",
+                        bucket,
+                        fact.saga_type.clone(),
+                        String::new(),
+                        value_bucket(ms),
+                    ))
+                    .or_default() += sign;
+            }
+            for step in &fact.steps {
+                let counts = self
+                    .steps
+                    .entry((grain, bucket, fact.saga_type.clone(), step.step.clone()))
+                    .or_default();
+                counts.0 += sign;
+                counts.1 += sign * i64::from(step.failed);
+                *self
+                    .histograms
+                    .entry((
+                        grain,
+                        "step",
+                        bucket,
+                        fact.saga_type.clone(),
+                        step.step.clone(),
+                        value_bucket(step.duration_ms),
+                    ))
+                    .or_default() += sign;
+            }
+        }
+    }
+
+    /// A newly stored event: counted on its topic by ingest time; its relay
+    /// lag (Kafka time − occurred) and consumer lag (ingested − Kafka
+    /// time) by Kafka time, when the message had a Kafka timestamp.
+    pub(crate) fn event(&mut self, event: &SagaEvent) {
+        let topic = &event.coords.topic;
+        let ingested = micros(event.ingested_at);
+        for grain in GRAINS_S {
+            self.topics
+                .entry((grain, bucket_start(ingested, grain), topic.clone()))
+                .or_default()
+                .0 += 1;
+            if let Some(published) = event.published_at.map(micros) {
+                let bucket = bucket_start(published, grain);
+                let relay = (published - micros(event.occurred_at)) / 1000;
+                let consumer = (ingested - published) / 1000;
+                for (series, ms) in [("relay_lag", relay), ("consumer_lag", consumer)] {
+                    *self
+                        .histograms
+                        .entry((
+                            grain,
+                            series,
+                            bucket,
+                            topic.clone(),
+                            String::new(),
+                            value_bucket(ms),
+                        ))
+                        .or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// A newly stored ingest error, by ingest time.
+    pub(crate) fn error(&mut self, topic: &str, ingested_us: i64) {
+        for grain in GRAINS_S {
+            self.topics
+                .entry((grain, bucket_start(ingested_us, grain), topic.to_string()))
+                .or_default()
+                .1 += 1;
+        }
+    }
+}
+
+impl Store {
+    pub(crate) async fn apply_rollups(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+        delta: RollupDelta,
+    ) -> Result<()> {
+        let sagas: Vec<_> = delta
+            .sagas
+            .into_iter()
+            .filter(|(_, (a, b))| *a != 0 || *b != 0)
+            .collect();
+        for chunk in sagas.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO saga_rollups (grain_s, bucket_start_us, saga_type, status, sagas, began_compensating) VALUES {} \
+                 ON CONFLICT (grain_s, bucket_start_us, saga_type, status) DO UPDATE SET \
+                 sagas = saga_rollups.sagas + excluded.sagas, \
+                 began_compensating = saga_rollups.began_compensating + excluded.began_compensating",
+                rows(chunk.len(), 6)
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for ((grain, bucket, saga_type, status), (n, comp)) in chunk {
+                query = query
+                    .bind(*grain)
+                    .bind(*bucket)
+                    .bind(saga_type.clone())
+                    .bind(*status)
+                    .bind(*n)
+                    .bind(*comp);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        let steps: Vec<_> = delta
+            .steps
+            .into_iter()
+            .filter(|(_, (a, b))| *a != 0 || *b != 0)
+            .collect();
+        for chunk in steps.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO step_rollups (grain_s, bucket_start_us, saga_type, step, executions, failures) VALUES {} \
+                 ON CONFLICT (grain_s, bucket_start_us, saga_type, step) DO UPDATE SET \
+                 executions = step_rollups.executions + excluded.executions, \
+                 failures = step_rollups.failures + excluded.failures",
+                rows(chunk.len(), 6)
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for ((grain, bucket, saga_type, step), (n, failed)) in chunk {
+                query = query
+                    .bind(*grain)
+                    .bind(*bucket)
+                    .bind(saga_type.clone())
+                    .bind(step.clone())
+                    .bind(*n)
+                    .bind(*failed);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        let topics: Vec<_> = delta.topics.into_iter().collect();
+        for chunk in topics.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO topic_rollups (grain_s, bucket_start_us, topic, events, errors) VALUES {} \
+                 ON CONFLICT (grain_s, bucket_start_us, topic) DO UPDATE SET \
+                 events = topic_rollups.events + excluded.events, errors = topic_rollups.errors + excluded.errors",
+                rows(chunk.len(), 5)
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for ((grain, bucket, topic), (events, errors)) in chunk {
+                query = query
+                    .bind(*grain)
+                    .bind(*bucket)
+                    .bind(topic.clone())
+                    .bind(*events)
+                    .bind(*errors);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        let histograms: Vec<_> = delta
+            .histograms
+            .into_iter()
+            .filter(|(_, n)| *n != 0)
+            .collect();
+        for chunk in histograms.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO histograms (grain_s, series, bucket_start_us, subject, detail, value_ms, n) VALUES {} \
+                 ON CONFLICT (grain_s, series, bucket_start_us, subject, detail, value_ms) DO UPDATE SET n = histograms.n + excluded.n",
+                rows(chunk.len(), 7)
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for ((grain, series, bucket, subject, detail, value), n) in chunk {
+                query = query
+                    .bind(*grain)
+                    .bind(*series)
+                    .bind(*bucket)
+                    .bind(subject.clone())
+                    .bind(detail.clone())
+                    .bind(*value)
+                    .bind(*n);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+}
+
+fn rows(count: usize, width: usize) -> String {
+    (0..count)
+        .map(|i| format!("({})", placeholders(i * width, width)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

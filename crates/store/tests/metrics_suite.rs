@@ -1,0 +1,459 @@
+//! The overview's figures from the rollups, on fixed inputs whose rates,
+//! percentiles and lag are computed by hand, against Postgres and SQLite.
+//! Also: the rollups stay equal to a recount of the sagas through
+//! out-of-order delivery, redelivery, merges, stalls and reprojection.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sagascope_domain::{Decoder, KafkaCoords, Rules, SagaEvent};
+use sagascope_model::{MetricsWindow, Percentiles, Phase};
+use sagascope_store::{IngestBatch, NewIngestError, StallPolicy, Store};
+use sqlx::Row;
+
+macro_rules! metrics_suite {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            use sagascope_store::test_support::fresh_postgres_store;
+            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
+        }
+        mod sqlite {
+            use sagascope_store::test_support::fresh_sqlite_store;
+            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
+        }
+    };
+}
+
+metrics_suite!(
+    overview_figures_match_hand_computed_values,
+    rollups_equal_a_recount_through_reorders_merges_stalls_and_reproject,
+);
+
+/// 2026-11-21T10:00:00Z.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap()
+}
+
+fn ms(at: DateTime<Utc>, offset_ms: i64) -> DateTime<Utc> {
+    at + chrono::Duration::milliseconds(offset_ms)
+}
+
+struct Spec<'a> {
+    saga: &'a str,
+    saga_type: &'a str,
+    start: DateTime<Utc>,
+    topic: &'a str,
+    relay_ms: i64,
+    consumer_ms: i64,
+}
+
+impl Spec<'_> {
+    fn event(&self, n: usize, at_ms: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
+        let occurred = ms(self.start, at_ms);
+        let published = ms(occurred, self.relay_ms);
+        SagaEvent {
+            event_id: format!("{}-{n}", self.saga),
+            saga_id: self.saga.to_string(),
+            explicit_saga_id: Some(self.saga.to_string()),
+            rule_classified: false,
+            correlation_rank: 0,
+            correlation_keys: vec![],
+            saga_type: Some(self.saga_type.to_string()),
+            step: step.map(str::to_string),
+            phase,
+            event_type: phase.as_str().to_string(),
+            trace_id: Some(format!("trace-{}", self.saga)),
+            span_id: None,
+            request_id: None,
+            business_keys: vec![],
+            occurred_at: occurred,
+            published_at: Some(published),
+            ingested_at: ms(published, self.consumer_ms),
+            source_type: None,
+            source_id: None,
+            coords: KafkaCoords {
+                topic: self.topic.to_string(),
+                partition: 0,
+                offset: 0,
+            },
+            headers: vec![],
+            payload: serde_json::json!({}),
+            error: None,
+        }
+    }
+
+    /// Reserve (300 ms), Pay (400 ms, ok or failed), then the end at
+    /// `end_ms`; a compensated saga runs ReleaseStock (500 ms) first.
+    fn saga(&self, end: Option<(Phase, i64)>) -> Vec<SagaEvent> {
+        let mut events = vec![
+            self.event(0, 0, Phase::SagaStarted, None),
+            self.event(1, 100, Phase::StepStarted, Some("Reserve")),
+        ];
+        let Some((end_phase, end_ms)) = end else {
+            return events;
+        };
+        events.push(self.event(2, 400, Phase::StepSucceeded, Some("Reserve")));
+        events.push(self.event(3, 500, Phase::StepStarted, Some("Pay")));
+        let pay = if end_phase == Phase::SagaCompleted {
+            Phase::StepSucceeded
+        } else {
+            Phase::StepFailed
+        };
+        events.push(self.event(4, 900, pay, Some("Pay")));
+        if end_phase == Phase::SagaCompensated {
+            events.push(self.event(5, 1000, Phase::CompensationStarted, Some("ReleaseStock")));
+            events.push(self.event(6, 1500, Phase::StepCompensated, Some("ReleaseStock")));
+        }
+        events.push(self.event(7, end_ms, end_phase, None));
+        events
+    }
+}
+
+fn order(saga: &str, start: DateTime<Utc>) -> Spec<'_> {
+    Spec {
+        saga,
+        saga_type: "order",
+        start,
+        topic: "saga.state",
+        relay_ms: 50,
+        consumer_ms: 200,
+    }
+}
+
+fn fixture() -> Vec<SagaEvent> {
+    let mut events = Vec::new();
+    events.extend(order("o1", t0()).saga(Some((Phase::SagaCompleted, 1000))));
+    events.extend(order("o2", ms(t0(), 60_000)).saga(Some((Phase::SagaCompleted, 2000))));
+    events.extend(order("o3", ms(t0(), 120_000)).saga(Some((Phase::SagaFailed, 3000))));
+    events.extend(order("o4", ms(t0(), 180_000)).saga(Some((Phase::SagaCompensated, 4000))));
+    events.extend(order("o5", ms(t0(), 240_000)).saga(None));
+    // Two hours earlier: only in the 6 h window.
+    events.extend(order("o6", ms(t0(), -2 * 3600 * 1000)).saga(Some((Phase::SagaCompleted, 5000))));
+    let chat = Spec {
+        saga: "c1",
+        saga_type: "chat_message",
+        start: ms(t0(), 300_000),
+        topic: "chat.events",
+        relay_ms: 7000,
+        consumer_ms: 100,
+    };
+    events.extend(chat.saga(Some((Phase::SagaCompleted, 600))));
+    events
+}
+
+fn batch(events: Vec<SagaEvent>) -> IngestBatch {
+    IngestBatch {
+        group_id: "g".into(),
+        events,
+        errors: vec![],
+        offsets: vec![],
+    }
+}
+
+fn pct(count: i64, p50: i64, p95: i64, p99: i64, max: i64) -> Percentiles {
+    Percentiles {
+        count,
+        p50_ms: Some(p50),
+        p95_ms: Some(p95),
+        p99_ms: Some(p99),
+        max_ms: Some(max),
+    }
+}
+
+async fn overview_figures_match_hand_computed_values(store: &Store) {
+    let mut b = batch(fixture());
+    b.errors.push(NewIngestError {
+        coords: KafkaCoords {
+            topic: "saga.state".into(),
+            partition: 0,
+            offset: 99,
+        },
+        reason: "expected value".into(),
+        first_bytes: "{".into(),
+        key: None,
+        published_at: None,
+        ingested_at: ms(t0(), 10_000),
+    });
+    store.write_batch(&b).await.unwrap();
+    let now = ms(t0(), 30 * 60_000); // 10:30:00
+
+    // 1 h window: 09:31 .. 10:31, minute grain.
+    let m = store
+        .window_metrics(MetricsWindow::Hour1, now)
+        .await
+        .unwrap();
+    assert_eq!(
+        m.from,
+        Utc.with_ymd_and_hms(2026, 11, 21, 9, 31, 0).unwrap()
+    );
+    assert_eq!(m.to, Utc.with_ymd_and_hms(2026, 11, 21, 10, 31, 0).unwrap());
+    let types: Vec<&str> = m.saga_types.iter().map(|t| t.saga_type.as_str()).collect();
+    assert_eq!(types, ["chat_message", "order"]);
+    let o = &m.saga_types[1];
+    let c = &o.counts;
+    assert_eq!(
+        (
+            c.started,
+            c.running,
+            c.completed,
+            c.failed,
+            c.compensated,
+            c.finished,
+            c.began_compensating
+        ),
+        (5, 1, 2, 1, 1, 4, 1)
+    );
+    assert_eq!(o.failure_rate, Some(0.25));
+    assert_eq!(o.compensation_rate, Some(0.25));
+    // Durations 1, 2, 3, 4 s: nearest rank p50 = 2nd, p95 = p99 = 4th.
+    assert_eq!(o.duration, pct(4, 2000, 4000, 4000, 4000));
+    // 5 started over the 59 minutes from 09:31 to 10:30.
+    assert!((o.throughput_per_min - 5.0 / 59.0).abs() < 1e-9);
+    // Sparkline points of 2 min from 09:31: 10:00 (o1) is point 14, 10:01
+    // and 10:02 (o2 completed, o3 failed) point 15, 10:03 and 10:04 (o4
+    // compensated, o5 running) point 16.
+    let started: Vec<i64> = o.series.iter().map(|p| p.started).collect();
+    assert_eq!(started.len(), 30);
+    assert_eq!(&started[14..17], [1, 2, 2]);
+    assert_eq!(started.iter().sum::<i64>(), 5);
+    assert_eq!(o.series[15].failure_rate, Some(0.5));
+    assert_eq!(o.series[15].compensation_rate, Some(0.0));
+    assert_eq!(o.series[16].compensation_rate, Some(1.0));
+    assert_eq!(o.series[13].failure_rate, None);
+    // Steps, slowest p95 first: ReleaseStock 500, Pay 400, Reserve 300
+    // (o5's lone Reserve event took 100 ms since its start).
+    // (step, executions, failures, p50, p95)
+    type StepFigures<'a> = (&'a str, i64, i64, Option<i64>, Option<i64>);
+    let steps: Vec<StepFigures> = o
+        .steps
+        .iter()
+        .map(|s| {
+            (
+                s.step.as_str(),
+                s.executions,
+                s.failures,
+                s.duration.p50_ms,
+                s.duration.p95_ms,
+            )
+        })
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("ReleaseStock", 1, 0, Some(500), Some(500)),
+            ("Pay", 4, 2, Some(400), Some(400)),
+            ("Reserve", 5, 0, Some(300), Some(300)),
+        ]
+    );
+    assert_eq!(o.steps[1].failure_rate, Some(0.5));
+    assert_eq!(m.totals.started, 6);
+    assert_eq!(m.totals.finished, 5);
+
+    // Lag: saga.state relay 50 ms, consumer 200 ms (o1–o5: 28 events);
+    // chat.events relay 7 s, consumer 100 ms (6 events).
+    let lag: Vec<(&str, i64, Percentiles, Percentiles)> = m
+        .topics
+        .iter()
+        .map(|t| (t.topic.as_str(), t.events, t.lag.relay, t.lag.consumer))
+        .collect();
+    assert_eq!(
+        lag,
+        [
+            (
+                "chat.events",
+                6,
+                pct(6, 7000, 7000, 7000, 7000),
+                pct(6, 100, 100, 100, 100)
+            ),
+            (
+                "saga.state",
+                28,
+                pct(28, 50, 50, 50, 50),
+                pct(28, 200, 200, 200, 200)
+            ),
+        ]
+    );
+    assert_eq!(m.ingest.events, 34);
+    assert_eq!(m.ingest.errors, 1);
+    assert!((m.ingest.events_per_second - 34.0 / 3540.0).abs() < 1e-9);
+
+    // 6 h window: o6 joins (completed in 5 s).
+    let m = store
+        .window_metrics(MetricsWindow::Hours6, now)
+        .await
+        .unwrap();
+    let o = m
+        .saga_types
+        .iter()
+        .find(|t| t.saga_type == "order")
+        .unwrap();
+    assert_eq!(
+        (o.counts.started, o.counts.completed, o.counts.finished),
+        (6, 3, 5)
+    );
+    assert_eq!(o.failure_rate, Some(0.2));
+    // 1..5 s: p50 = 3rd, p95 = 5th.
+    assert_eq!(o.duration, pct(5, 3000, 5000, 5000, 5000));
+
+    // 15 min window (10:16 .. 10:31): nothing started.
+    let m = store
+        .window_metrics(MetricsWindow::Minutes15, now)
+        .await
+        .unwrap();
+    assert!(m.saga_types.is_empty());
+    // 24 h window reads the hour rollups and sees the same sagas.
+    let m = store
+        .window_metrics(MetricsWindow::Hours24, now)
+        .await
+        .unwrap();
+    assert_eq!(m.totals.started, 7);
+}
+
+/// The window totals of 7 d against a count of the saga rows.
+async fn assert_rollups_match_sagas(store: &Store, now: DateTime<Utc>, context: &str) {
+    let m = store
+        .window_metrics(MetricsWindow::Days7, now)
+        .await
+        .unwrap();
+    let rows = sqlx::query(
+        "SELECT saga_type, status, COUNT(*) AS n FROM sagas WHERE kind = 'saga' GROUP BY saga_type, status ORDER BY saga_type, status",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let mut recount: Vec<(String, String, i64)> = rows
+        .iter()
+        .map(|r| (r.get("saga_type"), r.get("status"), r.get("n")))
+        .collect();
+    recount.sort();
+    let total: i64 = recount.iter().map(|r| r.2).sum();
+    assert_eq!(
+        m.totals.started, total,
+        "{context}: {recount:?} vs {:?}",
+        m.totals
+    );
+    for (saga_type, status, n) in &recount {
+        let t = m
+            .saga_types
+            .iter()
+            .find(|t| &t.saga_type == saga_type)
+            .unwrap();
+        let got = match status.as_str() {
+            "completed" => t.counts.completed,
+            "failed" => t.counts.failed,
+            "compensated" => t.counts.compensated,
+            "stalled" => t.counts.stalled,
+            "running" | "compensating" => t.counts.running,
+            other => panic!("unexpected status {other}"),
+        };
+        assert!(got >= *n, "{context}: {saga_type}/{status}: {got} < {n}");
+    }
+}
+
+async fn rollups_equal_a_recount_through_reorders_merges_stalls_and_reproject(store: &Store) {
+    let now = ms(t0(), 30 * 60_000);
+    // Reverse order, in three batches, with a redelivery of the first.
+    let mut events = fixture();
+    events.reverse();
+    let chunks: Vec<Vec<SagaEvent>> = events.chunks(12).map(<[SagaEvent]>::to_vec).collect();
+    for chunk in &chunks {
+        store.write_batch(&batch(chunk.clone())).await.unwrap();
+    }
+    store.write_batch(&batch(chunks[0].clone())).await.unwrap();
+    assert_rollups_match_sagas(store, now, "reordered").await;
+    let in_order = store
+        .window_metrics(MetricsWindow::Hours6, now)
+        .await
+        .unwrap();
+    let o = in_order
+        .saga_types
+        .iter()
+        .find(|t| t.saga_type == "order")
+        .unwrap();
+    assert_eq!(o.duration, pct(5, 3000, 5000, 5000, 5000));
+    assert_eq!(
+        (
+            o.counts.started,
+            o.counts.running,
+            o.counts.began_compensating
+        ),
+        (6, 1, 1)
+    );
+
+    // o5 goes quiet: stalled moves it from running to stalled.
+    let policy = StallPolicy {
+        default_timeout: std::time::Duration::from_secs(60),
+        per_type: vec![],
+    };
+    store.mark_stalled(&policy, now).await.unwrap();
+    let m = store
+        .window_metrics(MetricsWindow::Hour1, now)
+        .await
+        .unwrap();
+    let o = m
+        .saga_types
+        .iter()
+        .find(|t| t.saga_type == "order")
+        .unwrap();
+    assert_eq!(
+        (o.counts.running, o.counts.stalled, o.counts.started),
+        (0, 1, 5)
+    );
+    assert_rollups_match_sagas(store, now, "stalled").await;
+
+    // Two instances that turn out to be one (a shared key): one saga.
+    // Reprojection correlates them by their trace under the default rules.
+    let mut a = order("m-a", ms(t0(), 600_000)).event(0, 0, Phase::SagaStarted, None);
+    a.trace_id = Some("shared".into());
+    a.explicit_saga_id = None;
+    a.correlation_rank = 1;
+    a.correlation_keys = vec!["trace:shared".into(), "aggregate:order:A".into()];
+    let mut b = order("m-b", ms(t0(), 600_000)).event(1, 100, Phase::StepStarted, Some("Reserve"));
+    b.trace_id = Some("shared".into());
+    b.explicit_saga_id = None;
+    b.correlation_rank = 1;
+    b.correlation_keys = vec!["aggregate:order:B".into()];
+    store.write_batch(&batch(vec![a])).await.unwrap();
+    store.write_batch(&batch(vec![b.clone()])).await.unwrap();
+    let before = store
+        .window_metrics(MetricsWindow::Hour1, now)
+        .await
+        .unwrap();
+    assert_eq!(before.totals.started, 8, "two instances so far");
+    let mut joiner = b.clone();
+    joiner.event_id = "m-b-2".into();
+    joiner.phase = Phase::StepSucceeded;
+    joiner.occurred_at = ms(joiner.occurred_at, 300);
+    joiner.correlation_keys = vec!["aggregate:order:B".into(), "trace:shared".into()];
+    let outcome = store.write_batch(&batch(vec![joiner])).await.unwrap();
+    assert_eq!(outcome.merged.len(), 1);
+    let after = store
+        .window_metrics(MetricsWindow::Hour1, now)
+        .await
+        .unwrap();
+    assert_eq!(after.totals.started, 7, "merged into one");
+    assert_rollups_match_sagas(store, now, "merged").await;
+
+    // Reprojection rebuilds the saga rollups to the same figures.
+    let before = store
+        .window_metrics(MetricsWindow::Hours6, now)
+        .await
+        .unwrap();
+    store
+        .reproject(&Decoder::new(Rules::default()), 7, |_| {})
+        .await
+        .unwrap();
+    assert_rollups_match_sagas(store, now, "reprojected").await;
+    let after = store
+        .window_metrics(MetricsWindow::Hours6, now)
+        .await
+        .unwrap();
+    // Reprojection recomputes statuses from the events: the stall sweep's
+    // `stalled` goes back to running until the next sweep.
+    let mut expected = before.totals;
+    expected.running += expected.stalled;
+    expected.stalled = 0;
+    assert_eq!(after.totals, expected);
+    assert_eq!(
+        after.topics, before.topics,
+        "lag rollups belong to the events"
+    );
+}
