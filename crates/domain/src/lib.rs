@@ -3,6 +3,7 @@
 //! [`SagaProjection`]. Pure code: no I/O, so everything here is unit-tested.
 
 pub mod correlate;
+pub mod dead_letter;
 pub mod decode;
 pub mod glob;
 pub mod histogram;
@@ -15,6 +16,10 @@ pub mod thresholds;
 pub mod trace_context;
 
 pub use correlate::{correlate, Correlation};
+pub use dead_letter::{
+    decode_dead_letter, failure_group, normalise_message, DeadLetter, DeadLetterFormat,
+    GenericDeadLetterFields, GenericField, OriginalCoords,
+};
 pub use decode::{DecodeError, Decoder, Format, DEFAULT_MAX_PAYLOAD_BYTES, TRUNCATED_HEADER};
 pub use projection::{from_micros, micros, project_all, SagaProjection, StepSpan};
 pub use rules::{Classification, CorrelationSource, Rules, RulesError};

@@ -121,6 +121,18 @@ impl Store {
         Ok(Store { pool, backend })
     }
 
+    /// A transaction that will write. SQLite starts it as `BEGIN IMMEDIATE`:
+    /// a deferred transaction that reads first and writes later fails at
+    /// once with "database is locked" (no busy wait) when another writer
+    /// committed in between; taking the write lock up front makes it wait
+    /// its turn under `busy_timeout` instead.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+        })
+    }
+
     /// The connection pool, for tests and benchmarks that check the tables.
     pub fn pool(&self) -> &AnyPool {
         &self.pool

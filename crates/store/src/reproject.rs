@@ -44,7 +44,7 @@ impl Store {
     ) -> Result<ReprojectReport> {
         let started = Instant::now();
         let page_size = page_size.max(1);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         if self.backend == Backend::Postgres {
             // Writers (the ingest) wait; readers go on with the old rows.
             sqlx::query(

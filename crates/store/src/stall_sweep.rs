@@ -42,7 +42,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<SagaSummary>> {
         // One transaction: the statuses and their rollups change together.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut rows = Vec::new();
         for (saga_type, timeout) in &policy.per_type {
             let sql = format!("{STALL} AND saga_type = $2 RETURNING status, projection");

@@ -100,7 +100,7 @@ pub fn timeline_event(event: &SagaEvent) -> TimelineEvent {
 impl Store {
     #[tracing::instrument(skip_all, fields(events = batch.events.len(), errors = batch.errors.len(), backend = self.backend.name()))]
     pub async fn write_batch(&self, batch: &IngestBatch) -> Result<BatchOutcome> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
 
         // Keep the first copy of an id repeated inside the batch.
         let mut seen = HashSet::new();

@@ -6,7 +6,7 @@
 mod cloudevents;
 mod debezium_cdc;
 mod debezium_outbox;
-mod fields;
+pub(crate) mod fields;
 mod plain_json;
 mod saga_state;
 
