@@ -63,7 +63,9 @@ impl Running {
 }
 
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
+    // Generous: a restarted member first waits out the crashed one's
+    // session on the mock cluster, which takes long on a loaded machine.
+    let deadline = Instant::now() + Duration::from_secs(120);
     while Instant::now() < deadline {
         if done().await {
             return;
