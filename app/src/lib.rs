@@ -26,8 +26,9 @@ pub use shell::shell;
 
 use components::top_bar::TopBar;
 use pages::{
-    ingest_errors::IngestErrorsPage, lag::LagPage, not_found::NotFoundPage, overview::OverviewPage,
-    saga_detail::SagaDetailPage, saga_list::SagaListPage, trace::TracePage,
+    audit::AuditPage, ingest_errors::IngestErrorsPage, lag::LagPage, login::LoginPage,
+    not_found::NotFoundPage, overview::OverviewPage, saga_detail::SagaDetailPage,
+    saga_list::SagaListPage, trace::TracePage,
 };
 
 /// The whole application: top bar and routed pages.
@@ -40,6 +41,7 @@ use pages::{
 pub fn App() -> impl IntoView {
     provide_meta_context();
     state::provide_ui_state();
+    server_fns::provide_session();
 
     view! {
         <Title formatter=|text: String| if text.is_empty() { "sagascope".to_string() } else { format!("{text} · sagascope") }/>
@@ -54,6 +56,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>
                     <Route path=path!("/lag") view=LagPage ssr=SsrMode::Async/>
                     <Route path=path!("/ingest") view=IngestErrorsPage ssr=SsrMode::Async/>
+                    <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
+                    <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

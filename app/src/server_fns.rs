@@ -5,7 +5,10 @@
 
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
-use sagascope_model::{IngestErrorView, OverviewMetrics, SagaDetail, SagaPage, TraceView};
+use sagascope_model::{
+    AuditFilter, AuditPage, IngestErrorView, OverviewMetrics, SagaDetail, SagaPage, SessionInfo,
+    TraceView,
+};
 
 use crate::filters::ListParams;
 
@@ -66,6 +69,57 @@ pub async fn fetch_overview(window: String) -> Result<OverviewMetrics, ServerFnE
     })?;
     let now = chrono::DateTime::from_timestamp_millis(crate::state::now_ms()).unwrap_or_default();
     service.overview(window, now).await.map_err(store_error)
+}
+
+/// Who is signed in: user, role and the CSRF token mutations must send.
+/// The server puts the request's [`SessionInfo`] in the context; this is
+/// open to everyone (it reveals nothing but the caller's own session).
+///
+/// Naming rule: the server treats POSTs to server functions named
+/// `fetch_*` as reads (viewer access, no CSRF token); a server function
+/// that changes anything must have another name, so that it needs a
+/// signed-in user and the CSRF token.
+#[server]
+pub async fn fetch_session_info() -> Result<SessionInfo, ServerFnError> {
+    Ok(use_context::<SessionInfo>().unwrap_or_default())
+}
+
+/// The signed-in user if they have at least `role` (`viewer`, `operator`,
+/// `admin`), else an error that says which role is needed. Server
+/// functions check roles themselves: during server rendering they run
+/// in-process, past any HTTP route guard.
+#[cfg(feature = "ssr")]
+pub fn require_role(role: &str) -> Result<sagascope_model::CurrentUser, ServerFnError> {
+    let session = use_context::<SessionInfo>().unwrap_or_default();
+    match session.user {
+        Some(user) if user.has_role(role) => Ok(user),
+        Some(_) => Err(ServerFnError::new(format!("{role} role required"))),
+        None => Err(ServerFnError::new(format!(
+            "sign in first: {role} role required"
+        ))),
+    }
+}
+
+/// One page of the audit log, newest first. Operators and admins only.
+#[server(input = Json)]
+pub async fn fetch_audit(filter: AuditFilter) -> Result<AuditPage, ServerFnError> {
+    require_role("operator")?;
+    let query = filter.validate().map_err(ServerFnError::new)?;
+    store()?.list_audit(&query).await.map_err(store_error)
+}
+
+/// The session resource the app provides (see [`provide_session`]).
+pub type SessionResource = Resource<Result<SessionInfo, ServerFnError>>;
+
+/// Loads the session once per page load and shares it (top bar, login
+/// page, later the role-dependent controls).
+pub fn provide_session() {
+    provide_context::<SessionResource>(Resource::new(|| (), |_| fetch_session_info()));
+}
+
+/// The shared session resource; read it inside `Suspense`/`Transition`.
+pub fn use_session() -> SessionResource {
+    expect_context::<SessionResource>()
 }
 
 /// The message of a server function error without the framework's prefix.

@@ -66,15 +66,18 @@ test('the overview is the landing page: a row per saga type, cards, alerts and l
   await expect(stepRows.first()).toBeVisible();
   await expect(page.locator('[data-test="step-row-order-AuthorizePayment"]')).toBeVisible();
 
-  // Cards: ingest health with numbers, the DLQ placeholder without any.
+  // Cards: ingest health and the DLQ depth (the demo's services
+  // dead-letter some payment and stock events), with its threshold level.
   const ingest = page.locator('[data-test=ingest-health]');
   await expect(ingest).toBeVisible();
   await expect(ingest.locator('[data-test=ingest-events-per-second]')).toHaveText(/^[\d.,<]+$/);
   const dlq = page.locator('[data-test=dlq-card]');
-  await expect(dlq).toHaveAttribute('data-available', 'false');
-  await expect(dlq).toContainText('Not available');
-  await expect(dlq).toContainText(/not ingested/i);
-  await expect(dlq).not.toContainText(/\d/);
+  await expect(dlq).toHaveAttribute('data-available', 'true');
+  await expect(dlq).toHaveAttribute('data-level', /^(ok|warning|critical)$/);
+  await expect(dlq).toHaveClass(/level-(ok|warning|critical)/);
+  await expect(dlq.locator('[data-test=dlq-depth]')).toHaveText(/^\d[\d,]*$/);
+  await expect(dlq.locator('[data-test=dlq-oldest-age]')).toHaveText(/^(\d.*|—)$/);
+  await expect(dlq).not.toContainText('Not available');
   await expect(page.locator('[data-test=alerts]')).toBeVisible();
 
   // Lag per topic: the orchestrator's state topic is read by the demo.

@@ -8,6 +8,8 @@ use sagascope_overview::OverviewService;
 use sagascope_store::Store;
 use tokio::sync::{broadcast, watch};
 
+use crate::auth::AuthState;
+
 /// Shared by every handler. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -22,6 +24,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// Turns true on shutdown so long-lived SSE streams end.
     pub shutdown: watch::Receiver<bool>,
+    /// Login and roles: configuration and login rate limiters.
+    pub auth: Arc<AuthState>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

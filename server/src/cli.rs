@@ -34,6 +34,10 @@ pub enum Command {
     /// Measure speed on this machine and print the figures against the
     /// targets: `ingest`, `load`, `api`, `live` (see docs/benchmarks.md).
     Bench(crate::bench::BenchArgs),
+    /// Local accounts: add, list, disable, enable, set-password.
+    User(crate::auth::admin_cli::UserArgs),
+    /// API tokens for automation (`Authorization: Bearer …`).
+    Token(crate::auth::admin_cli::TokenArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -71,6 +75,12 @@ pub struct KafkaArgs {
     /// Topic names or librdkafka `^regex` patterns, comma separated.
     #[arg(long, env = "SAGASCOPE_TOPICS", value_delimiter = ',', required = true)]
     pub topics: Vec<String>,
+    /// Dead-letter topics, consumed besides --topics: names or `^regex`
+    /// patterns, comma separated; `''` for none. Their messages become dead
+    /// letters (Spring Kafka, Kafka Connect or the rules' `[dead_letter]`
+    /// form), never saga events.
+    #[arg(long, env = "SAGASCOPE_DLQ_TOPICS", value_delimiter = ',', default_value = sagascope_ingest::DEFAULT_DLQ_TOPICS)]
+    pub dlq_topics: Vec<String>,
     /// Consumer group of sagascope's own ingest.
     #[arg(long, env = "SAGASCOPE_GROUP_ID", default_value = "sagascope")]
     pub group_id: String,
@@ -144,6 +154,8 @@ pub struct ServeArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub rules: RulesArgs,
+    #[command(flatten)]
+    pub auth: crate::auth::AuthArgs,
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +164,10 @@ pub struct DemoArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub rules: RulesArgs,
+    /// Sign-in and roles; the demo creates the users `operator` and
+    /// `viewer` and prints their passwords.
+    #[command(flatten)]
+    pub auth: crate::auth::AuthArgs,
     /// Simulated messages per second across all sagas.
     #[arg(long, env = "SAGASCOPE_DEMO_RATE", default_value_t = 20.0)]
     pub rate: f64,
@@ -168,6 +184,13 @@ pub struct DemoArgs {
     /// of the simulated traffic.
     #[arg(long, env = "SAGASCOPE_DEMO_WITHOUT_RULES", conflicts_with = "rules")]
     pub without_rules: bool,
+    /// Password of the demo's `operator` user instead of a generated one
+    /// (e.g. for browser tests).
+    #[arg(long, env = "SAGASCOPE_DEMO_OPERATOR_PASSWORD", hide_env_values = true)]
+    pub operator_password: Option<crate::auth::Secret>,
+    /// Password of the demo's `viewer` user instead of a generated one.
+    #[arg(long, env = "SAGASCOPE_DEMO_VIEWER_PASSWORD", hide_env_values = true)]
+    pub viewer_password: Option<crate::auth::Secret>,
 }
 
 #[derive(Debug, Args)]

@@ -9,12 +9,13 @@ use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::{GroupWatchConfig, IngestConfig};
 use sagascope_simulator::{
     product_event, MockKafka, PlannedOutcome, PoisonKind, SagaKind, SagaPlan, ServiceConsumer,
-    ServiceConsumerConfig, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES,
-    PAYMENT_SERVICE_GROUP,
+    ServiceConsumerConfig, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_DEAD_LETTER_RATIO,
+    DEMO_RULES, DLT_TOPICS, PAYMENT_SERVICE_GROUP,
 };
 use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
 
+use crate::auth::AuthConfig;
 use crate::cli::{DemoArgs, HttpArgs, KafkaArgs, MigrateArgs, ReprojectArgs, RulesArgs, ServeArgs};
 use crate::run;
 
@@ -54,6 +55,7 @@ fn ingest_config(kafka: &KafkaArgs) -> IngestConfig {
         kafka.topics.clone(),
         kafka.group_id.clone(),
     );
+    config.dlq_topics = kafka.dlq_topics.clone();
     config.batch_size = kafka.batch.batch_size.max(1);
     config.batch_linger = Duration::from_millis(kafka.batch.batch_linger_ms);
     config
@@ -78,16 +80,18 @@ async fn start_pipeline(
     rules: Rules,
     rules_args: &RulesArgs,
     http: &HttpArgs,
+    auth: AuthConfig,
 ) -> anyhow::Result<run::Running> {
     let policy = stall_policy(rules_args, &rules);
     let thresholds = rules.thresholds();
     let decoder = Decoder::new(rules).with_max_payload_bytes(rules_args.max_payload_bytes);
-    let running = run::start(
+    let running = run::start_with_auth(
         store,
         Some((ingest_config(kafka), decoder)),
         http.listen,
         &http.site_root,
         thresholds,
+        auth,
     )
     .await?;
     running.sweep_stalls(policy);
@@ -137,9 +141,10 @@ pub async fn reproject(args: ReprojectArgs) -> anyhow::Result<()> {
 }
 
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let auth = AuthConfig::from_args(&args.auth)?;
     let store = open_store(&args.store.database_url).await?;
     let rules = load_rules(&args.rules)?;
-    let running = start_pipeline(store, &args.kafka, rules, &args.rules, &args.http).await?;
+    let running = start_pipeline(store, &args.kafka, rules, &args.rules, &args.http, auth).await?;
     tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
     running.until_signal().await;
     Ok(())
@@ -147,8 +152,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 /// Everything in one process: mock Kafka cluster, simulator, SQLite, UI.
 pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let topics: Vec<&str> = ALL_TOPICS.iter().chain(&DLT_TOPICS).copied().collect();
     let kafka =
-        MockKafka::start(1, &ALL_TOPICS, 3).context("cannot start the in-process Kafka cluster")?;
+        MockKafka::start(1, &topics, 3).context("cannot start the in-process Kafka cluster")?;
     if let Some(dir) = args
         .database_path
         .parent()
@@ -160,13 +166,22 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         let _ = std::fs::remove_file(format!("{}{suffix}", args.database_path.display()));
     }
     let store = open_store(&format!("sqlite://{}", args.database_path.display())).await?;
+    let auth = AuthConfig::from_args(&args.auth)?;
+    let anonymous_viewer = auth.anonymous_viewer;
+    let demo_users = crate::auth::admin_cli::create_demo_users(
+        &store,
+        args.operator_password.as_ref().map(|p| p.expose()),
+        args.viewer_password.as_ref().map(|p| p.expose()),
+    )
+    .await?;
 
     let simulator = Simulator::new(SimulatorConfig {
         brokers: kafka.bootstrap_servers().to_string(),
         events_per_second: args.rate,
         poison_ratio: args.poison_ratio,
         seed: rand::rng().random(),
-    })?;
+    })?
+    .with_dead_letter_ratio(DEMO_DEAD_LETTER_RATIO);
     // The payment service (a consumer group with lag to watch) joins its
     // group while the history is produced, so it has committed by the time
     // the first lag poll runs.
@@ -180,6 +195,8 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let kafka_args = KafkaArgs {
         brokers: kafka.bootstrap_servers().to_string(),
         topics: ALL_TOPICS.iter().map(|t| t.to_string()).collect(),
+        // The default pattern covers the services' `.DLT` topics.
+        dlq_topics: vec![sagascope_ingest::DEFAULT_DLQ_TOPICS.into()],
         group_id: "sagascope-demo".into(),
         // A service's consumer group beside sagascope's own, with lag.
         watch_groups: vec![PAYMENT_SERVICE_GROUP.into()],
@@ -195,7 +212,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         None if args.without_rules => Rules::default(),
         None => Rules::parse(DEMO_RULES)?,
     };
-    let running = start_pipeline(store, &kafka_args, demo_rules, &args.rules, &args.http).await?;
+    let running = start_pipeline(
+        store,
+        &kafka_args,
+        demo_rules,
+        &args.rules,
+        &args.http,
+        auth,
+    )
+    .await?;
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });
 
     println!();
@@ -206,6 +231,12 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         args.database_path.display()
     );
     println!("  simulating ~{} messages/s · Ctrl-C to stop", args.rate);
+    for (name, role, password) in &demo_users {
+        println!("  sign in as {name:<8} ({role}) with password {password}");
+    }
+    if anonymous_viewer {
+        println!("  --anonymous-viewer: reading needs no sign-in");
+    }
     println!();
 
     running.until_signal().await;
@@ -216,17 +247,25 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Share of the history's payment and stock events that are dead-lettered
+/// (about a dozen dead letters for the default 150 sagas).
+const HISTORY_DEAD_LETTER_RATIO: f64 = 0.1;
+
 /// Sagas of the last 30 minutes, so the demo opens on a populated screen
 /// with every outcome present; they travel through Kafka like the rest.
 /// The demo's past: `count` sagas spread over the last 30 minutes (the
 /// first ones cover every outcome), product events beside them, and, unless
 /// poison is off, one message of every bad kind so the ingest-errors page
-/// shows them all from the start.
+/// shows them all from the start. The past dead-letters more often than the
+/// live traffic, so the DLQ opens with every failure group and an age.
 async fn produce_history(
     simulator: &Simulator,
     count: usize,
     with_poison: bool,
 ) -> anyhow::Result<()> {
+    let simulator = &simulator
+        .clone()
+        .with_dead_letter_ratio(HISTORY_DEAD_LETTER_RATIO);
     let mut rng = StdRng::seed_from_u64(rand::rng().random());
     let now = chrono::Utc::now();
     let guaranteed = [

@@ -2,6 +2,7 @@
 //! store and simulator. See docs/ARCHITECTURE.md.
 
 pub mod app_state;
+pub mod auth;
 pub mod bench;
 pub mod cli;
 pub mod commands;

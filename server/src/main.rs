@@ -12,5 +12,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate(args) => commands::migrate(args).await,
         Command::Reproject(args) => commands::reproject(args).await,
         Command::Bench(args) => sagascope::bench::run(args).await,
+        Command::User(args) => sagascope::auth::admin_cli::user(args).await,
+        Command::Token(args) => sagascope::auth::admin_cli::token(args).await,
     }
 }

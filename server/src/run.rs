@@ -17,6 +17,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::app_state::AppState;
+use crate::auth::{AuthConfig, AuthState};
 
 /// Live messages buffered per subscriber before it counts as lagging.
 const LIVE_BUFFER: usize = 4096;
@@ -38,8 +39,10 @@ pub fn leptos_options(site_root: &Path, addr: SocketAddr) -> LeptosOptions {
         .build()
 }
 
-/// Starts the ingest (when configured) and the HTTP server on `listen`
-/// (port 0 picks a free port; see `Running::addr`).
+/// [`start_with_auth`] with anonymous read access
+/// ([`AuthConfig::anonymous_viewer`]): reads need no login, every change
+/// still does. For the API tests and benchmarks; `serve` and `demo` pass
+/// the configured authentication.
 pub async fn start(
     store: Store,
     ingest: Option<(IngestConfig, Decoder)>,
@@ -47,11 +50,35 @@ pub async fn start(
     site_root: &Path,
     thresholds: Thresholds,
 ) -> anyhow::Result<Running> {
+    start_with_auth(
+        store,
+        ingest,
+        listen,
+        site_root,
+        thresholds,
+        AuthConfig::anonymous_viewer(),
+    )
+    .await
+}
+
+/// Starts the ingest (when configured) and the HTTP server on `listen`
+/// (port 0 picks a free port; see `Running::addr`).
+pub async fn start_with_auth(
+    store: Store,
+    ingest: Option<(IngestConfig, Decoder)>,
+    listen: SocketAddr,
+    site_root: &Path,
+    thresholds: Thresholds,
+    auth: AuthConfig,
+) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (live, _) = broadcast::channel(LIVE_BUFFER);
     // Before the ingest starts, so its first batch is recorded.
     crate::http::prometheus();
     let own_group = ingest.as_ref().map(|(config, _)| config.group_id.clone());
+    let consumes_dlqs = ingest
+        .as_ref()
+        .is_some_and(|(config, _)| config.dlq_topics.iter().any(|t| !t.trim().is_empty()));
     let (ingest_task, ingest_status) = match ingest {
         Some((config, decoder)) => {
             let ingestor = Ingestor::new(config, store.clone(), decoder, live.clone())
@@ -75,7 +102,8 @@ pub async fn start(
         groups.clone(),
         thresholds,
         own_group,
-    );
+    )
+    .with_dead_letter_topics(consumes_dlqs);
     let state = AppState {
         store,
         live,
@@ -84,15 +112,21 @@ pub async fn start(
         overview,
         leptos_options: leptos_options(site_root, addr),
         shutdown: shutdown_rx.clone(),
+        auth: Arc::new(AuthState::new(auth)),
     };
     let router = crate::http::router(state.clone());
     let mut stop = shutdown_rx;
     let http = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopping| *stopping).await;
-            })
-            .await
+        // The peer address feeds login rate limits, trusted-proxy checks
+        // and the audit log.
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopping| *stopping).await;
+        })
+        .await
     });
     Ok(Running {
         addr,

@@ -11,8 +11,8 @@ use sagascope::run::{self, Running};
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::IngestConfig;
 use sagascope_simulator::{
-    MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
-    DEMO_RULES,
+    spring_dead_letter, FailureReason, MockKafka, OriginalDelivery, PlannedOutcome, SagaKind,
+    SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES, DLT_TOPICS, PAYMENT_EVENTS_TOPIC,
 };
 use sagascope_store::test_support::{fresh_postgres_store, fresh_sqlite_store};
 use sagascope_store::Store;
@@ -26,12 +26,19 @@ struct TestApp {
 
 impl TestApp {
     async fn spawn(store: Store) -> TestApp {
-        let kafka = MockKafka::start(1, &ALL_TOPICS, 2).unwrap();
+        let topics: Vec<&str> = ALL_TOPICS.iter().chain(&DLT_TOPICS).copied().collect();
+        let kafka = MockKafka::start(1, &topics, 2).unwrap();
         let mut config = IngestConfig::new(
             kafka.bootstrap_servers(),
-            vec!["saga.state".into(), "^events\\..*".into()],
+            vec![
+                "saga.state".into(),
+                "^events\\..*".into(),
+                PAYMENT_EVENTS_TOPIC.into(),
+                "dbserver1.shop.outbox".into(),
+            ],
             "api-tests",
         );
+        config.dlq_topics = vec![sagascope_ingest::DEFAULT_DLQ_TOPICS.into()];
         config.batch_linger = Duration::from_millis(20);
         config.session_timeout = Duration::from_secs(6);
         let decoder = Decoder::new(Rules::parse(DEMO_RULES).unwrap());
@@ -311,7 +318,8 @@ async fn api_contract(store: Store) {
     assert_eq!(order["duration"]["count"], 1);
     assert_eq!(order["series"].as_array().unwrap().len(), 15);
     assert_eq!(overview["totals"]["started"], 2);
-    assert_eq!(overview["dlq"]["available"], false);
+    assert_eq!(overview["dlq"]["available"], true);
+    assert_eq!(overview["dlq"]["depth"], 0);
     assert_eq!(overview["ingest"]["state"], "running");
     assert!(overview["ingest"]["events"].as_i64().unwrap() >= 10);
     let (status, order) = app.get("/api/v1/metrics/saga-types/order?window=1h").await;
@@ -541,4 +549,235 @@ async fn quiet_sagas_are_swept_to_stalled_and_pushed_live() {
     assert_eq!(detail["status"], "stalled");
     drop(stream);
     app.running.shutdown().await;
+}
+
+/// Spring Kafka dead letters of a choreographed saga's payment events,
+/// produced to `payments.events.DLT`, read back through the DLQ API: list
+/// and filters, groups with depth, detail with exact bytes, saga link, the
+/// overview card and the Prometheus gauge.
+async fn dead_letters_through_the_api(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let mut rng = StdRng::seed_from_u64(31);
+    let plan = SagaPlan::with_outcome(
+        SagaKind::OrderChoreography,
+        PlannedOutcome::Completed,
+        &mut rng,
+    );
+    let simulator = app.simulator();
+    let base = chrono::Utc::now() - chrono::Duration::seconds(60);
+    simulator
+        .produce_plan_now(&plan, base, &mut rng)
+        .await
+        .unwrap();
+    let payment = plan
+        .messages
+        .iter()
+        .position(|m| m.topic == PAYMENT_EVENTS_TOPIC)
+        .expect("a payment event");
+    let original = plan.render(payment, base, &mut rng);
+    let reasons = [
+        FailureReason::Deserialization,
+        FailureReason::Deserialization,
+        FailureReason::StatementTimeout,
+    ];
+    for (n, reason) in reasons.into_iter().enumerate() {
+        let delivered = OriginalDelivery {
+            partition: 1,
+            offset: 40 + n as i64,
+            timestamp_ms: base.timestamp_millis(),
+        };
+        let failed_at = base + chrono::Duration::seconds(10 * n as i64 + 5);
+        let mut letter = spring_dead_letter(&original, &delivered, reason, failed_at, &mut rng);
+        if n == 1 {
+            // Avro bytes on a JSON topic: kept and shown as base64.
+            letter.value = Some(vec![0x00, 0x00, 0x00, 0x00, 0x2a, 0xff, 0xde, 0xad]);
+        }
+        simulator.produce_dead_letter(&letter).await.unwrap();
+    }
+
+    // Listed once the ingest has them, linked to the saga (by trace id).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let list = loop {
+        let (status, list) = app.get("/api/v1/dlq").await;
+        assert_eq!(status, 200, "{list}");
+        let items = list["items"].as_array().unwrap();
+        if items.len() == 3 && items.iter().all(|i| i["saga_id"] == plan.saga_id.as_str()) {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dead letters never listed: {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let newest = &list["items"][0];
+    assert_eq!(newest["dlq_topic"], "payments.events.DLT");
+    assert_eq!(newest["original_topic"], PAYMENT_EVENTS_TOPIC);
+    assert_eq!(
+        (
+            newest["original_partition"].as_i64(),
+            newest["original_offset"].as_i64()
+        ),
+        (Some(1), Some(42)),
+        "newest first"
+    );
+    assert_eq!(
+        newest["exception_class"],
+        "org.springframework.dao.QueryTimeoutException"
+    );
+    assert_eq!(newest["saga_type"], "order_choreography");
+    assert_eq!(newest["trace_id"], plan.trace_id.as_str());
+    assert_eq!(newest["state"], "new");
+    assert_eq!(newest["format"], "spring");
+
+    // Filters and paging.
+    for (query, count) in [
+        ("reason=FAILED%20TO%20DESERIALIZE", 2),
+        ("state=new,failed_again", 3),
+        ("state=retried", 0),
+        ("topic=payments.events.DLT&saga_type=order_choreography", 3),
+        ("topic=other.DLT", 0),
+        (&format!("saga_id={}", plan.saga_id), 3),
+    ] {
+        let (status, found) = app.get(&format!("/api/v1/dlq?{query}")).await;
+        assert_eq!(status, 200, "{query}: {found}");
+        assert_eq!(found["items"].as_array().unwrap().len(), count, "{query}");
+    }
+    let (_, first) = app.get("/api/v1/dlq?limit=2").await;
+    let cursor = first["next_cursor"].as_str().expect("a second page");
+    let (_, second) = app
+        .get(&format!("/api/v1/dlq?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(second["items"].as_array().unwrap().len(), 1);
+    assert_eq!(second["items"][0]["original_offset"], 40);
+
+    // Groups: one topic, two failure groups, with depth.
+    let (status, groups) = app.get("/api/v1/dlq/groups").await;
+    assert_eq!(status, 200, "{groups}");
+    assert_eq!(
+        groups["depth_states"],
+        serde_json::json!(["new", "retry_requested", "failed_again"])
+    );
+    assert_eq!(groups["topics"][0]["topic"], "payments.events.DLT");
+    assert_eq!(groups["topics"][0]["depth"], 3);
+    assert!(groups["topics"][0]["oldest_age_ms"].as_i64().unwrap() >= 50_000);
+    let depths: Vec<(i64, &str)> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["depth"].as_i64().unwrap(),
+                g["exception_class"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        depths,
+        [
+            (
+                2,
+                "org.springframework.kafka.support.serializer.DeserializationException"
+            ),
+            (1, "org.springframework.dao.QueryTimeoutException"),
+        ]
+    );
+    assert!(groups["groups"][0]["normalised_message"]
+        .as_str()
+        .unwrap()
+        .contains("from String '<s>'"));
+
+    // Detail, by encoded id and by path segments: the exact bytes.
+    let id = list["items"][2]["id"].as_str().unwrap().to_string();
+    let (status, detail) = app
+        .get(&format!("/api/v1/dlq/{}", id.replace('/', "%2F")))
+        .await;
+    assert_eq!(status, 200, "{detail}");
+    let (_, same) = app.get(&format!("/api/v1/dlq/{id}")).await;
+    assert_eq!(same, detail);
+    assert_eq!(detail["original_offset"], 40);
+    assert_eq!(detail["original_consumer_group"], "shop-order-service");
+    let value = String::from_utf8(original.value.clone().unwrap()).unwrap();
+    assert_eq!(detail["value"]["text"], value.as_str());
+    assert_eq!(detail["value"]["base64"], false);
+    assert_eq!(detail["key"]["text"], original.key.as_str());
+    assert!(detail["stacktrace"]
+        .as_str()
+        .unwrap()
+        .contains("ErrorHandlingDeserializer"));
+    let header = |name: &str| {
+        detail["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|h| h["key"] == name)
+            .unwrap_or_else(|| panic!("header {name} missing: {detail}"))
+            .clone()
+    };
+    let traceparent = &original
+        .headers
+        .iter()
+        .find(|(k, _)| k == "traceparent")
+        .unwrap()
+        .1;
+    assert_eq!(header("traceparent")["value"]["text"], traceparent.as_str());
+    let offset = header("kafka_dlt-original-offset");
+    assert_eq!(offset["value"]["base64"], true, "a Java long");
+    assert_eq!(offset["value"]["text"], "AAAAAAAAACg=");
+    let binary_id = list["items"][1]["id"].as_str().unwrap();
+    let (_, binary) = app.get(&format!("/api/v1/dlq/{binary_id}")).await;
+    assert_eq!(binary["value"]["base64"], true);
+    assert_eq!(binary["value"]["text"], "AAAAACr/3q0=");
+
+    for (path, code, needle) in [
+        ("/api/v1/dlq/nope.DLT%2F0%2F1", 404, "no dead letter"),
+        ("/api/v1/dlq/nope.DLT/0/1", 404, "no dead letter"),
+        ("/api/v1/dlq?state=done", 400, "unknown state"),
+        ("/api/v1/dlq/groups?since=noon", 400, "`since`"),
+        ("/api/v1/dlq?cursor=x", 400, "cursor"),
+    ] {
+        let (status, body) = app.get(path).await;
+        assert_eq!(status, code, "{path}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(needle),
+            "{path}: {body}"
+        );
+    }
+
+    // The overview card and the Prometheus gauge.
+    let (_, overview) = app.get("/api/v1/metrics/overview?window=15m").await;
+    let dlq = &overview["dlq"];
+    assert_eq!(
+        (dlq["available"].as_bool(), dlq["depth"].as_i64()),
+        (Some(true), Some(3))
+    );
+    assert_eq!(dlq["topics"][0]["level"], "ok");
+    assert!(dlq["oldest_age_ms"].as_i64().unwrap() >= 50_000);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let depth: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("sagascope_dlq_depth{topic=\"payments.events.DLT\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no DLQ depth gauge:\n{text}"));
+    assert_eq!(depth, 3.0);
+    assert!(text.contains("sagascope_ingest_dead_letters_total{topic=\"payments.events.DLT\"}"));
+    app.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_through_the_api_on_sqlite() {
+    dead_letters_through_the_api(fresh_sqlite_store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_through_the_api_on_postgres() {
+    dead_letters_through_the_api(fresh_postgres_store().await).await;
 }

@@ -73,6 +73,8 @@ pub mod defs {
     pub const WORST_LAG: &str =
         "The topic with the largest p95 lag (relay or consumer) in the window";
     pub const DLQ: &str = "Dead letters waiting in the dead-letter topics";
+    pub const DLQ_DEPTH: &str = "DLQ depth: dead letters in state new, retry_requested or failed_again, over every DLQ topic (the number on the card; the worst topic is named)";
+    pub const DLQ_AGE: &str = "Age of the oldest open dead letter: now minus its DLQ timestamp";
 }
 
 // ---------- number formats ----------
@@ -503,16 +505,46 @@ fn WorstLagCard(worst: Option<TopicLag>, point_seconds: i64) -> impl IntoView {
     .into_any()
 }
 
-/// Dead letters are not ingested yet: the card says so, with no number.
+/// Open dead letters over every DLQ topic, the oldest one's age and the
+/// worst topic's `dlq_depth` level; "Not available" when no DLQ topics are
+/// consumed.
 #[component]
 pub fn DlqCard(dlq: DlqSummary) -> impl IntoView {
+    if !dlq.available && dlq.topics.is_empty() {
+        return view! {
+            <article class="ov-card level-none unavailable" data-test="dlq-card" data-available="false">
+                <h2 class="ov-card-title" title=defs::DLQ>"Dead letters"</h2>
+                <p class="ov-card-value muted">"Not available"</p>
+                <p class="ov-card-sub muted">{dlq.note}</p>
+            </article>
+        }
+        .into_any();
+    }
+    let worst = dlq.topics.first().map(|t| t.topic.clone());
     view! {
-        <article class="ov-card level-none unavailable" data-test="dlq-card" data-available=dlq.available.to_string()>
+        <article
+            class=format!("ov-card {}", level_class(dlq.level))
+            data-test="dlq-card"
+            data-available=dlq.available.to_string()
+            data-level=dlq.level.as_str()
+        >
             <h2 class="ov-card-title" title=defs::DLQ>"Dead letters"</h2>
-            <p class="ov-card-value muted">{if dlq.available { "—" } else { "Not available" }}</p>
-            <p class="ov-card-sub muted">{dlq.note}</p>
+            <p class="ov-card-value">
+                <span data-test="dlq-depth" title=defs::DLQ_DEPTH>{fmt_count(dlq.depth)}</span>
+                {worst.map(|t| {
+                    let title = t.clone();
+                    view! { <span class="ov-card-subject mono" title=title>{t}</span> }
+                })}
+            </p>
+            <p class="ov-card-sub">
+                <span title=defs::DLQ_AGE>"oldest "<span data-test="dlq-oldest-age">{fmt_ms(dlq.oldest_age_ms)}</span></span>
+                " · "
+                {format!("{} topic{}", dlq.topics.len(), if dlq.topics.len() == 1 { "" } else { "s" })}
+            </p>
+            {(!dlq.note.is_empty()).then(|| view! { <p class="ov-card-sub muted">{dlq.note.clone()}</p> })}
         </article>
     }
+    .into_any()
 }
 
 fn ingest_level(state: &str) -> &'static str {

@@ -1,8 +1,11 @@
-//! The top bar: product, sections, global search, live toggle, theme.
+//! The top bar: product, sections, global search, live toggle, theme, and
+//! the signed-in user with a sign-out button.
 
 use leptos::prelude::*;
 use leptos_router::hooks::use_location;
+use sagascope_model::SessionInfo;
 
+use crate::server_fns::use_session;
 use crate::state::{toggle_live, toggle_theme, ui_state};
 
 /// Sections of the product; `None` means not built yet (shown disabled).
@@ -12,7 +15,7 @@ const SECTIONS: [(&str, Option<&str>); 6] = [
     ("DLQ", None),
     ("Lag", Some("/lag")),
     ("Ingest", Some("/ingest")),
-    ("Audit", None),
+    ("Audit", Some("/audit")),
 ];
 
 fn is_active(pathname: &str, href: &str) -> bool {
@@ -59,6 +62,7 @@ pub fn TopBar() -> impl IntoView {
 
     let stream = ui.stream;
     let live = ui.live;
+    let session = use_session();
 
     view! {
         <header class="topbar">
@@ -115,8 +119,59 @@ pub fn TopBar() -> impl IntoView {
                 >
                     <span aria-hidden="true">"◐"</span>
                 </button>
+                <Suspense fallback=|| ()>
+                    {move || Suspend::new(async move {
+                        let info = session.await.unwrap_or_default();
+                        view! { <UserMenu info/> }
+                    })}
+                </Suspense>
             </div>
         </header>
+    }
+    .into_any()
+}
+
+/// The signed-in user and role, and a sign-out form (a plain POST with the
+/// CSRF token as the `csrf_token` field, so it works without JavaScript);
+/// else a sign-in link.
+#[component]
+fn UserMenu(info: SessionInfo) -> impl IntoView {
+    let Some(user) = info.user else {
+        let title = if info.anonymous_viewer {
+            "Reading without sign-in; sign in to change anything"
+        } else {
+            "Sign in"
+        };
+        return view! {
+            <a class="tool-button" href="/login" data-test="login-link" title=title>"Sign in"</a>
+        }
+        .into_any();
+    };
+    let title = format!(
+        "Signed in as {} ({}) via {}",
+        user.name, user.role, user.method
+    );
+    let logout = (user.method == "session").then(|| {
+        let token = info.csrf_token.clone().unwrap_or_default();
+        view! {
+            <form method="post" action="/api/v1/auth/logout" class="logout-form">
+                <input type="hidden" name="csrf_token" value=token/>
+                <button type="submit" class="tool-button" data-test="logout">"Sign out"</button>
+            </form>
+        }
+    });
+    view! {
+        <span
+            class="current-user"
+            data-test="current-user"
+            data-user=user.name.clone()
+            data-role=user.role.clone()
+            title=title
+        >
+            <span class="mono">{user.name.clone()}</span>
+            <span class="muted small">{format!(" · {}", user.role)}</span>
+        </span>
+        {logout}
     }
     .into_any()
 }

@@ -1,7 +1,9 @@
 //! One module per page (route).
 
+pub mod audit;
 pub mod ingest_errors;
 pub mod lag;
+pub mod login;
 pub mod not_found;
 pub mod overview;
 pub mod saga_detail;

@@ -111,6 +111,7 @@ pub struct Rules {
     not_saga_topics: Vec<String>,
     redaction: Redaction,
     thresholds: Vec<crate::thresholds::Threshold>,
+    dead_letter: crate::dead_letter::GenericDeadLetterFields,
 }
 
 #[derive(Deserialize)]
@@ -126,6 +127,9 @@ struct RulesFile {
     not_saga: NotSagaFile,
     #[serde(default)]
     redact: RedactFile,
+    /// The generic dead-letter form (header / JSON pointer names).
+    #[serde(default)]
+    dead_letter: crate::dead_letter::GenericDeadLetterFields,
 }
 
 #[derive(Deserialize)]
@@ -251,6 +255,7 @@ impl Rules {
         rules.not_saga_topics = file.not_saga.topics;
         rules.redaction = Redaction::new(&file.redact.fields, &file.redact.headers)
             .map_err(RulesError::BadRedaction)?;
+        rules.dead_letter = file.dead_letter;
         Ok(rules)
     }
 
@@ -299,6 +304,12 @@ impl Rules {
 
     pub fn redaction(&self) -> &Redaction {
         &self.redaction
+    }
+
+    /// Where the generic dead-letter form keeps origin and failure (the
+    /// `[dead_letter]` table); empty when not configured.
+    pub fn dead_letter_fields(&self) -> &crate::dead_letter::GenericDeadLetterFields {
+        &self.dead_letter
     }
 
     /// For names with or without a namespace (the CloudEvents type
@@ -577,6 +588,38 @@ mod tests {
         assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
         assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
         assert_eq!(parse_duration("0s"), None);
+    }
+
+    #[test]
+    fn the_dead_letter_table_configures_the_generic_form() {
+        use crate::dead_letter::GenericField;
+        assert!(!Rules::default().dead_letter_fields().is_configured());
+        let rules = Rules::parse(
+            "[dead_letter]\noriginal_topic = { header = 'x-original-topic' }\nreason = { header = 'x-error', pointer = '/error/message' }\n",
+        )
+        .unwrap();
+        let fields = rules.dead_letter_fields();
+        assert_eq!(
+            fields.original_topic,
+            Some(GenericField::from_header("x-original-topic"))
+        );
+        assert_eq!(
+            fields.reason.as_ref().and_then(|r| r.pointer.as_deref()),
+            Some("/error/message")
+        );
+        for (text, expected) in [
+            (
+                "[dead_letter]\nreasn = { header = 'x' }\n",
+                "unknown field `reasn`",
+            ),
+            (
+                "[dead_letter]\nreason = { pointer = 'error' }\n",
+                "must start with `/`",
+            ),
+        ] {
+            let err = Rules::parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use sagascope_domain::{Decoder, RawMessage};
+use sagascope_domain::{decode_dead_letter, Decoder, RawMessage};
 use sagascope_model::Timestamp;
 use sagascope_store::{IngestBatch, NewIngestError, PartitionOffset};
+
+use crate::dlq_topics::DlqTopics;
 
 /// How much of an undecodable value is kept for the ingest-errors page.
 const FIRST_BYTES: usize = 256;
@@ -26,11 +28,13 @@ pub struct DecodedBatch {
     pub ignored: usize,
 }
 
-/// Decodes every message; each becomes an event, an ingest error or an
-/// ignored count, never nothing. Offsets are the next offset per partition.
+/// Decodes every message; each becomes an event, an ingest error, an
+/// ignored count or (on a DLQ topic) a dead letter, never nothing. Offsets
+/// are the next offset per partition.
 pub fn decode_batch(
     group_id: &str,
     decoder: &Decoder,
+    dlq_topics: &DlqTopics,
     messages: &[RawMessage],
     ingested_at: Timestamp,
 ) -> DecodedBatch {
@@ -46,6 +50,11 @@ pub fn decode_batch(
             .entry((coords.topic.clone(), coords.partition))
             .or_insert(0);
         *next = (*next).max(coords.offset + 1);
+        if dlq_topics.matches(&coords.topic) {
+            let fields = decoder.rules().dead_letter_fields();
+            batch.dead_letters.push(decode_dead_letter(message, fields));
+            continue;
+        }
         match decoder.decode(message, ingested_at) {
             Ok(event) => batch.events.push(event),
             Err(error) if error.is_ignored() => ignored += 1,
@@ -118,6 +127,7 @@ mod tests {
         let decoded = decode_batch(
             "g",
             &Decoder::default(),
+            &DlqTopics::default(),
             &messages,
             chrono::DateTime::UNIX_EPOCH,
         );
@@ -161,6 +171,68 @@ mod tests {
                     next_offset: 4
                 },
             ]
+        );
+    }
+
+    #[test]
+    fn dlq_topics_become_dead_letters_never_events_or_errors() {
+        let mut dead = raw(0, 4, Some("not json, and no dead-letter headers"));
+        dead.coords.topic = "saga.state.DLT".into();
+        dead.headers = vec![
+            (
+                "kafka_dlt-original-topic".into(),
+                Some(b"saga.state".to_vec()),
+            ),
+            (
+                "kafka_dlt-original-offset".into(),
+                Some(7_i64.to_be_bytes().to_vec()),
+            ),
+        ];
+        let mut unknown = raw(1, 0, None);
+        unknown.coords.topic = "orders.dlq".into();
+        let messages = vec![
+            raw(
+                0,
+                7,
+                Some(r#"{"saga_id":"s1","saga_type":"order","status":"STARTED"}"#),
+            ),
+            dead,
+            unknown,
+        ];
+        let topics = DlqTopics::new(&[crate::DEFAULT_DLQ_TOPICS.to_string()]).unwrap();
+        let batch = decode_batch(
+            "g",
+            &Decoder::default(),
+            &topics,
+            &messages,
+            chrono::DateTime::UNIX_EPOCH,
+        )
+        .batch;
+        assert_eq!(batch.events.len(), 1);
+        assert!(batch.errors.is_empty());
+        let letters: Vec<(&str, Option<i64>)> = batch
+            .dead_letters
+            .iter()
+            .map(|l| {
+                (
+                    l.dlq.topic.as_str(),
+                    l.original.as_ref().and_then(|o| o.offset),
+                )
+            })
+            .collect();
+        assert_eq!(letters, [("saga.state.DLT", Some(7)), ("orders.dlq", None)]);
+        assert_eq!(
+            batch.dead_letters[1].format,
+            sagascope_domain::DeadLetterFormat::Unknown
+        );
+        let next: Vec<(&str, i64)> = batch
+            .offsets
+            .iter()
+            .map(|o| (o.topic.as_str(), o.next_offset))
+            .collect();
+        assert_eq!(
+            next,
+            [("orders.dlq", 1), ("saga.state", 8), ("saga.state.DLT", 5)]
         );
     }
 

@@ -15,6 +15,7 @@ use sagascope_store::{BatchOutcome, IngestBatch, Store};
 use tokio::sync::{broadcast, watch};
 
 use crate::batch::{decode_batch, DecodedBatch};
+use crate::dlq_topics::{DlqPatternError, DlqTopics};
 use crate::ingest_status::{ConsumerState, IngestStatus};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +24,8 @@ pub enum IngestError {
     Kafka(#[from] KafkaError),
     #[error("no topics to consume: give --topics names or ^regex patterns")]
     NoTopics,
+    #[error(transparent)]
+    DlqPattern(#[from] DlqPatternError),
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +33,10 @@ pub struct IngestConfig {
     pub brokers: String,
     /// Topic names or librdkafka `^regex` patterns.
     pub topics: Vec<String>,
+    /// Dead-letter topics (names or `^regex`), consumed besides `topics`;
+    /// their messages become dead letters, never events. Empty: none (the
+    /// CLI defaults to [`crate::DEFAULT_DLQ_TOPICS`]).
+    pub dlq_topics: Vec<String>,
     pub group_id: String,
     pub batch_size: usize,
     pub batch_linger: Duration,
@@ -47,6 +54,7 @@ impl IngestConfig {
         IngestConfig {
             brokers: brokers.into(),
             topics,
+            dlq_topics: Vec::new(),
             group_id: group_id.into(),
             batch_size: 1000,
             batch_linger: Duration::from_millis(100),
@@ -75,6 +83,7 @@ pub struct Ingestor {
     consumer: StreamConsumer<IngestContext>,
     store: Store,
     decoder: Decoder,
+    dlq_topics: DlqTopics,
     live: broadcast::Sender<StreamMessage>,
     status: Arc<IngestStatus>,
     config: IngestConfig,
@@ -112,7 +121,16 @@ impl Ingestor {
         decoder: Decoder,
         live: broadcast::Sender<StreamMessage>,
     ) -> Result<Ingestor, IngestError> {
-        if config.topics.is_empty() {
+        let dlq_topics = DlqTopics::new(&config.dlq_topics)?;
+        // Topics ∪ DLQ topics, each once, in the order given.
+        let mut subscription: Vec<&str> = Vec::new();
+        for topic in config.topics.iter().chain(&config.dlq_topics) {
+            let topic = topic.trim();
+            if !topic.is_empty() && !subscription.contains(&topic) {
+                subscription.push(topic);
+            }
+        }
+        if subscription.is_empty() {
             return Err(IngestError::NoTopics);
         }
         let status = Arc::new(IngestStatus::default());
@@ -136,12 +154,12 @@ impl Ingestor {
             client.create_with_context(IngestContext {
                 status: status.clone(),
             })?;
-        let topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&topics)?;
+        consumer.subscribe(&subscription)?;
         Ok(Ingestor {
             consumer,
             store,
             decoder,
+            dlq_topics,
             live,
             status,
             config,
@@ -155,7 +173,7 @@ impl Ingestor {
     /// Runs until `shutdown` turns true, then writes and commits what it has
     /// (graceful drain) and returns.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        tracing::info!(topics = ?self.config.topics, group_id = %self.config.group_id, "ingest started");
+        tracing::info!(topics = ?self.config.topics, dlq_topics = ?self.config.dlq_topics, group_id = %self.config.group_id, "ingest started");
         let mut pending: Vec<RawMessage> = Vec::with_capacity(self.config.batch_size);
         let mut batch_started = Instant::now();
         loop {
@@ -227,6 +245,7 @@ impl Ingestor {
         let DecodedBatch { batch, ignored } = decode_batch(
             &self.config.group_id,
             &self.decoder,
+            &self.dlq_topics,
             pending,
             chrono::Utc::now(),
         );

@@ -72,6 +72,14 @@ pub fn describe_ingest_metrics() {
         "sagascope_saga_step_failures_total",
         "Failed steps of finished sagas, by type and step."
     );
+    describe_counter!(
+        "sagascope_ingest_dead_letters_total",
+        "New dead letters stored from the DLQ topics (--dlq-topics), by DLQ topic."
+    );
+    describe_gauge!(
+        "sagascope_dlq_depth",
+        "Open dead letters (states new, retry_requested, failed_again) per DLQ topic, read from the store at each scrape."
+    );
     describe_gauge!(
         "sagascope_consumer_group_lag",
         "Messages a watched consumer group (--watch-groups, and sagascope's own) is behind: high watermark minus committed offset, or minus the low watermark where the group has committed nothing; by group, topic and partition."
@@ -91,6 +99,10 @@ pub fn record_batch(messages: usize, ignored: usize, outcome: &BatchOutcome, too
     histogram!("sagascope_ingest_batch_duration_seconds").record(took.as_secs_f64());
     for error in &outcome.errors {
         counter!("sagascope_ingest_errors_total", "topic" => error.topic.clone()).increment(1);
+    }
+    for letter in &outcome.dead_letters {
+        counter!("sagascope_ingest_dead_letters_total", "topic" => letter.dlq_topic.clone())
+            .increment(1);
     }
     for event in &outcome.new_events {
         let Some(published) = event.published_at else {

@@ -1,18 +1,21 @@
 //! Kafka → read model. One loop per process: collect a batch (size or
 //! linger), decode every message (failures become ingest errors with their
-//! coordinates), write events, projections and offsets in one store
-//! transaction, then commit the offsets to Kafka and fan the changes out to
-//! live subscribers. A crash anywhere loses nothing (offsets are committed
+//! coordinates; messages of the DLQ topics become dead letters), write
+//! events, dead letters, projections and offsets in one store transaction,
+//! then commit the offsets to Kafka and fan the changes out to live
+//! subscribers. A crash anywhere loses nothing (offsets are committed
 //! after the store) and duplicates nothing (events are idempotent on id).
 
 mod batch;
 mod consumer;
+mod dlq_topics;
 mod group_lag;
 mod ingest_metrics;
 mod ingest_status;
 
 pub use batch::{decode_batch, first_bytes, DecodedBatch};
 pub use consumer::{IngestConfig, IngestError, Ingestor};
+pub use dlq_topics::{DlqPatternError, DlqTopics, DEFAULT_DLQ_TOPICS};
 pub use group_lag::{
     watch_group_lag, GroupLagBoard, GroupLagPoller, GroupWatchConfig, GroupWatchError,
 };

@@ -3,6 +3,9 @@
 //! dependencies because `app/` compiles it to wasm.
 
 mod api_shapes;
+mod auth_shapes;
+mod byte_text;
+mod dlq_shapes;
 mod format;
 mod metrics_shapes;
 mod phase;
@@ -12,6 +15,16 @@ pub use api_shapes::{
     encode_cursor, percent_encode, Header, IngestErrorView, SagaDetail, SagaFilter, SagaPage,
     SagaQuery, SagaSummary, StreamMessage, TimelineEvent, TraceView, DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
+};
+pub use auth_shapes::{
+    audit_result, encode_audit_cursor, role_rank, AuditEntryView, AuditFilter, AuditPage,
+    AuditQuery, CreatedApiToken, CurrentUser, LoginResponse, SessionInfo, UserView,
+    DEFAULT_AUDIT_PAGE_SIZE, MAX_AUDIT_PAGE_SIZE, ROLE_NAMES,
+};
+pub use byte_text::{base64_decode, base64_encode, ByteText};
+pub use dlq_shapes::{
+    encode_dlq_cursor, DeadLetterDetail, DeadLetterGroup, DeadLetterGroups, DeadLetterHeader,
+    DeadLetterPage, DeadLetterState, DeadLetterSummary, DlqFilter, DlqQuery, DlqTopicDepth,
 };
 pub use format::{format_duration_ms, shorten_id};
 pub use metrics_shapes::{

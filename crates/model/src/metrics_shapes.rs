@@ -301,12 +301,29 @@ pub struct Alert {
     pub message: String,
 }
 
-/// Dead letters are not ingested yet (the DLQ issue): the card says so
-/// instead of showing a number.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The overview's DLQ card. Depth counts dead letters in an open state
+/// (`new`, `retry_requested`, `failed_again`: see
+/// `DeadLetterState::OPEN`), whatever the window; the age is now minus the
+/// oldest open one's `dead_lettered_at`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DlqSummary {
+    /// True when DLQ topics are consumed (`--dlq-topics`).
     pub available: bool,
+    /// Why the figures are missing, when they are.
     pub note: String,
+    /// Open dead letters over every DLQ topic.
+    #[serde(default)]
+    pub depth: i64,
+    #[serde(default)]
+    pub oldest_open_at: Option<Timestamp>,
+    #[serde(default)]
+    pub oldest_age_ms: Option<i64>,
+    /// Per DLQ topic, deepest first, each with its threshold level.
+    #[serde(default)]
+    pub topics: Vec<crate::DlqTopicDepth>,
+    /// The worst topic's level.
+    #[serde(default)]
+    pub level: AlertLevel,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -99,6 +99,22 @@ pub fn evaluate_alerts(thresholds: &Thresholds, overview: &mut OverviewMetrics) 
         let value = group.error.is_none().then_some(group.lag as f64);
         group.level = check(ThresholdMetric::GroupLag, &subject, value);
     }
+    // DLQ depth per DLQ topic (a `topic` subject names a DLQ topic here).
+    for topic in &mut overview.dlq.topics {
+        let subject = topic.topic.clone();
+        topic.level = check(
+            ThresholdMetric::DlqDepth,
+            &subject,
+            Some(topic.depth as f64),
+        );
+    }
+    overview.dlq.level = overview
+        .dlq
+        .topics
+        .iter()
+        .map(|t| t.level)
+        .max()
+        .unwrap_or_default();
     alerts.sort_by(|a, b| {
         b.level
             .cmp(&a.level)
@@ -113,8 +129,8 @@ mod tests {
     use super::*;
     use sagascope_domain::Threshold;
     use sagascope_model::{
-        DlqSummary, GroupLag, IngestHealth, LagStats, MetricsWindow, OutcomeCounts, Percentiles,
-        SagaTypeMetrics, TopicLag,
+        DlqSummary, DlqTopicDepth, GroupLag, IngestHealth, LagStats, MetricsWindow, OutcomeCounts,
+        Percentiles, SagaTypeMetrics, TopicLag,
     };
 
     fn overview() -> OverviewMetrics {
@@ -176,17 +192,63 @@ mod tests {
                 series: vec![],
             },
             dlq: DlqSummary {
-                available: false,
-                note: String::new(),
+                available: true,
+                topics: vec![
+                    dlq_topic("orders.DLT", 1001),
+                    dlq_topic("payments.events.DLT", 101),
+                    dlq_topic("stock.DLT", 100),
+                ],
+                ..DlqSummary::default()
             },
             alerts: vec![],
         }
+    }
+
+    fn dlq_topic(topic: &str, depth: i64) -> DlqTopicDepth {
+        DlqTopicDepth {
+            topic: topic.into(),
+            depth,
+            total: depth,
+            oldest_open_at: None,
+            oldest_age_ms: None,
+            newest_at: None,
+            level: AlertLevel::Ok,
+        }
+    }
+
+    #[test]
+    fn dlq_depth_is_checked_per_dlq_topic() {
+        // Defaults: > 100 warns, > 1000 is critical.
+        let mut o = overview();
+        let alerts = evaluate_alerts(&Thresholds::default(), &mut o);
+        let levels: Vec<AlertLevel> = o.dlq.topics.iter().map(|t| t.level).collect();
+        assert_eq!(
+            levels,
+            [AlertLevel::Critical, AlertLevel::Warning, AlertLevel::Ok]
+        );
+        assert_eq!(o.dlq.level, AlertLevel::Critical);
+        assert_eq!(alerts[0].metric, "dlq_depth");
+        assert_eq!(
+            alerts[0].message,
+            "orders.DLT: DLQ depth 1001 is above the critical threshold of 1000"
+        );
+        // A threshold for one DLQ topic wins over the general one.
+        let thresholds = Thresholds::with(&[Threshold {
+            metric: sagascope_domain::ThresholdMetric::DlqDepth,
+            subject: Some("stock.DLT".into()),
+            warning: Some(10.0),
+            critical: None,
+        }]);
+        let mut o = overview();
+        evaluate_alerts(&thresholds, &mut o);
+        assert_eq!(o.dlq.topics[2].level, AlertLevel::Warning);
     }
 
     #[test]
     fn breaches_colour_their_subject_and_are_listed_worst_first() {
         // Defaults: relay lag 6 s > 5 s warns; failure rate is off.
         let mut o = overview();
+        o.dlq.topics.clear();
         let alerts = evaluate_alerts(&Thresholds::default(), &mut o);
         assert_eq!(alerts.len(), 1);
         assert_eq!(alerts[0].metric, "relay_lag_p95_ms");
@@ -212,6 +274,7 @@ mod tests {
             critical: Some(0.25),
         }]);
         let mut o = overview();
+        o.dlq.topics.clear();
         let alerts = evaluate_alerts(&thresholds, &mut o);
         assert_eq!(alerts.len(), 2);
         assert_eq!(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sagascope_domain::Thresholds;
 use sagascope_ingest::{GroupLagBoard, IngestStatus};
 use sagascope_model::{
-    AlertList, DlqSummary, IngestHealth, LagReport, MetricsWindow, OverviewMetrics,
+    AlertLevel, AlertList, DlqSummary, IngestHealth, LagReport, MetricsWindow, OverviewMetrics,
     SagaTypeMetrics, Timestamp,
 };
 use sagascope_store::{Store, StoreError};
@@ -27,6 +27,8 @@ pub struct OverviewService {
     thresholds: Arc<Thresholds>,
     /// sagascope's own consumer group (its lag is ingest health).
     own_group: Option<String>,
+    /// DLQ topics are consumed (`--dlq-topics` is not empty).
+    dlq_configured: bool,
 }
 
 impl OverviewService {
@@ -43,7 +45,15 @@ impl OverviewService {
             groups,
             thresholds: Arc::new(thresholds),
             own_group,
+            dlq_configured: false,
         }
+    }
+
+    /// Whether DLQ topics are consumed: the DLQ card says "not available"
+    /// otherwise (the depth of anything stored is still shown).
+    pub fn with_dead_letter_topics(mut self, configured: bool) -> OverviewService {
+        self.dlq_configured = configured;
+        self
     }
 
     pub fn thresholds(&self) -> &Thresholds {
@@ -68,10 +78,7 @@ impl OverviewService {
             topics: rollups.topics,
             ingest: self.ingest_health(rollups.ingest, &groups),
             groups,
-            dlq: DlqSummary {
-                available: false,
-                note: "Dead-letter topics are not ingested yet: the DLQ page and its depth arrive with the DLQ feature.".to_string(),
-            },
+            dlq: self.dlq_summary(now).await?,
             alerts: Vec::new(),
         };
         overview.alerts = evaluate_alerts(&self.thresholds, &mut overview);
@@ -118,6 +125,29 @@ impl OverviewService {
         Ok(AlertList {
             window,
             alerts: overview.alerts,
+        })
+    }
+
+    /// Depth and oldest age per DLQ topic and in total (levels are set
+    /// with the other thresholds).
+    async fn dlq_summary(&self, now: Timestamp) -> Result<DlqSummary, StoreError> {
+        let topics = self.store.dlq_depth_by_topic(now).await?;
+        let oldest_open_at = topics.iter().filter_map(|t| t.oldest_open_at).min();
+        let note = if !self.dlq_configured {
+            "No dead-letter topics are consumed: see --dlq-topics."
+        } else if topics.is_empty() {
+            "No dead letters so far."
+        } else {
+            ""
+        };
+        Ok(DlqSummary {
+            available: self.dlq_configured,
+            note: note.to_string(),
+            depth: topics.iter().map(|t| t.depth).sum(),
+            oldest_open_at,
+            oldest_age_ms: oldest_open_at.map(|t| (now - t).num_milliseconds().max(0)),
+            topics,
+            level: AlertLevel::Ok,
         })
     }
 

@@ -3,8 +3,11 @@
 //! that is no saga and some bad messages on the side, and produces them
 //! through the real Kafka protocol (rdkafka). A service consumer group
 //! (`service_consumer.rs`) reads part of it in bursts, so the demo has a
-//! service's consumer-group lag to watch.
+//! service's consumer-group lag to watch. Optionally, services dead-letter
+//! a share of what they consume to `<topic>.DLT`, Spring style
+//! (`dead_letters.rs`).
 
+mod dead_letters;
 mod ids;
 mod message;
 mod mock_kafka;
@@ -25,9 +28,14 @@ use rand::{Rng, SeedableRng};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
+pub use dead_letters::{
+    dlt_topic, maybe_dead_letter, spring_dead_letter, DeadLetterMessage, FailureReason,
+    OriginalDelivery, DLT_SUFFIX, ORDER_SERVICE_GROUP,
+};
 pub use message::{
     Body, CloudEvent, CloudEventMode, OutboxRow, PlannedMessage, RenderedMessage, Traffic,
 };
@@ -37,8 +45,8 @@ pub use product_events::{product_event, PRODUCT_EVENT_TYPES};
 pub use saga_plans::{PlannedOutcome, SagaKind, SagaPlan};
 pub use service_consumer::{ServiceConsumer, ServiceConsumerConfig, PAYMENT_SERVICE_GROUP};
 pub use topics::{
-    ALL_TOPICS, CHARACTER_TOPIC, IMAGE_TOPIC, MY_TOPIC, PAYMENT_EVENTS_TOPIC, PRODUCT_EVENTS_TOPIC,
-    SAGA_STATE_TOPIC, SCAN_TOPIC, SHOP_OUTBOX_CDC_TOPIC,
+    ALL_TOPICS, CHARACTER_TOPIC, DLT_TOPICS, IMAGE_TOPIC, MY_TOPIC, PAYMENT_EVENTS_TOPIC,
+    PRODUCT_EVENTS_TOPIC, SAGA_STATE_TOPIC, SCAN_TOPIC, SHOP_OUTBOX_CDC_TOPIC,
 };
 
 /// Classification rules for the demo's choreographed saga: the example
@@ -70,10 +78,17 @@ const AVERAGE_MESSAGES_PER_SAGA: f64 = 7.3;
 /// Product events per saga start: a steady side stream that is no saga.
 const PRODUCT_EVENTS_PER_SAGA: f64 = 1.0 / 3.0;
 
+/// The demo's share of payment and stock events that their consuming
+/// service dead-letters.
+pub const DEMO_DEAD_LETTER_RATIO: f64 = 0.02;
+
 #[derive(Clone)]
 pub struct Simulator {
     producer: FutureProducer,
     config: SimulatorConfig,
+    /// Share of payment and stock events dead-lettered (0: none, the
+    /// default, so callers need no DLT topics).
+    dead_letter_ratio: f64,
 }
 
 impl Simulator {
@@ -83,12 +98,85 @@ impl Simulator {
             .set("linger.ms", "5")
             .set("message.timeout.ms", "10000")
             .create()?;
-        Ok(Simulator { producer, config })
+        Ok(Simulator {
+            producer,
+            config,
+            dead_letter_ratio: 0.0,
+        })
+    }
+
+    /// Dead-letters this share of the payment and stock events to their
+    /// `.DLT` topics ([`DLT_TOPICS`] must exist, or be auto-created).
+    pub fn with_dead_letter_ratio(mut self, ratio: f64) -> Simulator {
+        self.dead_letter_ratio = ratio.clamp(0.0, 1.0);
+        self
     }
 
     /// Produces one message (a tombstone when it has no value) and waits
     /// for the broker's ack.
     pub async fn produce(&self, message: &RenderedMessage) -> Result<(), SimulatorError> {
+        self.send(message).await.map(|_| ())
+    }
+
+    /// Produces a dead letter (binary headers, its own timestamp) and waits
+    /// for the ack.
+    pub async fn produce_dead_letter(
+        &self,
+        message: &DeadLetterMessage,
+    ) -> Result<(), SimulatorError> {
+        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
+        for (key, value) in &message.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_slice()),
+            });
+        }
+        let mut record = FutureRecord::<str, [u8]>::to(&message.topic)
+            .key(message.key.as_str())
+            .headers(headers)
+            .timestamp(message.timestamp_ms);
+        if let Some(value) = &message.value {
+            record = record.payload(value.as_slice());
+        }
+        self.producer
+            .send(record, Duration::from_secs(10))
+            .await
+            .map_err(|(error, _)| SimulatorError::Kafka(error))?;
+        Ok(())
+    }
+
+    /// Produces `planned` (rendered as `message`), then, at the dead-letter
+    /// ratio, the dead letter its consuming service makes of it.
+    async fn produce_planned(
+        &self,
+        planned: &PlannedMessage,
+        message: &RenderedMessage,
+        at: DateTime<Utc>,
+        rng: &mut StdRng,
+    ) -> Result<(), SimulatorError> {
+        let delivery = self.send(message).await?;
+        // The original's time as the service saw it: the produce time live,
+        // the planned past for the demo's history (whose Kafka timestamps
+        // are all "now").
+        let delivered = OriginalDelivery {
+            partition: delivery.partition,
+            offset: delivery.offset,
+            timestamp_ms: at.timestamp_millis(),
+        };
+        if let Some(letter) = maybe_dead_letter(
+            planned,
+            message,
+            &delivered,
+            at,
+            self.dead_letter_ratio,
+            rng,
+        ) {
+            self.produce_dead_letter(&letter).await?;
+        }
+        Ok(())
+    }
+
+    async fn send(&self, message: &RenderedMessage) -> Result<Delivery, SimulatorError> {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
         for (key, value) in &message.headers {
             headers = headers.insert(Header {
@@ -105,8 +193,7 @@ impl Simulator {
         self.producer
             .send(record, Duration::from_secs(10))
             .await
-            .map_err(|(error, _)| SimulatorError::Kafka(error))?;
-        Ok(())
+            .map_err(|(error, _)| SimulatorError::Kafka(error))
     }
 
     /// Produces a whole plan at once, with event times `base + delay`, for
@@ -149,8 +236,8 @@ impl Simulator {
     ) -> Result<(), SimulatorError> {
         for (index, message) in messages.iter().enumerate() {
             let at = base + chrono::Duration::milliseconds(message.delay_ms as i64);
-            self.produce(&render::render(message, trace_id, index, at, rng))
-                .await?;
+            let rendered = render::render(message, trace_id, index, at, rng);
+            self.produce_planned(message, &rendered, at, rng).await?;
         }
         Ok(())
     }
@@ -198,10 +285,9 @@ impl Simulator {
             if *shutdown.borrow() {
                 return;
             }
-            if let Err(error) = self
-                .produce(&traffic.render(index, Utc::now(), &mut rng))
-                .await
-            {
+            let at = Utc::now();
+            let rendered = traffic.render(index, at, &mut rng);
+            if let Err(error) = self.produce_planned(message, &rendered, at, &mut rng).await {
                 tracing::warn!(%error, trace_id = %traffic.trace_id, "simulator could not produce");
             }
         }

@@ -26,3 +26,23 @@ pub const ALL_TOPICS: [&str; 8] = [
     PAYMENT_EVENTS_TOPIC,
     PRODUCT_EVENTS_TOPIC,
 ];
+
+/// The dead-letter topics the simulated services write to (Spring's
+/// `<topic>.DLT`): payment events failed in the order service, stock events
+/// in the payment service.
+pub const DLT_TOPICS: [&str; 2] = ["payments.events.DLT", "dbserver1.shop.outbox.DLT"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_topics_are_spring_names_of_simulated_topics() {
+        for (dlt, topic) in DLT_TOPICS
+            .iter()
+            .zip([PAYMENT_EVENTS_TOPIC, SHOP_OUTBOX_CDC_TOPIC])
+        {
+            assert_eq!(*dlt, crate::dead_letters::dlt_topic(topic));
+        }
+    }
+}

@@ -3,6 +3,9 @@
 //! shared, and only the migrations (identity columns) and row locking differ
 //! between backends.
 
+mod audit_log;
+mod auth_records;
+mod dead_letters;
 mod place_events;
 mod read_ingest;
 mod read_metrics;
@@ -23,6 +26,9 @@ use std::time::Duration;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 
+pub use audit_log::NewAuditEntry;
+pub use auth_records::{ApiTokenRecord, SessionRecord, UserRecord};
+pub use dead_letters::dead_letter_id;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};

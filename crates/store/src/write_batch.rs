@@ -2,10 +2,12 @@
 //! the projections of the sagas they touch, search keys, ingest errors and
 //! the consumer offsets. Kafka offsets are committed only after this returns.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use sagascope_domain::{micros, KafkaCoords, SagaEvent, SagaFact, SagaProjection};
-use sagascope_model::{IngestErrorView, SagaStatus, SagaSummary, TimelineEvent, Timestamp};
+use sagascope_domain::{micros, DeadLetter, KafkaCoords, SagaEvent, SagaFact, SagaProjection};
+use sagascope_model::{
+    DeadLetterSummary, IngestErrorView, SagaStatus, SagaSummary, TimelineEvent, Timestamp,
+};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
@@ -42,6 +44,8 @@ pub struct IngestBatch {
     pub group_id: String,
     pub events: Vec<SagaEvent>,
     pub errors: Vec<NewIngestError>,
+    /// Messages of the DLQ topics (never decoded as events).
+    pub dead_letters: Vec<DeadLetter>,
     pub offsets: Vec<PartitionOffset>,
 }
 
@@ -72,6 +76,8 @@ pub struct BatchOutcome {
     /// (old saga id, the saga it was merged into).
     pub merged: Vec<(String, String)>,
     pub transitions: Vec<SagaTransition>,
+    /// Dead letters stored for the first time (redeliveries left out).
+    pub dead_letters: Vec<DeadLetterSummary>,
 }
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -130,6 +136,13 @@ impl Store {
         self.upsert_sagas(&mut tx, &sagas, &placement).await?;
         let t4 = std::time::Instant::now();
         self.insert_search_keys(&mut tx, keys, &placement).await?;
+        // After the sagas, so dead letters link to this batch's sagas too.
+        let touched: BTreeSet<String> = sagas.iter().map(|p| p.saga_id.clone()).collect();
+        self.relink_dead_letters(&mut tx, &new_events, &placement.merged, &touched)
+            .await?;
+        let dead_letters = self
+            .insert_dead_letters(&mut tx, &batch.dead_letters, chrono::Utc::now())
+            .await?;
         let t5 = std::time::Instant::now();
 
         let mut all_errors = batch.errors.clone();
@@ -208,6 +221,7 @@ impl Store {
             merged: placement.merged,
             transitions,
             errors,
+            dead_letters,
         })
     }
 }

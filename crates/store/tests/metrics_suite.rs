@@ -144,6 +144,7 @@ fn batch(events: Vec<SagaEvent>) -> IngestBatch {
         group_id: "g".into(),
         events,
         errors: vec![],
+        dead_letters: vec![],
         offsets: vec![],
     }
 }

@@ -103,6 +103,7 @@ fn batch(events: Vec<SagaEvent>) -> IngestBatch {
         group_id: "g".into(),
         events,
         errors: vec![],
+        dead_letters: vec![],
         offsets: vec![],
     }
 }
@@ -334,6 +335,7 @@ async fn ingest_errors_are_kept_once_per_coordinate(store: &Store) {
         group_id: "g".into(),
         events: vec![],
         errors: vec![error.clone()],
+        dead_letters: vec![],
         offsets: vec![],
     };
     assert_eq!(store.write_batch(&b).await.unwrap().errors.len(), 1);

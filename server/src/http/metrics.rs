@@ -1,12 +1,17 @@
 //! `GET /metrics`: Prometheus text exposition of sagascope's series (the
-//! ingest's counters and histograms: see `sagascope_ingest::record_batch`).
-//! One recorder per process, installed on first use.
+//! ingest's counters and histograms: see `sagascope_ingest::record_batch`),
+//! plus `sagascope_dlq_depth{topic}` read from the store at each scrape
+//! (re-drives and discards change it outside the ingest). One recorder per
+//! process, installed on first use.
 
 use std::sync::OnceLock;
 
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::app_state::AppState;
 
 /// Histogram buckets for every `*_seconds` series: lags and durations from
 /// milliseconds to minutes.
@@ -41,9 +46,19 @@ pub fn prometheus() -> PrometheusHandle {
         .clone()
 }
 
-#[tracing::instrument]
-pub async fn metrics() -> impl IntoResponse {
+#[tracing::instrument(skip(state))]
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let handle = prometheus();
+    // A store outage must not hide the other series: log and go on.
+    match state.store.dlq_depth_by_topic(chrono::Utc::now()).await {
+        Ok(topics) => {
+            for topic in topics {
+                metrics::gauge!("sagascope_dlq_depth", "topic" => topic.topic)
+                    .set(topic.depth as f64);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "DLQ depth for /metrics failed"),
+    }
     handle.run_upkeep();
     (
         [(

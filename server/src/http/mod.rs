@@ -1,6 +1,7 @@
 //! The HTTP surface: `/api/v1` (JSON + SSE), health probes, and the Leptos
 //! pages with their static assets.
 
+mod api_dlq;
 mod api_ingest;
 mod api_metrics;
 mod api_sagas;
@@ -10,12 +11,10 @@ mod health;
 mod metrics;
 mod search;
 
-use axum::http::{header, HeaderValue};
 use axum::routing::get;
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::app_state::AppState;
 
@@ -34,41 +33,46 @@ pub fn router(state: AppState) -> Router {
             get(api_metrics::saga_type),
         )
         .route("/metrics/lag", get(api_metrics::lag))
-        .route("/alerts", get(api_metrics::alerts));
+        .route("/alerts", get(api_metrics::alerts))
+        .route("/dlq", get(api_dlq::list_dead_letters))
+        .route("/dlq/groups", get(api_dlq::dead_letter_groups))
+        .route("/dlq/{id}", get(api_dlq::get_dead_letter))
+        .route(
+            "/dlq/{topic}/{partition}/{offset}",
+            get(api_dlq::get_dead_letter_at),
+        )
+        // Login, logout, me, API tokens, users, audit log.
+        .merge(crate::auth::api_routes());
 
     let routes = generate_route_list(app::App);
     let store = state.store.clone();
     let overview = state.overview.clone();
     let options = state.leptos_options.clone();
+    // Every page and server function: the store, the overview, and the
+    // request's CSP nonce and session (top bar, CSRF meta tag, roles).
+    let context = move || {
+        provide_context(store.clone());
+        provide_context(overview.clone());
+        crate::auth::provide_request_context();
+    };
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/search", get(search::search))
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || {
-                provide_context(store.clone());
-                provide_context(overview.clone());
-            },
-            move || app::shell(options.clone()),
-        )
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(
-            app::shell,
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
+        .leptos_routes_with_context(&state, routes, context.clone(), move || {
+            app::shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(context, app::shell))
+        // Authentication, read/CSRF/mutation guards, and the security
+        // headers (CSP with a per-request nonce) on every response.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::auth_middleware,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

@@ -19,7 +19,7 @@ use sagascope_model::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::decode::fields::{string_field, trace_context, unwrap_json_string};
+use crate::decode::fields::{string_field, unwrap_json_string, TraceCandidates};
 use crate::decode::parse_timestamp;
 use crate::saga_event::{KafkaCoords, RawMessage};
 
@@ -151,7 +151,7 @@ pub fn decode_dead_letter(message: &RawMessage, generic: &GenericDeadLetterField
         stacktrace: failure.stacktrace,
         failure_group: group,
         saga_id: saga_id(message, object),
-        trace_id: trace_context(message, object).trace_id,
+        trace_id: trace_id(message, object),
         event_id: first_text(message, &["id", "ce_id", "event_id"])
             .or_else(|| object.and_then(|o| string_field(o, &["id", "event_id"]))),
         event_type: first_text(message, &["type", "ce_type", "eventType"])
@@ -169,7 +169,11 @@ pub fn decode_dead_letter(message: &RawMessage, generic: &GenericDeadLetterField
 /// names the saga definition and `correlation_id` the instance, so there the
 /// instance id wins, as in the saga-state decoder.
 fn saga_id(message: &RawMessage, object: Option<&Map<String, Value>>) -> Option<String> {
-    first_text(message, &["saga_id", "saga-id", "correlation_id"]).or_else(|| {
+    first_text(
+        message,
+        &["saga_id", "saga-id", "correlation_id", "ce_sagaid"],
+    )
+    .or_else(|| {
         let object = object?;
         if object.contains_key("status") {
             string_field(
@@ -183,6 +187,26 @@ fn saga_id(message: &RawMessage, object: Option<&Map<String, Value>>) -> Option<
             )
         }
     })
+}
+
+/// The trace id by the common rule (a valid `traceparent` header, then
+/// trace-id headers, then payload fields), with the CloudEvents forms of
+/// the distributed-tracing extension in between: a dead-lettered CloudEvent
+/// keeps its trace in `ce_traceparent` (binary mode) or a `traceparent`
+/// attribute (structured mode), and without it the saga link is lost.
+fn trace_id(message: &RawMessage, object: Option<&Map<String, Value>>) -> Option<String> {
+    let attribute = object
+        .and_then(|o| o.get("traceparent"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    TraceCandidates::new()
+        .traceparent("traceparent header", message.header("traceparent"))
+        .traceparent("ce_traceparent header", message.header("ce_traceparent"))
+        .traceparent("traceparent attribute", attribute)
+        .trace_id_headers(message)
+        .trace_id_fields("payload", object)
+        .resolve()
+        .trace_id
 }
 
 /// The value as JSON, if it is JSON and small enough; a JSON string that
@@ -432,6 +456,29 @@ mod tests {
             &[],
         );
         assert_eq!(decode(&message).saga_id.as_deref(), Some("ord-7f3a"));
+    }
+
+    #[test]
+    fn dead_lettered_cloudevents_keep_their_trace_and_saga_id() {
+        let traceparent: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let binary = dlq_message(
+            Some(br#"{"order_id":"ord-1"}"#),
+            &[("ce_traceparent", traceparent), ("ce_sagaid", b"ord-7f3a")],
+        );
+        let letter = decode(&binary);
+        assert_eq!(
+            letter.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(letter.saga_id.as_deref(), Some("ord-7f3a"));
+        let structured = dlq_message(
+            Some(br#"{"specversion":"1.0","id":"e1","type":"PaymentAuthorized","source":"/pay","traceparent":"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01","data":{}}"#),
+            &[],
+        );
+        assert_eq!(
+            decode(&structured).trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
     }
 
     #[test]
