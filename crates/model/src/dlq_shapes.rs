@@ -34,11 +34,10 @@ impl DeadLetterState {
     /// The states that count in a DLQ's *depth*: dead letters still waiting
     /// for someone (untouched, being re-driven, or back after a re-drive).
     /// `retried`, `resolved` and `discarded` are dealt with.
-    pub const OPEN: [DeadLetterState; 3] = [
-        DeadLetterState::New,
-        DeadLetterState::RetryRequested,
-        DeadLetterState::FailedAgain,
-    ];
+    /// `failed_again` is not counted: its returned copy is a dead letter
+    /// of its own (state `new`), and counting both would count one message
+    /// twice.
+    pub const OPEN: [DeadLetterState; 2] = [DeadLetterState::New, DeadLetterState::RetryRequested];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -126,6 +125,11 @@ pub struct DeadLetterDetail {
     /// The consumer group that failed (Spring) or the connector (Kafka
     /// Connect).
     pub original_consumer_group: Option<String>,
+    /// How many payload fields and header values were replaced by
+    /// `[redacted]` for display (the `[redact]` rules); the stored bytes,
+    /// which a re-drive produces, are untouched.
+    #[serde(default)]
+    pub redacted_values: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ mod dlq_shapes;
 mod format;
 mod metrics_shapes;
 mod phase;
+mod retry_shapes;
 mod saga_status;
 
 pub use api_shapes::{
@@ -33,6 +34,11 @@ pub use metrics_shapes::{
     Percentiles, RatePoint, SagaTypeMetrics, StepMetrics, TopicLag,
 };
 pub use phase::Phase;
+pub use retry_shapes::{
+    BulkRetryPreview, BulkRetryRequest, DiscardRequest, RetryAttemptView, RetryJobState,
+    RetryJobView, RetryOutcome, RetryRequest, DISCARDABLE_STATES, IDEMPOTENCY_KEY_HEADER,
+    RETRYABLE_STATES, RETRY_COUNT_HEADER, RETRY_OF_HEADER,
+};
 pub use saga_status::SagaStatus;
 
 /// Timestamps cross the API as RFC 3339 UTC strings.

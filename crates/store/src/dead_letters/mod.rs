@@ -4,7 +4,7 @@
 //! per-topic and per-failure-group depths, and full detail.
 //!
 //! **Depth** is the number of dead letters in an open state
-//! ([`DeadLetterState::OPEN`]: `new`, `retry_requested`, `failed_again`);
+//! ([`DeadLetterState::OPEN`]: `new`, `retry_requested`);
 //! **oldest age** is now minus the smallest `dead_lettered_at` (the DLQ
 //! message's Kafka timestamp, else its ingest time) among those. They are
 //! counted from the table (indexed by topic, group and state), not from
@@ -28,7 +28,7 @@ use sqlx::Any;
 
 pub(crate) type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
 
-/// `state IN ('new', 'retry_requested', 'failed_again')`: the depth states,
+/// `state IN ('new', 'retry_requested')`: the depth states,
 /// from the one definition in the model. The names are fixed identifiers,
 /// so inlining them is safe.
 pub(crate) fn open_states_sql() -> String {
@@ -144,9 +144,6 @@ mod tests {
 
     #[test]
     fn depth_states_come_from_the_model() {
-        assert_eq!(
-            open_states_sql(),
-            "state IN ('new', 'retry_requested', 'failed_again')"
-        );
+        assert_eq!(open_states_sql(), "state IN ('new', 'retry_requested')");
     }
 }

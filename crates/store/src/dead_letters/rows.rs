@@ -113,6 +113,7 @@ pub(crate) fn detail_from_row(row: &AnyRow) -> Result<DeadLetterDetail> {
             .try_get::<Option<i64>, _>("original_timestamp_us")?
             .map(from_micros),
         original_consumer_group: row.try_get("original_group")?,
+        redacted_values: 0,
     })
 }
 
