@@ -48,7 +48,7 @@ impl Store {
         if self.backend == Backend::Postgres {
             // Writers (the ingest) wait; readers go on with the old rows.
             sqlx::query(
-                "LOCK TABLE events, sagas, correlation_keys, saga_keys, saga_rollups, step_rollups, histograms IN SHARE ROW EXCLUSIVE MODE",
+                "LOCK TABLE events, sagas, correlation_keys, saga_keys, saga_rollups, step_rollups, histograms, dead_letters IN SHARE ROW EXCLUSIVE MODE",
             )
             .execute(&mut *tx)
             .await?;
@@ -123,6 +123,9 @@ impl Store {
                 events_total: u64::try_from(total).unwrap_or_default(),
             });
         }
+        // Dead letters follow the rebuilt instances (their saga may have
+        // been merged, renamed or re-typed by the new rules).
+        self.relink_all_dead_letters(&mut tx).await?;
         let sagas: i64 = sqlx::query("SELECT COUNT(*) AS n FROM sagas")
             .fetch_one(&mut *tx)
             .await?

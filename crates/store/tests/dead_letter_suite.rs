@@ -885,4 +885,35 @@ async fn dead_letters_link_to_sagas_by_saga_id_and_by_trace_id(store: &Store) {
         .await,
         ["orders.DLT/0/2"]
     );
+    // A reprojection rebuilds every saga; the links are rebuilt with them
+    // (all cleared first, so this proves they are found again).
+    let before = all_links(store).await;
+    store
+        .reproject(
+            &sagascope_domain::Decoder::new(sagascope_domain::Rules::default()),
+            3,
+            |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(all_links(store).await, before);
+    assert_eq!(before.len(), 4);
+    assert!(
+        before.iter().all(|(_, saga, _)| saga.is_some()),
+        "{before:?}"
+    );
+}
+
+async fn all_links(store: &Store) -> Vec<(String, Option<String>, Option<String>)> {
+    let page = store
+        .list_dead_letters(&DlqFilter::default().validate().unwrap())
+        .await
+        .unwrap();
+    let mut links: Vec<_> = page
+        .items
+        .into_iter()
+        .map(|l| (l.id, l.saga_id, l.saga_type))
+        .collect();
+    links.sort();
+    links
 }

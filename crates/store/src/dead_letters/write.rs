@@ -248,6 +248,58 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Links every dead letter afresh, after a reprojection rebuilt the
+    /// sagas under changed rules: the instance a dead letter resolves to
+    /// (and its type) may have changed or gone. Pages by id so a large DLQ
+    /// is not read into memory at once; runs in the reprojection's
+    /// transaction.
+    pub(crate) async fn relink_all_dead_letters(
+        &self,
+        tx: &mut Transaction<'_, Any>,
+    ) -> Result<u64> {
+        sqlx::query("UPDATE dead_letters SET linked_saga_id = NULL, linked_saga_type = NULL")
+            .execute(&mut **tx)
+            .await?;
+        let mut linked = 0u64;
+        let mut after = String::new();
+        loop {
+            let rows = sqlx::query(
+                "SELECT id, saga_id, trace_id FROM dead_letters \
+                 WHERE id > $1 AND (saga_id IS NOT NULL OR trace_id IS NOT NULL) ORDER BY id LIMIT 500",
+            )
+            .bind(after.clone())
+            .fetch_all(&mut **tx)
+            .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.try_get("id")?;
+            let mut ids = Vec::with_capacity(rows.len());
+            let mut refs = Vec::with_capacity(rows.len());
+            for row in &rows {
+                ids.push(row.try_get::<String, _>("id")?);
+                refs.push(SagaRef {
+                    saga_id: row.try_get("saga_id")?,
+                    trace_id: row.try_get("trace_id")?,
+                });
+            }
+            let links = self.resolve_sagas(tx, &refs).await?;
+            for (id, link) in ids.into_iter().zip(links) {
+                let Some(link) = link else { continue };
+                sqlx::query(
+                    "UPDATE dead_letters SET linked_saga_id = $2, linked_saga_type = $3 WHERE id = $1",
+                )
+                .bind(id)
+                .bind(link.saga_id)
+                .bind(link.saga_type)
+                .execute(&mut **tx)
+                .await?;
+                linked += 1;
+            }
+        }
+        Ok(linked)
+    }
+}
+
 async fn exists(tx: &mut Transaction<'_, Any>, sql: &str) -> Result<bool> {
     Ok(sqlx::query(sql).fetch_optional(&mut **tx).await?.is_some())
 }
