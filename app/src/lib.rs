@@ -26,9 +26,10 @@ pub use shell::shell;
 
 use components::top_bar::TopBar;
 use pages::{
-    audit::AuditPage, ingest_errors::IngestErrorsPage, lag::LagPage, login::LoginPage,
-    not_found::NotFoundPage, overview::OverviewPage, saga_detail::SagaDetailPage,
-    saga_list::SagaListPage, trace::TracePage,
+    audit::AuditPage, dlq_bulk_retry::DlqBulkRetryPage, dlq_job::DlqJobPage,
+    dlq_list::DlqListPage, dlq_message::DlqMessagePage, ingest_errors::IngestErrorsPage,
+    lag::LagPage, login::LoginPage, not_found::NotFoundPage, overview::OverviewPage,
+    saga_detail::SagaDetailPage, saga_list::SagaListPage, trace::TracePage,
 };
 
 /// The whole application: top bar and routed pages.
@@ -54,6 +55,10 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/sagas") view=SagaListPage ssr=SsrMode::Async/>
                     <Route path=path!("/sagas/:saga_id") view=SagaDetailPage ssr=SsrMode::Async/>
                     <Route path=path!("/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>
+                    <Route path=path!("/dlq") view=DlqListPage ssr=SsrMode::Async/>
+                    <Route path=path!("/dlq/messages/:topic/:partition/:offset") view=DlqMessagePage ssr=SsrMode::Async/>
+                    <Route path=path!("/dlq/bulk-retry") view=DlqBulkRetryPage ssr=SsrMode::Async/>
+                    <Route path=path!("/dlq/jobs/:job_id") view=DlqJobPage ssr=SsrMode::Async/>
                     <Route path=path!("/lag") view=LagPage ssr=SsrMode::Async/>
                     <Route path=path!("/ingest") view=IngestErrorsPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>

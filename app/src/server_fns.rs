@@ -6,10 +6,13 @@
 use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use sagascope_model::{
-    AuditFilter, AuditPage, IngestErrorView, OverviewMetrics, SagaDetail, SagaPage, SessionInfo,
-    TraceView,
+    AuditFilter, AuditPage, BulkRetryPreview, DeadLetterDetail, DeadLetterGroups, DeadLetterPage,
+    DeadLetterSummary, DlqFilter, IngestErrorView, OverviewMetrics, RetryAttemptView, RetryJobView,
+    SagaDetail, SagaPage, SessionInfo, Timestamp, TraceView,
 };
+use serde::{Deserialize, Serialize};
 
+use crate::components::dead_letter::DlqParams;
 use crate::filters::ListParams;
 
 /// How many ingest errors the ingest page shows.
@@ -153,4 +156,202 @@ pub fn set_page_status(code: u16) {
     }
     #[cfg(not(feature = "ssr"))]
     let _ = code;
+}
+
+// ---------- dead letters and retries ----------
+
+/// How many bulk jobs the DLQ page lists.
+pub const RECENT_JOBS: u32 = 10;
+/// Most events of the linked saga shown on a dead letter's page.
+pub const DEAD_LETTER_SAGA_EVENTS: usize = 200;
+
+/// A fresh random idempotency key for one retry form, made on the server
+/// when the page renders: submitting that form twice produces once.
+#[cfg(feature = "ssr")]
+fn idempotency_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+#[cfg(feature = "ssr")]
+fn now() -> Timestamp {
+    chrono::DateTime::from_timestamp_millis(crate::state::now_ms()).unwrap_or_default()
+}
+
+/// The validated store query of the DLQ page's parameters.
+#[cfg(feature = "ssr")]
+fn dlq_query(params: &DlqParams) -> Result<sagascope_model::DlqQuery, ServerFnError> {
+    params
+        .resolve(crate::state::now_ms())
+        .validate()
+        .map_err(ServerFnError::new)
+}
+
+/// One page of dead letters, newest first. Invalid filters come back as an
+/// error that says which field is wrong.
+#[server(input = Json)]
+pub async fn fetch_dead_letters(params: DlqParams) -> Result<DeadLetterPage, ServerFnError> {
+    let query = dlq_query(&params)?;
+    store()?
+        .list_dead_letters(&query)
+        .await
+        .map_err(store_error)
+}
+
+/// Depth and age per DLQ topic and per failure group over the dead letters
+/// the filters select (paging does not apply).
+#[server(input = Json)]
+pub async fn fetch_dead_letter_groups(
+    params: DlqParams,
+) -> Result<DeadLetterGroups, ServerFnError> {
+    let mut params = params;
+    params.filter.limit = None;
+    params.filter.cursor = None;
+    let query = dlq_query(&params)?;
+    store()?
+        .dead_letter_groups(&query, now())
+        .await
+        .map_err(store_error)
+}
+
+/// The DLQ topics that hold dead letters (for the topic filter).
+#[server]
+pub async fn fetch_dlq_topics() -> Result<Vec<String>, ServerFnError> {
+    let topics = store()?
+        .dlq_depth_by_topic(now())
+        .await
+        .map_err(store_error)?;
+    let mut names: Vec<String> = topics.into_iter().map(|t| t.topic).collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// Everything the page of one dead letter shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterView {
+    pub detail: DeadLetterDetail,
+    /// Its re-drives, oldest first.
+    pub attempts: Vec<RetryAttemptView>,
+    /// The saga it belongs to, with at most [`DEAD_LETTER_SAGA_EVENTS`]
+    /// events.
+    pub saga: Option<SagaDetail>,
+    /// Whether the saga had more events than shown.
+    pub saga_events_cut: bool,
+    /// For the retry form.
+    pub idempotency_key: String,
+}
+
+/// `None` when no dead letter has that id.
+#[server]
+pub async fn fetch_dead_letter_view(id: String) -> Result<Option<DeadLetterView>, ServerFnError> {
+    let store = store()?;
+    let Some(detail) = store.dead_letter(&id).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    let attempts = store.retry_attempts_of(&id).await.map_err(store_error)?;
+    let mut saga = match detail.summary.saga_id.as_deref() {
+        Some(saga_id) => store.saga_detail(saga_id).await.map_err(store_error)?,
+        None => None,
+    };
+    let mut saga_events_cut = false;
+    if let Some(saga) = saga.as_mut() {
+        if saga.events.len() > DEAD_LETTER_SAGA_EVENTS {
+            saga.events.truncate(DEAD_LETTER_SAGA_EVENTS);
+            saga_events_cut = true;
+        }
+    }
+    Ok(Some(DeadLetterView {
+        detail,
+        attempts,
+        saga,
+        saga_events_cut,
+        idempotency_key: idempotency_key(),
+    }))
+}
+
+/// A dead letter of a saga with the idempotency key of its retry form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SagaDeadLetter {
+    pub letter: DeadLetterSummary,
+    pub idempotency_key: String,
+}
+
+/// The dead letters of one saga, oldest first (timeline order).
+#[server]
+pub async fn fetch_saga_dead_letters(
+    saga_id: String,
+) -> Result<Vec<SagaDeadLetter>, ServerFnError> {
+    let letters = store()?
+        .dead_letters_of_saga(&saga_id)
+        .await
+        .map_err(store_error)?;
+    Ok(letters
+        .into_iter()
+        .map(|letter| SagaDeadLetter {
+            letter,
+            idempotency_key: idempotency_key(),
+        })
+        .collect())
+}
+
+/// What the bulk retry page confirms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BulkRetryView {
+    /// The filter exactly as it will be sent: the window preset resolved to
+    /// `since`, and `until` pinned just after the newest matching dead
+    /// letter, so the set cannot grow while the operator reads the page.
+    pub filter: DlqFilter,
+    /// `filter` as a query string (the form's `filter` field).
+    pub filter_query: String,
+    pub preview: BulkRetryPreview,
+    pub idempotency_key: String,
+    /// When the preview was counted.
+    pub counted_at: Timestamp,
+}
+
+/// The exact count a bulk retry of `params` would re-drive now, per
+/// original topic, with a sample. Operators only.
+#[server(input = Json)]
+pub async fn fetch_bulk_retry_preview(params: DlqParams) -> Result<BulkRetryView, ServerFnError> {
+    require_role("operator")?;
+    let counted_at = now();
+    let mut filter = params.for_bulk().resolve(crate::state::now_ms());
+    if filter.until.is_none() {
+        filter.until = Some(counted_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+    }
+    let query = filter.validate().map_err(ServerFnError::new)?;
+    let store = store()?;
+    let preview = store
+        .bulk_retry_preview(&query)
+        .await
+        .map_err(store_error)?;
+    if let Some(newest) = preview.sample.iter().map(|d| d.dead_lettered_at).max() {
+        let pinned = newest + chrono::Duration::microseconds(1);
+        let narrower = query.until.is_none_or(|until| pinned < until);
+        if narrower {
+            filter.until = Some(pinned.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        }
+    }
+    Ok(BulkRetryView {
+        filter_query: filter.to_query_string(),
+        filter,
+        preview,
+        idempotency_key: idempotency_key(),
+        counted_at,
+    })
+}
+
+/// One bulk retry job; `None` when unknown.
+#[server]
+pub async fn fetch_retry_job(job_id: String) -> Result<Option<RetryJobView>, ServerFnError> {
+    store()?.retry_job(&job_id).await.map_err(store_error)
+}
+
+/// The newest bulk retry jobs.
+#[server]
+pub async fn fetch_retry_jobs() -> Result<Vec<RetryJobView>, ServerFnError> {
+    store()?
+        .retry_jobs(RECENT_JOBS)
+        .await
+        .map_err(store_error)
 }

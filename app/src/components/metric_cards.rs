@@ -73,7 +73,7 @@ pub mod defs {
     pub const WORST_LAG: &str =
         "The topic with the largest p95 lag (relay or consumer) in the window";
     pub const DLQ: &str = "Dead letters waiting in the dead-letter topics";
-    pub const DLQ_DEPTH: &str = "DLQ depth: dead letters in state new, retry_requested or failed_again, over every DLQ topic (the number on the card; the worst topic is named)";
+    pub const DLQ_DEPTH: &str = "DLQ depth: dead letters in state new or retry_requested, over every DLQ topic (the number on the card; the worst topic is named)";
     pub const DLQ_AGE: &str = "Age of the oldest open dead letter: now minus its DLQ timestamp";
 }
 
@@ -507,7 +507,8 @@ fn WorstLagCard(worst: Option<TopicLag>, point_seconds: i64) -> impl IntoView {
 
 /// Open dead letters over every DLQ topic, the oldest one's age and the
 /// worst topic's `dlq_depth` level; "Not available" when no DLQ topics are
-/// consumed.
+/// consumed. The depth links to `/dlq`, the worst topic to its dead
+/// letters, and the deepest failure group to its list.
 #[component]
 pub fn DlqCard(dlq: DlqSummary) -> impl IntoView {
     if !dlq.available && dlq.topics.is_empty() {
@@ -521,6 +522,42 @@ pub fn DlqCard(dlq: DlqSummary) -> impl IntoView {
         .into_any();
     }
     let worst = dlq.topics.first().map(|t| t.topic.clone());
+    // Read without a Suspense of its own: the overview's Transition waits
+    // for it, so the card never flickers on a live refresh.
+    let groups = Resource::new(
+        || (),
+        |_| {
+            crate::server_fns::fetch_dead_letter_groups(
+                crate::components::dead_letter::DlqParams::default(),
+            )
+        },
+    );
+    let deepest = move || {
+        groups
+            .get()
+            .and_then(Result::ok)
+            .and_then(|g| g.groups.into_iter().find(|g| g.depth > 0))
+            .map(|g| {
+                let href = format!("/dlq?failure_group={}", percent_encode(&g.failure_group));
+                let class = g
+                    .exception_class
+                    .as_deref()
+                    .map(crate::components::dead_letter::short_class)
+                    .unwrap_or("unknown exception")
+                    .to_string();
+                let title = format!(
+                    "Deepest failure group: {} dead letters waiting — {}",
+                    g.depth, g.failure_group
+                );
+                view! {
+                    <p class="ov-card-sub ov-card-group">
+                        <span class="muted">"deepest "</span>
+                        <a href=href data-test="dlq-card-group" title=title class="mono">{class}</a>
+                        <span class="muted">{format!(" · {}", fmt_count(g.depth))}</span>
+                    </p>
+                }
+            })
+    };
     view! {
         <article
             class=format!("ov-card {}", level_class(dlq.level))
@@ -528,12 +565,13 @@ pub fn DlqCard(dlq: DlqSummary) -> impl IntoView {
             data-available=dlq.available.to_string()
             data-level=dlq.level.as_str()
         >
-            <h2 class="ov-card-title" title=defs::DLQ>"Dead letters"</h2>
+            <h2 class="ov-card-title" title=defs::DLQ><a href="/dlq" data-test="dlq-card-link">"Dead letters"</a></h2>
             <p class="ov-card-value">
-                <span data-test="dlq-depth" title=defs::DLQ_DEPTH>{fmt_count(dlq.depth)}</span>
+                <a href="/dlq?state=new%2Cretry_requested" data-test="dlq-depth" title=defs::DLQ_DEPTH>{fmt_count(dlq.depth)}</a>
                 {worst.map(|t| {
-                    let title = t.clone();
-                    view! { <span class="ov-card-subject mono" title=title>{t}</span> }
+                    let title = format!("The deepest DLQ topic: {t}");
+                    let href = format!("/dlq?topic={}", percent_encode(&t));
+                    view! { <a class="ov-card-subject mono" href=href title=title data-test="dlq-card-topic">{t}</a> }
                 })}
             </p>
             <p class="ov-card-sub">
@@ -541,6 +579,7 @@ pub fn DlqCard(dlq: DlqSummary) -> impl IntoView {
                 " · "
                 {format!("{} topic{}", dlq.topics.len(), if dlq.topics.len() == 1 { "" } else { "s" })}
             </p>
+            {deepest}
             {(!dlq.note.is_empty()).then(|| view! { <p class="ov-card-sub muted">{dlq.note.clone()}</p> })}
         </article>
     }

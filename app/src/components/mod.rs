@@ -1,6 +1,10 @@
 //! Reusable pieces of the pages.
 
 pub mod charts;
+pub mod dead_letter;
+pub mod dead_letter_actions;
+pub mod dead_letter_job;
+pub mod dead_letter_timeline;
 pub mod ids;
 pub mod json_view;
 pub mod live_stream;

@@ -94,6 +94,12 @@ impl Axis {
         (bar, tick)
     }
 
+    /// CSS of a tick at `t` (ms since the epoch): other rows on the same
+    /// axis (the saga's dead letters).
+    pub fn tick_style(&self, t: i64) -> String {
+        format!("left:{:.2}%", self.percent(t))
+    }
+
     fn step_duration(&self, event: &TimelineEvent) -> Option<i64> {
         span_key(event)
             .and_then(|k| self.spans.get(&k))

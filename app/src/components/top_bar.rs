@@ -12,7 +12,7 @@ use crate::state::{toggle_live, toggle_theme, ui_state};
 const SECTIONS: [(&str, Option<&str>); 6] = [
     ("Overview", Some("/")),
     ("Sagas", Some("/sagas")),
-    ("DLQ", None),
+    ("DLQ", Some("/dlq")),
     ("Lag", Some("/lag")),
     ("Ingest", Some("/ingest")),
     ("Audit", Some("/audit")),

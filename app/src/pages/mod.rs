@@ -1,6 +1,10 @@
 //! One module per page (route).
 
 pub mod audit;
+pub mod dlq_bulk_retry;
+pub mod dlq_job;
+pub mod dlq_list;
+pub mod dlq_message;
 pub mod ingest_errors;
 pub mod lag;
 pub mod login;

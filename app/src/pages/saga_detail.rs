@@ -1,22 +1,31 @@
-//! `/sagas/:saga_id`: the saga header and its event timeline, live.
+//! `/sagas/:saga_id`: the saga header and its event timeline, live, with
+//! the saga's dead letters as rows of their own (operators can retry a
+//! retryable one from there).
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::hooks::use_params_map;
-use sagascope_model::{SagaDetail, SagaSummary, StreamMessage};
+use leptos_router::hooks::{use_params_map, use_query_map};
+use sagascope_model::{SagaDetail, SagaSummary, SessionInfo, StreamMessage};
 
 use crate::components::ids::{CopyButton, TraceLink};
 use crate::components::live_stream::{
     saga_stream_url, use_live_stream, use_live_stream_with_resync,
 };
+use crate::components::dead_letter::{use_poll, ActionBanner};
+use crate::components::dead_letter_timeline::{
+    merge_letters, merge_timeline, DeadLetterTimelineRow, TimelineItem,
+};
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::components::status_badge::StatusBadge;
 use crate::components::time::{RelativeTime, SagaDuration};
 use crate::components::timeline::{insert_event, Axis, TimelineRow};
-use crate::server_fns::{error_text, fetch_saga_detail, set_page_status};
+use crate::server_fns::{
+    error_text, fetch_saga_dead_letters, fetch_saga_detail, set_page_status, use_session,
+    SagaDeadLetter,
+};
 use crate::time::absolute;
 
 #[component]
@@ -24,6 +33,10 @@ pub fn SagaDetailPage() -> impl IntoView {
     let params = use_params_map();
     let saga_id = Memo::new(move |_| params.with(|p| p.get("saga_id").unwrap_or_default()));
     let detail = Resource::new(move || saga_id.get(), fetch_saga_detail);
+    let dead_letters = Resource::new(move || saga_id.get(), fetch_saga_dead_letters);
+    let session = use_session();
+    let query = use_query_map();
+    let banner_query = Memo::new(move |_| query.get());
 
     view! {
         <Title text=move || format!("Saga {}", saga_id.get())/>
@@ -33,12 +46,16 @@ pub fn SagaDetailPage() -> impl IntoView {
                 <span aria-hidden="true">" / "</span>
                 <span class="mono">{move || saga_id.get()}</span>
             </nav>
+            <ActionBanner query=banner_query/>
             <Transition fallback=|| view! { <Loading what="saga"/> }>
                 {move || {
                     let id = saga_id.get();
                     Suspend::new(async move {
+                        let info = session.await.unwrap_or_default();
+                        // A failing dead-letter read must not hide the saga.
+                        let letters = dead_letters.await.unwrap_or_default();
                         match detail.await {
-                            Ok(Some(detail)) => view! { <SagaView detail/> }.into_any(),
+                            Ok(Some(detail)) => view! { <SagaView detail letters info/> }.into_any(),
                             Ok(None) => {
                                 set_page_status(404);
                                 view! { <UnknownSaga saga_id=id on_appear=move || detail.refetch()/> }
@@ -81,18 +98,59 @@ fn UnknownSaga(saga_id: String, on_appear: impl Fn() + 'static) -> impl IntoView
     .into_any()
 }
 
+/// How often a saga page fetches its dead letters again (their state moves
+/// on without a saga event: retried, then resolved).
+const DEAD_LETTER_POLL_SECONDS: u64 = 5;
+
 #[component]
-fn SagaView(detail: SagaDetail) -> impl IntoView {
+fn SagaView(detail: SagaDetail, letters: Vec<SagaDeadLetter>, info: SessionInfo) -> impl IntoView {
     let SagaDetail { saga, events } = detail;
     let saga_id = saga.saga_id.clone();
     let initial_ids: Arc<HashSet<String>> =
         Arc::new(events.iter().map(|e| e.event_id.clone()).collect());
     let summary = RwSignal::new(saga);
     let events = RwSignal::new(events);
+    let letters = RwSignal::new(letters);
     let axis = Memo::new(move |_| {
         let s = summary.read();
         events.with(|events| Axis::new(events, Some(&s.started_at), s.ended_at.as_ref()))
     });
+    let items = Memo::new(move |_| {
+        events.with(|events| letters.with(|letters| merge_timeline(events, letters)))
+    });
+    let return_to = crate::components::ids::saga_href(&saga_id);
+
+    // The dead letters again: on a poll, and whenever the saga moves.
+    let refetch_letters = {
+        let saga_id = saga_id.clone();
+        move || {
+            let saga_id = saga_id.clone();
+            leptos::task::spawn_local(async move {
+                if let Ok(fresh) = fetch_saga_dead_letters(saga_id).await {
+                    if let Some(merged) = letters
+                        .try_with_untracked(|shown| merge_letters(shown, fresh))
+                        .flatten()
+                    {
+                        letters.try_set(merged);
+                    }
+                }
+            });
+        }
+    };
+    let poll = use_poll(
+        std::time::Duration::from_secs(DEAD_LETTER_POLL_SECONDS),
+        Signal::derive(|| true),
+    );
+    {
+        let refetch_letters = refetch_letters.clone();
+        Effect::new(move |previous: Option<u64>| {
+            let tick = poll.get();
+            if previous.is_some_and(|p| p != tick) {
+                refetch_letters();
+            }
+            tick
+        });
+    }
 
     let navigate = leptos_router::hooks::use_navigate();
     let apply = {
@@ -110,6 +168,7 @@ fn SagaView(detail: SagaDetail) -> impl IntoView {
                     && summary.try_with_untracked(|s| *s != saga) == Some(true) =>
             {
                 summary.try_set(saga);
+                refetch_letters();
             }
             StreamMessage::Event { event } if event.saga_id == saga_id => {
                 events.try_update(|events| {
@@ -123,9 +182,11 @@ fn SagaView(detail: SagaDetail) -> impl IntoView {
     let resync = {
         let saga_id = saga_id.clone();
         let apply = apply.clone();
+        let refetch_letters = refetch_letters.clone();
         move || {
             let saga_id = saga_id.clone();
             let apply = apply.clone();
+            refetch_letters();
             leptos::task::spawn_local(async move {
                 if let Ok(Some(detail)) = fetch_saga_detail(saga_id).await {
                     apply(StreamMessage::Saga { saga: detail.saga });
@@ -149,14 +210,28 @@ fn SagaView(detail: SagaDetail) -> impl IntoView {
                         format!("{n} event{}", if n == 1 { "" } else { "s" })
                     }}
                 </span>
+                {move || {
+                    let n = letters.with(Vec::len);
+                    (n > 0).then(|| view! {
+                        <span class="muted tl-dlq-count" data-test="saga-dead-letter-count" title="Messages of this saga that a consumer sent to a dead-letter topic">
+                            {format!("· ✉ {n} dead letter{}", if n == 1 { "" } else { "s" })}
+                        </span>
+                    })
+                }}
             </header>
             <ol class="timeline" data-test="timeline">
                 <For
-                    each=move || events.get()
-                    key=|event| event.event_id.clone()
-                    children=move |event| {
-                        let fresh = !initial_ids.contains(&event.event_id);
-                        view! { <TimelineRow event axis fresh/> }
+                    each=move || items.get()
+                    key=TimelineItem::key
+                    children=move |item| match item {
+                        TimelineItem::Event(event) => {
+                            let fresh = !initial_ids.contains(&event.event_id);
+                            view! { <TimelineRow event axis fresh/> }.into_any()
+                        }
+                        TimelineItem::DeadLetter(item) => view! {
+                            <DeadLetterTimelineRow item axis session=info.clone() return_to=return_to.clone()/>
+                        }
+                        .into_any(),
                     }
                 />
             </ol>
