@@ -12,6 +12,7 @@ mod read_metrics;
 mod read_sagas;
 mod read_trace;
 mod reproject;
+mod retries;
 mod rollups;
 mod rows;
 mod stall_sweep;
@@ -32,6 +33,12 @@ pub use dead_letters::dead_letter_id;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};
+pub use retries::{
+    AttemptResult, CancelOutcome, ChunkClaim, ClaimedChunk, ClaimedJob, ClaimedRetry,
+    DiscardOutcome, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob, ResolveReport,
+    RetryClaim, RetryPayload, RetryableSource, INTERRUPTED, NO_ORIGINAL_TOPIC, RETRY_CHUNK,
+    SAGA_PROGRESSED,
+};
 pub use stall_sweep::StallPolicy;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
 
