@@ -127,25 +127,41 @@ fn exception(reason: FailureReason, listener: &Listener, rng: &mut StdRng) -> Ex
 /// the order service) and stock events (read by the payment service).
 fn consumer_of(message: &PlannedMessage) -> Option<(Listener, &'static [FailureReason])> {
     match (&message.body, message.topic) {
-        (Body::CloudEvent { .. }, PAYMENT_EVENTS_TOPIC) => Some((
+        (Body::CloudEvent { .. }, PAYMENT_EVENTS_TOPIC) => listener_of_topic(PAYMENT_EVENTS_TOPIC),
+        (Body::CdcInsert { row, .. }, SHOP_OUTBOX_CDC_TOPIC) if row.aggregate_type == "Stock" => {
+            listener_of_topic(SHOP_OUTBOX_CDC_TOPIC)
+        }
+        _ => None,
+    }
+}
+
+/// The service listening on `topic` (among those whose messages the demo
+/// dead-letters) and the ways it fails.
+fn listener_of_topic(topic: &str) -> Option<(Listener, &'static [FailureReason])> {
+    match topic {
+        PAYMENT_EVENTS_TOPIC => Some((
             Listener {
                 method: "public void com.shop.order.PaymentEventsListener.onPaymentEvent(org.apache.kafka.clients.consumer.ConsumerRecord<java.lang.String, com.shop.order.PaymentEvent>)",
                 group: ORDER_SERVICE_GROUP,
             },
             &[FailureReason::Deserialization, FailureReason::StatementTimeout],
         )),
-        (Body::CdcInsert { row, .. }, SHOP_OUTBOX_CDC_TOPIC) if row.aggregate_type == "Stock" => {
-            Some((
-                Listener {
-                    method: "public void com.shop.payment.StockEventsListener.onStockEvent(org.apache.kafka.clients.consumer.ConsumerRecord<java.lang.String, java.lang.String>)",
-                    group: PAYMENT_SERVICE_GROUP,
-                },
-                &[FailureReason::DuplicatePayment, FailureReason::StatementTimeout],
-            ))
-        }
+        SHOP_OUTBOX_CDC_TOPIC => Some((
+            Listener {
+                method: "public void com.shop.payment.StockEventsListener.onStockEvent(org.apache.kafka.clients.consumer.ConsumerRecord<java.lang.String, java.lang.String>)",
+                group: PAYMENT_SERVICE_GROUP,
+            },
+            &[FailureReason::DuplicatePayment, FailureReason::StatementTimeout],
+        )),
         _ => None,
     }
 }
+
+/// The listener of a topic no simulated service is known to consume.
+const ANY_LISTENER: Listener = Listener {
+    method: "public void com.shop.Listener.on(org.apache.kafka.clients.consumer.ConsumerRecord)",
+    group: ORDER_SERVICE_GROUP,
+};
 
 /// Where the original message landed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,12 +193,7 @@ pub fn spring_dead_letter(
     failed_at: DateTime<Utc>,
     rng: &mut StdRng,
 ) -> DeadLetterMessage {
-    let listener = Listener {
-        method:
-            "public void com.shop.Listener.on(org.apache.kafka.clients.consumer.ConsumerRecord)",
-        group: ORDER_SERVICE_GROUP,
-    };
-    with_listener(original, delivered, reason, &listener, failed_at, rng)
+    with_listener(original, delivered, reason, &ANY_LISTENER, failed_at, rng)
 }
 
 fn with_listener(
@@ -193,16 +204,41 @@ fn with_listener(
     failed_at: DateTime<Utc>,
     rng: &mut StdRng,
 ) -> DeadLetterMessage {
-    let failure = exception(reason, listener, rng);
     let mut headers: Vec<(String, Vec<u8>)> = original
         .headers
         .iter()
         .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
         .collect();
+    let failure = exception(reason, listener, rng);
+    headers.extend(spring_failure_headers(
+        original.topic,
+        delivered,
+        listener,
+        failure,
+    ));
+    DeadLetterMessage {
+        topic: dlt_topic(original.topic),
+        key: original.key.clone(),
+        value: original.value.clone(),
+        headers,
+        timestamp_ms: failed_at.timestamp_millis(),
+    }
+}
+
+/// The `kafka_dlt-*` headers Spring adds after the record's own: where the
+/// record came from (numbers as big-endian Java ints and longs), who
+/// failed on it and how.
+fn spring_failure_headers(
+    original_topic: &str,
+    delivered: &OriginalDelivery,
+    listener: &Listener,
+    failure: Exception,
+) -> Vec<(String, Vec<u8>)> {
+    let mut headers: Vec<(String, Vec<u8>)> = Vec::with_capacity(10);
     let mut add = |name: &str, value: Vec<u8>| headers.push((name.to_string(), value));
     add(
         "kafka_dlt-original-topic",
-        original.topic.as_bytes().to_vec(),
+        original_topic.as_bytes().to_vec(),
     );
     add(
         "kafka_dlt-original-partition",
@@ -230,11 +266,66 @@ fn with_listener(
         "kafka_dlt-exception-stacktrace",
         failure.stacktrace.into_bytes(),
     );
+    headers
+}
+
+/// Headers Spring's recoverer strips from a record before adding its own
+/// (`stripPreviousExceptionHeaders`, the default since Spring Kafka 3.0):
+/// a record that fails again describes only its latest failure.
+const PREVIOUS_EXCEPTION_HEADER_PREFIX: &str = "kafka_dlt-exception-";
+
+/// The headers of a record that fails again, as Spring's recoverer carries
+/// them over to the new dead letter: all of the record's own, in order
+/// (so a re-drive's `x-retry-of` and `x-retry-count` travel along, and any
+/// earlier `kafka_dlt-original-*` stay first, naming the first origin),
+/// except previous exception headers; the fresh `kafka_dlt-*` set follows.
+/// Null-valued headers are left out: a dead letter's headers are bytes.
+pub fn failed_again_headers(
+    record_headers: &[(String, Option<Vec<u8>>)],
+    fresh_failure_headers: Vec<(String, Vec<u8>)>,
+) -> Vec<(String, Vec<u8>)> {
+    let previous_failure = |name: &str| {
+        name.get(..PREVIOUS_EXCEPTION_HEADER_PREFIX.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(PREVIOUS_EXCEPTION_HEADER_PREFIX))
+    };
+    record_headers
+        .iter()
+        .filter(|(name, _)| !previous_failure(name))
+        .filter_map(|(name, value)| Some((name.clone(), value.clone()?)))
+        .chain(fresh_failure_headers)
+        .collect()
+}
+
+/// A message as a consuming service read it off Kafka (a re-driven copy
+/// of a dead letter, for the demo's retry consumer).
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumedRecord<'a> {
+    pub topic: &'a str,
+    pub key: &'a [u8],
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(String, Option<Vec<u8>>)],
+    pub delivered: &'a OriginalDelivery,
+}
+
+/// The dead letter the service consuming `record`'s topic makes of it when
+/// it fails on it again at `failed_at`, for one of the reasons that
+/// service fails for.
+pub fn failed_again_dead_letter(
+    record: ConsumedRecord<'_>,
+    failed_at: DateTime<Utc>,
+    rng: &mut StdRng,
+) -> DeadLetterMessage {
+    let (listener, reasons) =
+        listener_of_topic(record.topic).unwrap_or((ANY_LISTENER, &FailureReason::ALL));
+    let reason = reasons[rng.random_range(0..reasons.len())];
+    let failure = exception(reason, &listener, rng);
+    let fresh = spring_failure_headers(record.topic, record.delivered, &listener, failure);
     DeadLetterMessage {
-        topic: dlt_topic(original.topic),
-        key: original.key.clone(),
-        value: original.value.clone(),
-        headers,
+        topic: dlt_topic(record.topic),
+        // Kafka keys are bytes; the simulator's are all text.
+        key: String::from_utf8_lossy(record.key).into_owned(),
+        value: record.value.map(<[u8]>::to_vec),
+        headers: failed_again_headers(record.headers, fresh),
         timestamp_ms: failed_at.timestamp_millis(),
     }
 }
@@ -326,6 +417,103 @@ mod tests {
         assert!(String::from_utf8(header("kafka_dlt-exception-message"))
             .unwrap()
             .starts_with("failed to deserialize"));
+    }
+
+    fn with_values(pairs: &[(&str, Option<&str>)]) -> Vec<(String, Option<Vec<u8>>)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.map(|v| v.as_bytes().to_vec())))
+            .collect()
+    }
+
+    /// Spring keeps a failing record's headers (the re-drive marks among
+    /// them) but strips its previous exception headers: the fresh ones
+    /// alone describe the failure, and they come last.
+    #[test]
+    fn a_record_failing_again_keeps_its_headers_but_not_its_old_failure() {
+        let record = with_values(&[
+            ("traceparent", Some("00-abc-def-01")),
+            ("kafka_dlt-original-topic", Some("payments.events")),
+            ("kafka_dlt-exception-message", Some("the first failure")),
+            ("KAFKA_DLT-EXCEPTION-FQCN", Some("com.shop.OldException")),
+            ("x-retry-of", Some("payments.events.DLT/0/7")),
+            ("x-retry-count", Some("2")),
+            ("no-value", None),
+        ]);
+        let fresh = vec![(
+            "kafka_dlt-exception-message".to_string(),
+            b"the latest failure".to_vec(),
+        )];
+        let headers = failed_again_headers(&record, fresh);
+        let names: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("traceparent", b"00-abc-def-01".as_slice()),
+                ("kafka_dlt-original-topic", b"payments.events"),
+                ("x-retry-of", b"payments.events.DLT/0/7"),
+                ("x-retry-count", b"2"),
+                ("kafka_dlt-exception-message", b"the latest failure"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_redriven_payment_event_fails_again_in_the_order_service() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let record_headers = with_values(&[
+            ("traceparent", Some("00-abc-def-01")),
+            ("x-retry-of", Some("payments.events.DLT/1/12")),
+            ("x-retry-count", Some("1")),
+        ]);
+        let value = b"{\"amount\":\"12,50\"}".to_vec();
+        let record = ConsumedRecord {
+            topic: PAYMENT_EVENTS_TOPIC,
+            key: b"ord-1",
+            value: Some(&value),
+            headers: &record_headers,
+            delivered: &delivered(),
+        };
+        let at = Utc::now();
+        let letter = failed_again_dead_letter(record, at, &mut rng);
+        assert_eq!(letter.topic, "payments.events.DLT");
+        assert_eq!(
+            (letter.key.as_str(), letter.value.as_deref()),
+            ("ord-1", Some(value.as_slice()))
+        );
+        assert_eq!(letter.timestamp_ms, at.timestamp_millis());
+        assert_eq!(
+            &letter.headers[..3],
+            &[
+                ("traceparent".to_string(), b"00-abc-def-01".to_vec()),
+                (
+                    "x-retry-of".to_string(),
+                    b"payments.events.DLT/1/12".to_vec()
+                ),
+                ("x-retry-count".to_string(), b"1".to_vec()),
+            ]
+        );
+        let header = |name: &str| {
+            letter
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        assert_eq!(header("kafka_dlt-original-offset"), 1_024_i64.to_be_bytes());
+        assert_eq!(
+            header("kafka_dlt-original-consumer-group"),
+            ORDER_SERVICE_GROUP.as_bytes()
+        );
+        let cause = String::from_utf8(header("kafka_dlt-exception-cause-fqcn")).unwrap();
+        assert!(
+            cause.contains("InvalidFormatException") || cause.contains("QueryTimeoutException"),
+            "{cause}"
+        );
     }
 
     #[test]

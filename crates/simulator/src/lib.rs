@@ -5,15 +5,20 @@
 //! (`service_consumer.rs`) reads part of it in bursts, so the demo has a
 //! service's consumer-group lag to watch. Optionally, services dead-letter
 //! a share of what they consume to `<topic>.DLT`, Spring style
-//! (`dead_letters.rs`).
+//! (`dead_letters.rs`); the saga then waits (`parked_sagas.rs`) until the
+//! dead letter is re-driven and the demo's retry consumer
+//! (`retry_consumer.rs`) processes the copy.
 
 mod dead_letters;
 mod ids;
 mod message;
 mod mock_kafka;
+mod parked_sagas;
 mod poison;
 mod product_events;
+mod relay_delay;
 mod render;
+mod retry_consumer;
 mod saga_plans;
 mod service_consumer;
 #[cfg(test)]
@@ -32,21 +37,30 @@ use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
+use crate::relay_delay::{kafka_timestamp_ms, relay_delay_ms};
+
 pub use dead_letters::{
-    dlt_topic, maybe_dead_letter, spring_dead_letter, DeadLetterMessage, FailureReason,
-    OriginalDelivery, DLT_SUFFIX, ORDER_SERVICE_GROUP,
+    dlt_topic, failed_again_dead_letter, failed_again_headers, maybe_dead_letter,
+    spring_dead_letter, ConsumedRecord, DeadLetterMessage, FailureReason, OriginalDelivery,
+    DLT_SUFFIX, ORDER_SERVICE_GROUP,
 };
 pub use message::{
     Body, CloudEvent, CloudEventMode, OutboxRow, PlannedMessage, RenderedMessage, Traffic,
 };
 pub use mock_kafka::MockKafka;
+pub use parked_sagas::{ParkedSaga, ParkedSagas, ParkingKey, DEFAULT_PARKED_SAGAS_CAPACITY};
 pub use poison::{poison, PoisonKind, POISON_NESTING_DEPTH};
 pub use product_events::{product_event, PRODUCT_EVENT_TYPES};
+pub use retry_consumer::{
+    redrive_of, retry_succeeds, Redrive, RedriveOutcome, RetryConsumer, RetryConsumerConfig,
+    DEMO_RETRY_SUCCESS_RATIO, RETRY_CONSUMER_GROUP,
+};
 pub use saga_plans::{PlannedOutcome, SagaKind, SagaPlan};
 pub use service_consumer::{ServiceConsumer, ServiceConsumerConfig, PAYMENT_SERVICE_GROUP};
 pub use topics::{
-    ALL_TOPICS, CHARACTER_TOPIC, DLT_TOPICS, IMAGE_TOPIC, MY_TOPIC, PAYMENT_EVENTS_TOPIC,
-    PRODUCT_EVENTS_TOPIC, SAGA_STATE_TOPIC, SCAN_TOPIC, SHOP_OUTBOX_CDC_TOPIC,
+    ALL_TOPICS, CHARACTER_TOPIC, DEAD_LETTERED_TOPICS, DLT_TOPICS, IMAGE_TOPIC, MY_TOPIC,
+    PAYMENT_EVENTS_TOPIC, PRODUCT_EVENTS_TOPIC, SAGA_STATE_TOPIC, SCAN_TOPIC,
+    SHOP_OUTBOX_CDC_TOPIC,
 };
 
 /// Classification rules for the demo's choreographed saga: the example
@@ -89,6 +103,21 @@ pub struct Simulator {
     /// Share of payment and stock events dead-lettered (0: none, the
     /// default, so callers need no DLT topics).
     dead_letter_ratio: f64,
+    /// Sagas held up by a dead letter, shared by every clone (and the
+    /// retry consumer that resumes them).
+    parked: ParkedSagas,
+}
+
+/// One message of a saga being produced, with what the saga needs to hold
+/// its rest back when the message is dead-lettered.
+struct Step<'a> {
+    trace_id: &'a str,
+    messages: &'a [PlannedMessage],
+    index: usize,
+    /// The event time the message was rendered with.
+    at: DateTime<Utc>,
+    /// The Kafka timestamp to stamp (epoch ms); None: the producer's clock.
+    kafka_timestamp_ms: Option<i64>,
 }
 
 impl Simulator {
@@ -102,7 +131,13 @@ impl Simulator {
             producer,
             config,
             dead_letter_ratio: 0.0,
+            parked: ParkedSagas::default(),
         })
+    }
+
+    /// The sagas held up by a dead letter (shared by all clones).
+    pub fn parked_sagas(&self) -> &ParkedSagas {
+        &self.parked
     }
 
     /// Dead-letters this share of the payment and stock events to their
@@ -115,7 +150,7 @@ impl Simulator {
     /// Produces one message (a tombstone when it has no value) and waits
     /// for the broker's ack.
     pub async fn produce(&self, message: &RenderedMessage) -> Result<(), SimulatorError> {
-        self.send(message).await.map(|_| ())
+        self.send(message, None).await.map(|_| ())
     }
 
     /// Produces a dead letter (binary headers, its own timestamp) and waits
@@ -145,38 +180,76 @@ impl Simulator {
         Ok(())
     }
 
-    /// Produces `planned` (rendered as `message`), then, at the dead-letter
-    /// ratio, the dead letter its consuming service makes of it.
-    async fn produce_planned(
+    /// Produces step `step` (rendered as `message`), then, at the
+    /// dead-letter ratio, the dead letter its consuming service makes of
+    /// it. Returns, when it was dead-lettered, the index of the first
+    /// message the saga now holds back (parked before the dead letter is
+    /// produced, so a re-drive always finds it).
+    async fn produce_step(
         &self,
-        planned: &PlannedMessage,
+        step: Step<'_>,
         message: &RenderedMessage,
-        at: DateTime<Utc>,
         rng: &mut StdRng,
-    ) -> Result<(), SimulatorError> {
-        let delivery = self.send(message).await?;
-        // The original's time as the service saw it: the produce time live,
-        // the planned past for the demo's history (whose Kafka timestamps
-        // are all "now").
+    ) -> Result<Option<usize>, SimulatorError> {
+        let delivery = self.send(message, step.kafka_timestamp_ms).await?;
+        // The original's time as the service saw it: its Kafka timestamp
+        // when stamped (the history), else its event time, the produce
+        // time live.
+        let seen_at = step
+            .kafka_timestamp_ms
+            .and_then(DateTime::from_timestamp_millis)
+            .unwrap_or(step.at);
         let delivered = OriginalDelivery {
             partition: delivery.partition,
             offset: delivery.offset,
-            timestamp_ms: at.timestamp_millis(),
+            timestamp_ms: seen_at.timestamp_millis(),
         };
-        if let Some(letter) = maybe_dead_letter(
+        let planned = &step.messages[step.index];
+        let Some(letter) = maybe_dead_letter(
             planned,
             message,
             &delivered,
-            at,
+            seen_at,
             self.dead_letter_ratio,
             rng,
-        ) {
-            self.produce_dead_letter(&letter).await?;
-        }
-        Ok(())
+        ) else {
+            return Ok(None);
+        };
+        let held_from = self.hold_back(&step, message);
+        self.produce_dead_letter(&letter).await?;
+        Ok(Some(held_from))
     }
 
-    async fn send(&self, message: &RenderedMessage) -> Result<Delivery, SimulatorError> {
+    /// Parks the rest of a saga whose message `step.index` (rendered as
+    /// `dead_lettered`) was dead-lettered; returns the first held index.
+    fn hold_back(&self, step: &Step<'_>, dead_lettered: &RenderedMessage) -> usize {
+        let held_from = first_held_index(step.messages, step.index);
+        if held_from < step.messages.len() {
+            let key = ParkingKey::new(
+                dead_lettered.topic,
+                dead_lettered.key.as_bytes(),
+                dead_lettered.value.as_deref(),
+            );
+            self.parked.park(
+                key,
+                ParkedSaga {
+                    traffic: Traffic {
+                        trace_id: step.trace_id.to_string(),
+                        messages: step.messages.to_vec(),
+                    },
+                    resume_at: held_from,
+                    failed_delay_ms: step.messages[step.index].delay_ms,
+                },
+            );
+        }
+        held_from
+    }
+
+    async fn send(
+        &self,
+        message: &RenderedMessage,
+        kafka_timestamp_ms: Option<i64>,
+    ) -> Result<Delivery, SimulatorError> {
         let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
         for (key, value) in &message.headers {
             headers = headers.insert(Header {
@@ -187,6 +260,9 @@ impl Simulator {
         let mut record = FutureRecord::<str, [u8]>::to(message.topic)
             .key(message.key.as_str())
             .headers(headers);
+        if let Some(timestamp_ms) = kafka_timestamp_ms {
+            record = record.timestamp(timestamp_ms);
+        }
         if let Some(value) = &message.value {
             record = record.payload(value.as_slice());
         }
@@ -227,6 +303,9 @@ impl Simulator {
             .await
     }
 
+    /// Produces messages with event times `base + delay`, each stamped in
+    /// Kafka at its event time plus a relay delay (`relay_delay.rs`). A
+    /// dead-lettered message holds the rest back, as live.
     async fn produce_now(
         &self,
         trace_id: &str,
@@ -234,10 +313,28 @@ impl Simulator {
         base: DateTime<Utc>,
         rng: &mut StdRng,
     ) -> Result<(), SimulatorError> {
+        let now = Utc::now();
+        let mut held_from = messages.len();
         for (index, message) in messages.iter().enumerate() {
+            if index >= held_from {
+                break;
+            }
             let at = base + chrono::Duration::milliseconds(message.delay_ms as i64);
             let rendered = render::render(message, trace_id, index, at, rng);
-            self.produce_planned(message, &rendered, at, rng).await?;
+            let step = Step {
+                trace_id,
+                messages,
+                index,
+                at,
+                kafka_timestamp_ms: Some(kafka_timestamp_ms(
+                    at,
+                    relay_delay_ms(trace_id, index),
+                    now,
+                )),
+            };
+            if let Some(held) = self.produce_step(step, &rendered, rng).await? {
+                held_from = held;
+            }
         }
         Ok(())
     }
@@ -274,29 +371,89 @@ impl Simulator {
     /// Plays `traffic` in real time on its own task.
     fn start(&self, traffic: Traffic, rng: &mut StdRng, shutdown: &watch::Receiver<bool>) {
         let rng = StdRng::seed_from_u64(rng.random());
-        tokio::spawn(self.clone().play(traffic, rng, shutdown.clone()));
+        tokio::spawn(self.clone().play(traffic, 0, 0, rng, shutdown.clone()));
     }
 
-    /// Plays one saga or other traffic, each message stamped when produced.
-    async fn play(self, traffic: Traffic, mut rng: StdRng, shutdown: watch::Receiver<bool>) {
+    /// Goes on with a parked saga in real time from now, on its own task:
+    /// its held messages keep their planned spacing after the message
+    /// that was dead-lettered. Returns how many messages it will produce
+    /// (fewer if one of them is dead-lettered in turn).
+    pub(crate) fn resume(
+        &self,
+        parked: ParkedSaga,
+        rng: StdRng,
+        shutdown: watch::Receiver<bool>,
+    ) -> usize {
+        let held = parked.traffic.messages.len() - parked.resume_at;
+        tokio::spawn(self.clone().play(
+            parked.traffic,
+            parked.resume_at,
+            parked.failed_delay_ms,
+            rng,
+            shutdown,
+        ));
+        held
+    }
+
+    /// Plays one saga or other traffic from message `first` on, message
+    /// `i` at `delay_ms(i) - base_delay_ms` from now, each stamped when
+    /// produced.
+    async fn play(
+        self,
+        traffic: Traffic,
+        first: usize,
+        base_delay_ms: u64,
+        mut rng: StdRng,
+        shutdown: watch::Receiver<bool>,
+    ) {
         let start = tokio::time::Instant::now();
-        for (index, message) in traffic.messages.iter().enumerate() {
-            tokio::time::sleep_until(start + Duration::from_millis(message.delay_ms)).await;
+        let mut held_from = traffic.messages.len();
+        for (index, message) in traffic.messages.iter().enumerate().skip(first) {
+            if index >= held_from {
+                break;
+            }
+            let wait = message.delay_ms.saturating_sub(base_delay_ms);
+            tokio::time::sleep_until(start + Duration::from_millis(wait)).await;
             if *shutdown.borrow() {
                 return;
             }
             let at = Utc::now();
             let rendered = traffic.render(index, at, &mut rng);
-            if let Err(error) = self.produce_planned(message, &rendered, at, &mut rng).await {
-                tracing::warn!(%error, trace_id = %traffic.trace_id, "simulator could not produce");
+            let step = Step {
+                trace_id: &traffic.trace_id,
+                messages: &traffic.messages,
+                index,
+                at,
+                kafka_timestamp_ms: None,
+            };
+            match self.produce_step(step, &rendered, &mut rng).await {
+                Ok(Some(held)) => held_from = held,
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, trace_id = %traffic.trace_id, "simulator could not produce")
+                }
             }
         }
     }
 }
 
+/// After message `failed` of `messages` was dead-lettered, the first one
+/// the saga holds back: the next, unless the outbox relay's delete and
+/// tombstone of the captured row follow (same key, no events): the relay
+/// sends those whatever became of the consumer.
+fn first_held_index(messages: &[PlannedMessage], failed: usize) -> usize {
+    let key = &messages[failed].key;
+    let relay_cleanup = messages[failed + 1..]
+        .iter()
+        .take_while(|m| !m.is_event() && m.key == *key && m.topic == messages[failed].topic)
+        .count();
+    failed + 1 + relay_cleanup
+}
+
 #[cfg(test)]
 mod tests {
     use rdkafka::consumer::{Consumer, StreamConsumer};
+    use rdkafka::message::{Headers, OwnedMessage};
     use rdkafka::{Message, Offset, TopicPartitionList};
 
     use super::*;
@@ -351,6 +508,151 @@ mod tests {
             tombstones.push(message.payload().is_none());
         }
         assert_eq!(tombstones, expected);
+    }
+
+    /// A history saga is stamped in Kafka at its event times plus a relay
+    /// delay, its dead letter after the original's timestamp, and it stops
+    /// at the dead-lettered stock event (the relay's delete and tombstone
+    /// of that row still follow).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn history_is_stamped_at_event_time_and_held_up_by_its_dead_letter() {
+        let topics = [SHOP_OUTBOX_CDC_TOPIC, PAYMENT_EVENTS_TOPIC, DLT_TOPICS[1]];
+        let kafka = MockKafka::start(1, &topics, 1).unwrap();
+        let simulator = Simulator::new(SimulatorConfig {
+            brokers: kafka.bootstrap_servers().to_string(),
+            events_per_second: 0.0,
+            poison_ratio: 0.0,
+            seed: 1,
+        })
+        .unwrap()
+        .with_dead_letter_ratio(1.0);
+        let mut rng = StdRng::seed_from_u64(9);
+        let plan = SagaPlan::with_outcome(
+            SagaKind::OrderChoreography,
+            PlannedOutcome::Completed,
+            &mut rng,
+        );
+        let base = Utc::now() - chrono::Duration::minutes(20);
+        simulator
+            .produce_plan_now(&plan, base, &mut rng)
+            .await
+            .unwrap();
+
+        // The first stock event is the first a service dead-letters.
+        let stock = plan
+            .messages
+            .iter()
+            .position(
+                |m| matches!(&m.body, Body::CdcInsert { row, .. } if row.aggregate_type == "Stock"),
+            )
+            .unwrap();
+        let held_from = first_held_index(&plan.messages, stock);
+        let originals = read(kafka.bootstrap_servers(), SHOP_OUTBOX_CDC_TOPIC, held_from).await;
+        for (index, message) in originals.iter().enumerate() {
+            let event_ms = base.timestamp_millis() + plan.messages[index].delay_ms as i64;
+            assert_eq!(
+                message.timestamp().to_millis(),
+                Some(event_ms + relay_delay_ms(&plan.trace_id, index)),
+                "message {index}"
+            );
+        }
+        assert_eq!(simulator.parked_sagas().len(), 1);
+
+        let letter = &read(kafka.bootstrap_servers(), DLT_TOPICS[1], 1).await[0];
+        let original_ms = originals[stock].timestamp().to_millis().unwrap();
+        let header = |name: &str| {
+            letter
+                .headers()
+                .unwrap()
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
+                .unwrap()
+                .to_vec()
+        };
+        assert_eq!(
+            header("kafka_dlt-original-timestamp"),
+            original_ms.to_be_bytes()
+        );
+        assert_eq!(
+            header("kafka_dlt-original-offset"),
+            (stock as i64).to_be_bytes()
+        );
+        let failed_ms = letter.timestamp().to_millis().unwrap();
+        assert!(
+            failed_ms > original_ms && failed_ms < original_ms + 10_000,
+            "{failed_ms} after {original_ms}"
+        );
+    }
+
+    /// The first `count` messages of `topic`/0.
+    async fn read(brokers: &str, topic: &str, count: usize) -> Vec<OwnedMessage> {
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("group.id", "simulator-test")
+            .create()
+            .unwrap();
+        let mut partitions = TopicPartitionList::new();
+        partitions
+            .add_partition_offset(topic, 0, Offset::Beginning)
+            .unwrap();
+        consumer.assign(&partitions).unwrap();
+        let mut messages = Vec::new();
+        while messages.len() < count {
+            let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{topic}: only {} of {count}", messages.len()))
+                .unwrap();
+            messages.push(message.detach());
+        }
+        messages
+    }
+
+    #[test]
+    fn a_dead_letter_holds_back_the_rest_but_the_relay_cleanup_of_its_row() {
+        let message = |key: &str, body: Body| PlannedMessage {
+            delay_ms: 0,
+            topic: SHOP_OUTBOX_CDC_TOPIC,
+            key: key.into(),
+            body,
+        };
+        let row = OutboxRow {
+            id: "r1".into(),
+            aggregate_type: "Stock",
+            aggregate_id: "ord-1".into(),
+            event_type: "StockReserved".into(),
+            payload: serde_json::json!({}),
+        };
+        let insert = |key: &str| {
+            message(
+                key,
+                Body::CdcInsert {
+                    row: row.clone(),
+                    with_schema: false,
+                },
+            )
+        };
+        let delete = |key: &str| {
+            message(
+                key,
+                Body::CdcDelete {
+                    row: row.clone(),
+                    with_schema: false,
+                    inserted_ms_ago: 5,
+                },
+            )
+        };
+        let cleaned_up = [
+            insert("a"),
+            delete("a"),
+            message("a", Body::Tombstone),
+            insert("b"),
+        ];
+        assert_eq!(first_held_index(&cleaned_up, 0), 3);
+        // Another row's delete waits; so does anything after the last.
+        let other = [insert("a"), delete("b"), insert("b")];
+        assert_eq!(first_held_index(&other, 0), 1);
+        assert_eq!(first_held_index(&other, 2), 3);
     }
 
     /// The run loop's mix, sampled: sagas of every kind, product events

@@ -32,16 +32,17 @@ pub const ALL_TOPICS: [&str; 8] = [
 /// in the payment service.
 pub const DLT_TOPICS: [&str; 2] = ["payments.events.DLT", "dbserver1.shop.outbox.DLT"];
 
+/// The topics whose messages the simulated services dead-letter, in the
+/// order of [`DLT_TOPICS`]: where re-driven dead letters arrive.
+pub const DEAD_LETTERED_TOPICS: [&str; 2] = [PAYMENT_EVENTS_TOPIC, SHOP_OUTBOX_CDC_TOPIC];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn dead_letter_topics_are_spring_names_of_simulated_topics() {
-        for (dlt, topic) in DLT_TOPICS
-            .iter()
-            .zip([PAYMENT_EVENTS_TOPIC, SHOP_OUTBOX_CDC_TOPIC])
-        {
+        for (dlt, topic) in DLT_TOPICS.iter().zip(DEAD_LETTERED_TOPICS) {
             assert_eq!(*dlt, crate::dead_letters::dlt_topic(topic));
         }
     }
