@@ -8,9 +8,9 @@ use rand::{Rng, SeedableRng};
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::{GroupWatchConfig, IngestConfig};
 use sagascope_simulator::{
-    product_event, MockKafka, PlannedOutcome, PoisonKind, SagaKind, SagaPlan, ServiceConsumer,
-    ServiceConsumerConfig, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_DEAD_LETTER_RATIO,
-    DEMO_RULES, DLT_TOPICS, PAYMENT_SERVICE_GROUP,
+    product_event, MockKafka, PlannedOutcome, PoisonKind, RetryConsumer, RetryConsumerConfig,
+    SagaKind, SagaPlan, ServiceConsumer, ServiceConsumerConfig, Simulator, SimulatorConfig,
+    ALL_TOPICS, DEMO_DEAD_LETTER_RATIO, DEMO_RULES, DLT_TOPICS, PAYMENT_SERVICE_GROUP,
 };
 use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
@@ -190,6 +190,13 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         kafka.bootstrap_servers(),
     ))?;
     let service_task = tokio::spawn(service.run(stop_rx.clone()));
+    // Processes re-driven dead letters: resumes the sagas they held up
+    // (parked by this simulator and its clones), or dead-letters them anew.
+    let retry_consumer = RetryConsumer::new(
+        RetryConsumerConfig::demo(kafka.bootstrap_servers(), rand::rng().random()),
+        &simulator,
+    )?;
+    let retry_task = tokio::spawn(retry_consumer.run(stop_rx.clone()));
     produce_history(&simulator, args.history, args.poison_ratio > 0.0).await?;
 
     let kafka_args = KafkaArgs {
@@ -243,6 +250,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let _ = stop_simulator.send(true);
     let _ = tokio::time::timeout(Duration::from_secs(5), simulator_task).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), service_task).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), retry_task).await;
     drop(kafka);
     Ok(())
 }
@@ -257,12 +265,15 @@ const HISTORY_DEAD_LETTER_RATIO: f64 = 0.1;
 /// first ones cover every outcome), product events beside them, and, unless
 /// poison is off, one message of every bad kind so the ingest-errors page
 /// shows them all from the start. The past dead-letters more often than the
-/// live traffic, so the DLQ opens with every failure group and an age.
+/// live traffic, so the DLQ opens with every failure group and an age; a
+/// dead-lettered saga waits for its retry, so the guaranteed outcomes are
+/// produced without dead letters.
 async fn produce_history(
     simulator: &Simulator,
     count: usize,
     with_poison: bool,
 ) -> anyhow::Result<()> {
+    let guaranteed_simulator = &simulator.clone().with_dead_letter_ratio(0.0);
     let simulator = &simulator
         .clone()
         .with_dead_letter_ratio(HISTORY_DEAD_LETTER_RATIO);
@@ -280,12 +291,18 @@ async fn produce_history(
         (SagaKind::OrderChoreography, PlannedOutcome::Stalled),
     ];
     for i in 0..count {
-        let plan = match guaranteed.get(i) {
-            Some((kind, outcome)) => SagaPlan::with_outcome(*kind, *outcome, &mut rng),
-            None => SagaPlan::random(SagaKind::random(&mut rng), &mut rng),
+        let (plan, producer) = match guaranteed.get(i) {
+            Some((kind, outcome)) => (
+                SagaPlan::with_outcome(*kind, *outcome, &mut rng),
+                guaranteed_simulator,
+            ),
+            None => (
+                SagaPlan::random(SagaKind::random(&mut rng), &mut rng),
+                simulator,
+            ),
         };
         let base = now - chrono::Duration::seconds(rng.random_range(15..1800));
-        simulator.produce_plan_now(&plan, base, &mut rng).await?;
+        producer.produce_plan_now(&plan, base, &mut rng).await?;
         if i % 3 == 0 {
             simulator
                 .produce_traffic_now(&product_event(&mut rng), base, &mut rng)

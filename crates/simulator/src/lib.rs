@@ -141,7 +141,9 @@ impl Simulator {
     }
 
     /// Dead-letters this share of the payment and stock events to their
-    /// `.DLT` topics ([`DLT_TOPICS`] must exist, or be auto-created).
+    /// `.DLT` topics ([`DLT_TOPICS`] must exist, or be auto-created). The
+    /// saga of a dead-lettered message stops there and is parked (see
+    /// [`Simulator::parked_sagas`]) until a [`RetryConsumer`] resumes it.
     pub fn with_dead_letter_ratio(mut self, ratio: f64) -> Simulator {
         self.dead_letter_ratio = ratio.clamp(0.0, 1.0);
         self
@@ -273,7 +275,8 @@ impl Simulator {
     }
 
     /// Produces a whole plan at once, with event times `base + delay`, for
-    /// tests that need the traffic without waiting for it.
+    /// tests that need the traffic without waiting for it (and the demo's
+    /// history). With a dead-letter ratio, it may stop at a dead letter.
     pub async fn produce_plan_now(
         &self,
         plan: &SagaPlan,
