@@ -245,9 +245,15 @@ pub struct DeadLetterView {
 #[server]
 pub async fn fetch_dead_letter_view(id: String) -> Result<Option<DeadLetterView>, ServerFnError> {
     let store = store()?;
-    let Some(detail) = store.dead_letter(&id).await.map_err(store_error)? else {
+    let Some(mut detail) = store.dead_letter(&id).await.map_err(store_error)? else {
         return Ok(None);
     };
+    // Dead letters are stored byte-exact (a re-drive must produce exactly
+    // what failed) and redacted on the way out by the `[redact]` rules the
+    // server puts in the context.
+    if let Some(redaction) = use_context::<sagascope_domain::redaction::Redaction>() {
+        redaction.apply_to_dead_letter(&mut detail);
+    }
     let attempts = store.retry_attempts_of(&id).await.map_err(store_error)?;
     let mut saga = match detail.summary.saga_id.as_deref() {
         Some(saga_id) => store.saga_detail(saga_id).await.map_err(store_error)?,

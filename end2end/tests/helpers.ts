@@ -196,3 +196,132 @@ export async function becomesTrue(
     await new Promise((resolve) => setTimeout(resolve, interval));
   }
 }
+
+// ---------- sign-in and dead letters (issue 5) ----------
+
+/** The demo's users; `playwright.config.ts` starts it with these passwords. */
+export const OPERATOR = {
+  name: 'operator',
+  password: process.env.SAGASCOPE_E2E_OPERATOR_PASSWORD ?? 'operator-e2e-password',
+} as const;
+export const VIEWER = {
+  name: 'viewer',
+  password: process.env.SAGASCOPE_E2E_VIEWER_PASSWORD ?? 'viewer-e2e-password',
+} as const;
+
+/** Signs in through the login form and lands on `next`. */
+export async function signIn(
+  page: Page,
+  user: { name: string; password: string },
+  next = '/',
+): Promise<void> {
+  await page.goto(`/login?next=${encodeURIComponent(next)}`);
+  await page.locator('[data-test=login-name]').fill(user.name);
+  await page.locator('[data-test=login-password]').fill(user.password);
+  await page.locator('[data-test=login-submit]').click();
+  await expect(page.locator('[data-test=current-user]')).toHaveAttribute('data-user', user.name, { timeout: 20_000 });
+}
+
+/** The session's CSRF token, from the page's `csrf-token` meta tag. */
+export async function csrfToken(page: Page): Promise<string> {
+  const token = await page.locator('meta[name=csrf-token]').getAttribute('content');
+  expect(token, 'the page carries the session CSRF token').toBeTruthy();
+  return token!;
+}
+
+/** One dead letter as `GET /api/v1/dlq` lists it. */
+export interface DeadLetter {
+  id: string;
+  dlq_topic: string;
+  dlq_partition: number;
+  dlq_offset: number;
+  dead_lettered_at: string;
+  original_topic: string | null;
+  original_partition: number | null;
+  original_offset: number | null;
+  exception_class: string | null;
+  exception_message: string | null;
+  failure_group: string;
+  saga_id: string | null;
+  saga_type: string | null;
+  state: string;
+  state_reason: string | null;
+  retry_of: string | null;
+  retry_count: number;
+  failed_again_of: string | null;
+}
+
+export interface DeadLetterGroup {
+  failure_group: string;
+  original_topic: string | null;
+  exception_class: string | null;
+  depth: number;
+  total: number;
+}
+
+export async function listDeadLetters(
+  request: APIRequestContext,
+  params: Record<string, string | number> = {},
+): Promise<DeadLetter[]> {
+  const response = await request.get('/api/v1/dlq', { params });
+  expect(response.ok(), `GET /api/v1/dlq ${JSON.stringify(params)}: ${response.status()}`).toBeTruthy();
+  return ((await response.json()) as { items: DeadLetter[] }).items;
+}
+
+export async function deadLetterGroups(
+  request: APIRequestContext,
+  params: Record<string, string | number> = {},
+): Promise<DeadLetterGroup[]> {
+  const response = await request.get('/api/v1/dlq/groups', { params });
+  expect(response.ok(), `GET /api/v1/dlq/groups: ${response.status()}`).toBeTruthy();
+  return ((await response.json()) as { groups: DeadLetterGroup[] }).groups;
+}
+
+export async function deadLetter(request: APIRequestContext, id: string): Promise<DeadLetter> {
+  const response = await request.get(`/api/v1/dlq/${encodeURIComponent(id)}`);
+  expect(response.ok(), `GET /api/v1/dlq/${id}: ${response.status()}`).toBeTruthy();
+  return (await response.json()) as DeadLetter;
+}
+
+/** The page of a dead letter (`{topic}/{partition}/{offset}` as path segments). */
+export function deadLetterPath(id: string): string {
+  return `/dlq/messages/${id.split('/').map(encodeURIComponent).join('/')}`;
+}
+
+/**
+ * A dead letter in state `new` that belongs to a saga, newest first,
+ * optionally one whose exception message contains `reason`; waits for the
+ * demo to dead-letter one. `skip` excludes ids other tests already used.
+ */
+export async function findNewDeadLetter(
+  request: APIRequestContext,
+  { reason, skip = [] }: { reason?: string; skip?: string[] } = {},
+): Promise<DeadLetter> {
+  return pollFor(
+    `a new dead letter of a saga${reason ? ` failed with "${reason}"` : ''}`,
+    async () => {
+      const params: Record<string, string | number> = { state: 'new', limit: 200 };
+      if (reason) params.reason = reason;
+      const items = await listDeadLetters(request, params);
+      return items.find((d) => d.saga_id && d.original_topic && !skip.includes(d.id));
+    },
+    { timeout: 120_000, interval: 1_000 },
+  );
+}
+
+/** Polls the API until the dead letter is in one of `states`. */
+export async function waitForDeadLetterState(
+  request: APIRequestContext,
+  id: string,
+  states: string[],
+  timeout = 120_000,
+): Promise<DeadLetter> {
+  return pollFor(
+    `dead letter ${id} in state ${states.join(' or ')}`,
+    async () => {
+      const letter = await deadLetter(request, id);
+      return states.includes(letter.state) ? letter : undefined;
+    },
+    { timeout, interval: 1_000 },
+  );
+}

@@ -51,7 +51,7 @@ pub fn RetryForm(
         <form
             method="post"
             action=RETRY_ACTION
-            class=if inline { "action-form inline" } else { "action-form" }
+            class={if inline { "action-form inline" } else { "action-form" }}
             data-test=test.unwrap_or("retry-form")
             data-id=letter.id.clone()
         >

@@ -154,7 +154,7 @@ fn BulkPreview(view: BulkRetryView, params: DlqParams, info: SessionInfo) -> imp
         .map(|(topic, n)| {
             view! {
                 <tr data-test="bulk-topic-row" data-topic=topic.clone() data-count=n.to_string()>
-                    <td class="mono">{topic}</td>
+                    <td class="mono">{topic.clone()}</td>
                     <td class="num">{fmt_count(n as i64)}</td>
                 </tr>
             }
@@ -259,7 +259,7 @@ fn BulkPreview(view: BulkRetryView, params: DlqParams, info: SessionInfo) -> imp
                 <input type="hidden" name="filter" value=filter_query data-test="bulk-filter-field"/>
                 <input type="hidden" name="expected_count" value=count.to_string() data-test="bulk-expected-count"/>
                 <input type="hidden" name="idempotency_key" value=idempotency_key/>
-                <p class="action-statement" data-test="bulk-statement">{statement}</p>
+                <p class="action-statement" data-test="bulk-statement">{statement.clone()}</p>
                 <label class="field field-grow">
                     <span class="field-label">"Reason (for the audit log)"</span>
                     <input

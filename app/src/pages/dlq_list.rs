@@ -128,7 +128,7 @@ fn RangePicker(params: DlqParams) -> impl IntoView {
         view! {
             <a
                 href=href
-                class=if active { "window-link active" } else { "window-link" }
+                class={if active { "window-link active" } else { "window-link" }}
                 aria-current=active.then_some("page")
                 data-test=format!("dlq-window-{}", if value.is_empty() { "all" } else { value })
                 title=title
@@ -413,6 +413,8 @@ fn GroupTable(
                 .clone()
                 .unwrap_or_else(|| "(no message)".into());
             let sample = g.sample_message.clone();
+            let sample_title = sample.clone().unwrap_or_default();
+            let row_class = if g.depth > 0 { "row" } else { "row drained" };
             let sample_link = g.sample_id.clone().map(|id| {
                 view! { <a href=dead_letter_href(&id) class="small" data-test="dlq-group-sample">"sample"</a> }
             });
@@ -421,7 +423,7 @@ fn GroupTable(
                     data-test="dlq-group-row"
                     data-group=g.failure_group.clone()
                     data-depth=g.depth.to_string()
-                    class=if g.depth > 0 { "row" } else { "row drained" }
+                    class=row_class
                 >
                     <td class="dlq-exc">
                         <span class="exc-class mono" title=class_full>{class_short}</span>
@@ -429,7 +431,7 @@ fn GroupTable(
                             {g.original_topic.clone().unwrap_or_else(|| "—".into())}
                         </span>
                     </td>
-                    <td class="dlq-message" title=sample.clone().unwrap_or_default()>
+                    <td class="dlq-message" title=sample_title>
                         <span class="exc-message">{message}</span>
                         {sample.map(|s| view! { <span class="muted small sample-message" data-test="dlq-group-sample-message">{s}</span> })}
                     </td>
@@ -626,7 +628,7 @@ fn DeadLetterRow(letter: DeadLetterSummary) -> impl IntoView {
         .unwrap_or_else(|| absolute(&letter.state_changed_at));
     view! {
         <tr
-            class=if letter.state == DeadLetterState::New { "row" } else { "row handled" }
+            class={if letter.state == DeadLetterState::New { "row" } else { "row handled" }}
             data-test="dlq-row"
             data-id=letter.id.clone()
             data-state=letter.state.as_str()

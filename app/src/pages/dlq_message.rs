@@ -107,7 +107,14 @@ fn DeadLetterPageBody(data: DeadLetterView, info: SessionInfo) -> impl IntoView 
         <DeadLetterHeader detail=detail.clone()/>
         {actions}
         <section class="panel dlq-section" aria-labelledby="dlq-payload-title">
-            <header class="panel-head"><h2 id="dlq-payload-title">"Message"</h2></header>
+            <header class="panel-head">
+                <h2 id="dlq-payload-title">"Message"</h2>
+                {(detail.redacted_values > 0).then(|| view! {
+                    <span class="muted small" data-test="dlq-redacted" title="The [redact] rules hide these values on screen; the stored bytes, which a retry produces, are untouched">
+                        {format!("{} value{} redacted for display", detail.redacted_values, if detail.redacted_values == 1 { "" } else { "s" })}
+                    </span>
+                })}
+            </header>
             <div class="panel-body">
                 <h3 class="subhead">"Key"</h3>
                 <div data-test="dlq-key"><BytesInline value=detail.key.clone()/></div>
@@ -440,7 +447,7 @@ fn SagaPanel(letter: DeadLetterSummary, saga: Option<SagaDetail>, saga_events_cu
         rows.push(
             view! {
                 <tr
-                    class=if is_failing { "row this-message" } else { "row" }
+                    class={if is_failing { "row this-message" } else { "row" }}
                     data-test="dlq-saga-event"
                     data-event-id=event.event_id.clone()
                     data-phase=event.phase.as_str()
