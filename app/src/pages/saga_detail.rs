@@ -155,6 +155,7 @@ fn SagaView(detail: SagaDetail, letters: Vec<SagaDeadLetter>, info: SessionInfo)
     let navigate = leptos_router::hooks::use_navigate();
     let apply = {
         let saga_id = saga_id.clone();
+        let refetch_letters = refetch_letters.clone();
         move |message: StreamMessage| match message {
             // This instance was merged into another: follow it.
             StreamMessage::Merged { from, into } if from == saga_id => {
