@@ -230,10 +230,10 @@ impl Store {
     }
 
     /// Takes the oldest released active job that no live runner holds
-    /// (never run, or its runner's heartbeat is older than `stale_before`)
-    /// for `runner`. A job taken over from a stopped runner has its
-    /// in-flight items skipped: whether their copies reached the broker is
-    /// unknown, and producing them again could deliver twice.
+    /// (never run, released by its runner, or another runner's heartbeat
+    /// is older than `stale_before`) for `runner`. Items left in flight by
+    /// an earlier runner are skipped: whether their copies reached the
+    /// broker is unknown, and producing them again could deliver twice.
     #[tracing::instrument(skip(self), err)]
     pub async fn claim_retry_job(
         &self,
@@ -243,11 +243,12 @@ impl Store {
     ) -> Result<Option<ClaimedJob>> {
         let mut tx = self.begin_write().await?;
         let sql = format!(
-            "SELECT id, runner, canary_wait_s FROM retry_jobs WHERE released = 1 AND {ACTIVE_JOB_STATES} \
-             AND (runner IS NULL OR heartbeat_at_us < $1) ORDER BY created_at_us, id LIMIT 1"
+            "SELECT id, canary_wait_s FROM retry_jobs WHERE released = 1 AND {ACTIVE_JOB_STATES} \
+             AND (runner IS NULL OR (runner <> $2 AND heartbeat_at_us < $1)) ORDER BY created_at_us, id LIMIT 1"
         );
         let Some(row) = sqlx::query(&sql)
             .bind(micros(stale_before))
+            .bind(runner.to_string())
             .fetch_optional(&mut *tx)
             .await?
         else {
@@ -255,7 +256,6 @@ impl Store {
             return Ok(None);
         };
         let id: String = row.try_get("id")?;
-        let previous: Option<String> = row.try_get("runner")?;
         let wait: i64 = row.try_get("canary_wait_s")?;
         sqlx::query(
             "UPDATE retry_jobs SET runner = $2, heartbeat_at_us = $3, started_at_us = COALESCE(started_at_us, $3) \
@@ -266,11 +266,7 @@ impl Store {
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
-        let interrupted = if previous.is_some() {
-            Store::skip_interrupted_items_in(&mut tx, &id, now).await?
-        } else {
-            0
-        };
+        let interrupted = Store::skip_interrupted_items_in(&mut tx, &id, now).await?;
         let job = job_in(&mut tx, &id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("job {id} vanished")))?;
@@ -317,6 +313,18 @@ impl Store {
             .execute(&mut **tx)
             .await?;
         Ok(n)
+    }
+
+    /// Gives the job back (its runner stops before the job is done, e.g.
+    /// at shutdown): the next runner that looks takes it at once.
+    #[tracing::instrument(skip(self), err)]
+    pub async fn release_retry_job_lease(&self, id: &str, runner: &str) -> Result<()> {
+        sqlx::query("UPDATE retry_jobs SET runner = NULL WHERE id = $1 AND runner = $2")
+            .bind(id.to_string())
+            .bind(runner.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Renews `runner`'s lease on the job; answers the job's state, or
