@@ -5,6 +5,7 @@ use leptos::config::LeptosOptions;
 use sagascope_ingest::{GroupLagBoard, IngestStatus};
 use sagascope_model::StreamMessage;
 use sagascope_overview::OverviewService;
+use sagascope_redrive::RedriveService;
 use sagascope_store::Store;
 use tokio::sync::{broadcast, watch};
 
@@ -26,6 +27,9 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Login and roles: configuration and login rate limiters.
     pub auth: Arc<AuthState>,
+    /// Re-drive of dead letters; None without Kafka (the retry actions
+    /// answer 503, the job reads still work).
+    pub redrive: Option<RedriveService>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -11,6 +11,7 @@ use sagascope_domain::{Decoder, Thresholds};
 use sagascope_ingest::{watch_group_lag, GroupLagBoard, GroupWatchConfig, IngestConfig, Ingestor};
 use sagascope_model::StreamMessage;
 use sagascope_overview::OverviewService;
+use sagascope_redrive::{RedriveConfig, RedriveService};
 use sagascope_store::{StallPolicy, Store};
 use std::sync::Arc;
 use tokio::sync::{broadcast, watch};
@@ -27,6 +28,8 @@ pub struct Running {
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     ingest: Option<JoinHandle<()>>,
+    /// The re-drive's job runner and resolve sweep.
+    redrive: Option<JoinHandle<()>>,
     http: JoinHandle<std::io::Result<()>>,
 }
 
@@ -61,8 +64,8 @@ pub async fn start(
     .await
 }
 
-/// Starts the ingest (when configured) and the HTTP server on `listen`
-/// (port 0 picks a free port; see `Running::addr`).
+/// [`start_with_retry`] with the re-drive's defaults on the ingest's
+/// cluster (no re-drive without an ingest).
 pub async fn start_with_auth(
     store: Store,
     ingest: Option<(IngestConfig, Decoder)>,
@@ -70,6 +73,27 @@ pub async fn start_with_auth(
     site_root: &Path,
     thresholds: Thresholds,
     auth: AuthConfig,
+) -> anyhow::Result<Running> {
+    let retry = ingest.as_ref().map(|(config, _)| {
+        let mut retry = RedriveConfig::new(config.brokers.clone());
+        retry.client_properties = config.client_properties.clone();
+        retry
+    });
+    start_with_retry(store, ingest, listen, site_root, thresholds, auth, retry).await
+}
+
+/// Starts the ingest (when configured), the re-drive (when configured:
+/// its job runner resumes the jobs a stopped process left, and its resolve
+/// sweep) and the HTTP server on `listen` (port 0 picks a free port; see
+/// `Running::addr`).
+pub async fn start_with_retry(
+    store: Store,
+    ingest: Option<(IngestConfig, Decoder)>,
+    listen: SocketAddr,
+    site_root: &Path,
+    thresholds: Thresholds,
+    auth: AuthConfig,
+    retry: Option<RedriveConfig>,
 ) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (live, _) = broadcast::channel(LIVE_BUFFER);
@@ -104,6 +128,14 @@ pub async fn start_with_auth(
         own_group,
     )
     .with_dead_letter_topics(consumes_dlqs);
+    let redrive = match retry {
+        Some(config) => Some(
+            RedriveService::new(store.clone(), config)
+                .context("cannot create the re-drive producer")?,
+        ),
+        None => None,
+    };
+    let redrive_task = redrive.as_ref().map(|r| r.start(shutdown_rx.clone()));
     let state = AppState {
         store,
         live,
@@ -113,6 +145,7 @@ pub async fn start_with_auth(
         leptos_options: leptos_options(site_root, addr),
         shutdown: shutdown_rx.clone(),
         auth: Arc::new(AuthState::new(auth)),
+        redrive,
     };
     let router = crate::http::router(state.clone());
     let mut stop = shutdown_rx;
@@ -133,6 +166,7 @@ pub async fn start_with_auth(
         state,
         shutdown,
         ingest: ingest_task,
+        redrive: redrive_task,
         http,
     })
 }
@@ -184,6 +218,16 @@ impl Running {
                 .is_err()
             {
                 tracing::warn!("ingest did not stop within 30 s");
+            }
+        }
+        // Running jobs stop after their chunk in flight and give their
+        // lease back, so the next start resumes them at once.
+        if let Some(redrive) = self.redrive {
+            if tokio::time::timeout(Duration::from_secs(40), redrive)
+                .await
+                .is_err()
+            {
+                tracing::warn!("re-drive did not stop within 40 s");
             }
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.http).await;

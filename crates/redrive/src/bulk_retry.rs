@@ -1,12 +1,12 @@
 //! Bulk retry: the preview with the produce targets as configured, job
 //! creation (refused when the set is not what the operator confirmed, is
 //! empty, or holds dead letters nothing can re-drive), release to the
-//! runners once audited, and cancel.
+//! runners once audited.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use sagascope_model::{BulkRetryPreview, DlqQuery, RetryJobView};
-use sagascope_store::{CancelOutcome, JobCreation, NewRetryJob, NO_ORIGINAL_TOPIC};
+use sagascope_store::{JobCreation, NewRetryJob, NO_ORIGINAL_TOPIC};
 
 use crate::{new_id, RedriveError, RedriveService};
 
@@ -129,43 +129,5 @@ impl RedriveService {
     pub async fn drop_job(&self, id: &str) -> Result<(), RedriveError> {
         self.inner.store.delete_unreleased_retry_job(id).await?;
         Ok(())
-    }
-
-    /// The job, if it can still be cancelled.
-    #[tracing::instrument(skip(self), err)]
-    pub async fn cancellable(&self, id: &str) -> Result<RetryJobView, RedriveError> {
-        let job = self
-            .inner
-            .store
-            .retry_job(id)
-            .await?
-            .ok_or_else(|| RedriveError::JobNotFound(id.to_string()))?;
-        if job.state.is_active() {
-            Ok(job)
-        } else {
-            Err(RedriveError::JobFinished {
-                id: id.to_string(),
-                state: job.state,
-            })
-        }
-    }
-
-    /// Cancels a job: what was not taken yet is skipped; the chunk in
-    /// flight finishes.
-    #[tracing::instrument(skip(self), err)]
-    pub async fn cancel_job(&self, id: &str, actor: &str) -> Result<RetryJobView, RedriveError> {
-        match self
-            .inner
-            .store
-            .cancel_retry_job(id, actor, chrono::Utc::now())
-            .await?
-        {
-            CancelOutcome::Cancelled(job) => Ok(job),
-            CancelOutcome::Finished(job) => Err(RedriveError::JobFinished {
-                id: id.to_string(),
-                state: job.state,
-            }),
-            CancelOutcome::NotFound => Err(RedriveError::JobNotFound(id.to_string())),
-        }
     }
 }

@@ -25,7 +25,12 @@ pub(crate) struct CopyProducer {
 
 impl CopyProducer {
     pub(crate) fn new(config: &RedriveConfig) -> Result<CopyProducer, KafkaError> {
-        let producer: FutureProducer = ClientConfig::new()
+        let mut client = ClientConfig::new();
+        for (key, value) in &config.client_properties {
+            client.set(key, value);
+        }
+        // Set after the extra properties: these make the copies safe.
+        let producer: FutureProducer = client
             .set("bootstrap.servers", &config.brokers)
             .set("enable.idempotence", "true")
             .set("acks", "all")

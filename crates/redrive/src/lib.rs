@@ -15,7 +15,7 @@
 //! - `copy_headers.rs`: the headers of a copy.
 //! - `copy_producer.rs`: the idempotent producer.
 //! - `single_retry.rs`: claim → produce → record of one retry.
-//! - `bulk_retry.rs`: preview, job creation, cancel; `discard.rs`.
+//! - `bulk_retry.rs`: preview and job creation.
 //! - `job_runner.rs`: running the jobs; `resolve_loop.rs`: the sweep.
 //!
 //! The HTTP layer audits between the claim and the produce (see
@@ -24,7 +24,6 @@
 mod bulk_retry;
 mod copy_headers;
 mod copy_producer;
-mod discard;
 mod job_runner;
 mod resolve_loop;
 mod retry_args;
@@ -50,8 +49,6 @@ pub enum RedriveError {
     NotFound(String),
     #[error("dead letter `{id}` is {} and cannot be retried (only new ones can)", state.as_str())]
     NotRetryable { id: String, state: DeadLetterState },
-    #[error("dead letter `{id}` is {} and cannot be discarded (only new and failed_again ones can)", state.as_str())]
-    NotDiscardable { id: String, state: DeadLetterState },
     #[error("dead letter `{id}` names no original topic and its DLQ topic `{dlq_topic}` has no --retry-target")]
     NoTarget { id: String, dlq_topic: String },
     #[error("{count} of the matching dead letters name no original topic and their DLQ topics ({}) have no --retry-target", dlq_topics.join(", "))]
@@ -69,13 +66,6 @@ pub enum RedriveError {
     CountMismatch { expected: u64, actual: u64 },
     #[error("no retryable dead letter matches the filter")]
     EmptySet,
-    #[error("no retry job with id `{0}`")]
-    JobNotFound(String),
-    #[error("retry job `{id}` is already {}", state.as_str())]
-    JobFinished {
-        id: String,
-        state: sagascope_model::RetryJobState,
-    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot create the re-drive producer: {0}")]

@@ -61,6 +61,9 @@ fn parse_resolve_after(text: &str) -> Result<Duration, String> {
 pub struct RedriveConfig {
     /// Bootstrap servers of the cluster the copies go to.
     pub brokers: String,
+    /// Extra librdkafka properties of the producer (security settings and
+    /// the like; the ingest's, when it shares the cluster).
+    pub client_properties: Vec<(String, String)>,
     /// DLQ topic → the topic its dead letters are re-driven to.
     pub targets: HashMap<String, String>,
     pub resolve_after: Duration,
@@ -82,6 +85,7 @@ impl RedriveConfig {
     pub fn new(brokers: impl Into<String>) -> RedriveConfig {
         RedriveConfig {
             brokers: brokers.into(),
+            client_properties: Vec::new(),
             targets: HashMap::new(),
             resolve_after: DEFAULT_RESOLVE_AFTER,
             sweep_every: Duration::from_secs(3),

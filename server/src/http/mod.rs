@@ -2,21 +2,25 @@
 //! pages with their static assets.
 
 mod api_dlq;
+mod api_dlq_actions;
 mod api_ingest;
 mod api_metrics;
 mod api_sagas;
 mod api_stream;
 mod api_traces;
+mod dlq_forms;
 mod health;
 mod metrics;
 mod search;
 
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
+use sagascope_auth::Role;
 
 use crate::app_state::AppState;
+use crate::auth::require;
 
 pub use metrics::prometheus;
 
@@ -41,6 +45,39 @@ pub fn router(state: AppState) -> Router {
             "/dlq/{topic}/{partition}/{offset}",
             get(api_dlq::get_dead_letter_at),
         )
+        // Re-drive and discard (operator).
+        .route(
+            "/dlq/retry",
+            post(api_dlq_actions::bulk).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/retry-jobs",
+            get(api_dlq_actions::list_jobs).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/retry-jobs/{id}",
+            get(api_dlq_actions::get_job).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/retry-jobs/{id}/cancel",
+            post(api_dlq_actions::cancel).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/{id}/retry",
+            post(api_dlq_actions::retry).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/{topic}/{partition}/{offset}/retry",
+            post(api_dlq_actions::retry_at).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/{id}/discard",
+            post(api_dlq_actions::discard).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/{topic}/{partition}/{offset}/discard",
+            post(api_dlq_actions::discard_at).route_layer(require(Role::Operator)),
+        )
         // Login, logout, me, API tokens, users, audit log.
         .merge(crate::auth::api_routes());
 
@@ -61,6 +98,23 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/search", get(search::search))
+        // The same actions as HTML forms (303 back to the page).
+        .route(
+            "/dlq/actions/retry",
+            post(dlq_forms::retry).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/actions/discard",
+            post(dlq_forms::discard).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/actions/bulk-retry",
+            post(dlq_forms::bulk).route_layer(require(Role::Operator)),
+        )
+        .route(
+            "/dlq/actions/cancel-job",
+            post(dlq_forms::cancel_job_form).route_layer(require(Role::Operator)),
+        )
         .leptos_routes_with_context(&state, routes, context.clone(), move || {
             app::shell(options.clone())
         })
