@@ -380,7 +380,7 @@ mod tests {
             .filter(|s| s.is_open())
             .map(DeadLetterState::as_str)
             .collect();
-        assert_eq!(open, ["new", "retry_requested", "failed_again"]);
+        assert_eq!(open, ["new", "retry_requested"]);
     }
 
     #[test]
