@@ -656,7 +656,7 @@ async fn dead_letters_through_the_api(store: Store) {
     assert_eq!(status, 200, "{groups}");
     assert_eq!(
         groups["depth_states"],
-        serde_json::json!(["new", "retry_requested", "failed_again"])
+        serde_json::json!(["new", "retry_requested"])
     );
     assert_eq!(groups["topics"][0]["topic"], "payments.events.DLT");
     assert_eq!(groups["topics"][0]["depth"], 3);
