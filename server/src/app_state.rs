@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
+use sagascope_domain::redaction::Redaction;
 use sagascope_ingest::{GroupLagBoard, IngestStatus};
 use sagascope_model::StreamMessage;
 use sagascope_overview::OverviewService;
@@ -30,6 +31,9 @@ pub struct AppState {
     /// Re-drive of dead letters; None without Kafka (the retry actions
     /// answer 503, the job reads still work).
     pub redrive: Option<RedriveService>,
+    /// The rules' `[redact]` fields and headers, applied to dead letters on
+    /// the way out (they are stored byte-exact for re-drive).
+    pub redaction: Arc<Redaction>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

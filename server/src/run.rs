@@ -103,6 +103,12 @@ pub async fn start_with_retry(
     let consumes_dlqs = ingest
         .as_ref()
         .is_some_and(|(config, _)| config.dlq_topics.iter().any(|t| !t.trim().is_empty()));
+    let redaction = Arc::new(
+        ingest
+            .as_ref()
+            .map(|(_, decoder)| decoder.rules().redaction().clone())
+            .unwrap_or_default(),
+    );
     let (ingest_task, ingest_status) = match ingest {
         Some((config, decoder)) => {
             let ingestor = Ingestor::new(config, store.clone(), decoder, live.clone())
@@ -146,6 +152,7 @@ pub async fn start_with_retry(
         shutdown: shutdown_rx.clone(),
         auth: Arc::new(AuthState::new(auth)),
         redrive,
+        redaction,
     };
     let router = crate::http::router(state.clone());
     let mut stop = shutdown_rx;

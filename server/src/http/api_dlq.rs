@@ -66,6 +66,9 @@ async fn detail(state: &AppState, id: &str) -> Result<Json<DeadLetterDetail>, Ap
         .store
         .dead_letter(id)
         .await?
-        .map(Json)
+        .map(|mut detail| {
+            state.redaction.apply_to_dead_letter(&mut detail);
+            Json(detail)
+        })
         .ok_or_else(|| AppError::NotFound(format!("no dead letter with id `{id}`")))
 }

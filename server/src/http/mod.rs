@@ -84,12 +84,14 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(app::App);
     let store = state.store.clone();
     let overview = state.overview.clone();
+    let redaction = state.redaction.clone();
     let options = state.leptos_options.clone();
     // Every page and server function: the store, the overview, and the
     // request's CSP nonce and session (top bar, CSRF meta tag, roles).
     let context = move || {
         provide_context(store.clone());
         provide_context(overview.clone());
+        provide_context((*redaction).clone());
         crate::auth::provide_request_context();
     };
     Router::new()
