@@ -156,6 +156,9 @@ pub struct ServeArgs {
     pub rules: RulesArgs,
     #[command(flatten)]
     pub auth: crate::auth::AuthArgs,
+    /// Re-drive of dead letters: targets, resolve window, cluster.
+    #[command(flatten)]
+    pub retry: sagascope_redrive::RetryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -168,6 +171,9 @@ pub struct DemoArgs {
     /// `viewer` and prints their passwords.
     #[command(flatten)]
     pub auth: crate::auth::AuthArgs,
+    /// Re-drive of dead letters (to the in-process cluster).
+    #[command(flatten)]
+    pub retry: sagascope_redrive::RetryArgs,
     /// Simulated messages per second across all sagas.
     #[arg(long, env = "SAGASCOPE_DEMO_RATE", default_value_t = 20.0)]
     pub rate: f64,

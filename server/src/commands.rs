@@ -81,17 +81,20 @@ async fn start_pipeline(
     rules_args: &RulesArgs,
     http: &HttpArgs,
     auth: AuthConfig,
+    retry: &sagascope_redrive::RetryArgs,
 ) -> anyhow::Result<run::Running> {
     let policy = stall_policy(rules_args, &rules);
     let thresholds = rules.thresholds();
     let decoder = Decoder::new(rules).with_max_payload_bytes(rules_args.max_payload_bytes);
-    let running = run::start_with_auth(
+    let retry = sagascope_redrive::RedriveConfig::from_args(retry, &kafka.brokers);
+    let running = run::start_with_retry(
         store,
         Some((ingest_config(kafka), decoder)),
         http.listen,
         &http.site_root,
         thresholds,
         auth,
+        Some(retry),
     )
     .await?;
     running.sweep_stalls(policy);
@@ -144,7 +147,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let auth = AuthConfig::from_args(&args.auth)?;
     let store = open_store(&args.store.database_url).await?;
     let rules = load_rules(&args.rules)?;
-    let running = start_pipeline(store, &args.kafka, rules, &args.rules, &args.http, auth).await?;
+    let running = start_pipeline(
+        store,
+        &args.kafka,
+        rules,
+        &args.rules,
+        &args.http,
+        auth,
+        &args.retry,
+    )
+    .await?;
     tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
     running.until_signal().await;
     Ok(())
@@ -226,6 +238,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         &args.rules,
         &args.http,
         auth,
+        &args.retry,
     )
     .await?;
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });
