@@ -11,12 +11,15 @@
 //! - `api`: timeline, filtered list and overview latency on a loaded store.
 //! - `live`: produce → visible on `/api/v1/stream` latency at a steady rate,
 //!   and the process's peak RSS.
+//! - `redrive`: dead letters re-driven per second by one bulk retry job
+//!   (store → idempotent producer → mock cluster ack → store).
 
 mod api_latency;
 mod copy_rate;
 mod ingest_rate;
 mod live_latency;
 mod load_dataset;
+mod redrive_rate;
 mod traffic;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -49,6 +52,10 @@ pub enum Scenario {
     /// Produce → visible over SSE latency at a steady event rate, with the
     /// process's peak RSS (mock Kafka, ingest and server in-process).
     Live(live_latency::LiveArgs),
+    /// Dead letters re-driven per second by one bulk retry (default 50,000,
+    /// SQLite unless --database-url), produced to the in-process mock
+    /// cluster without throttle, with per-chunk latency.
+    Redrive(redrive_rate::RedriveArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -57,6 +64,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Load(args) => load_dataset::run(args).await,
         Scenario::Api(args) => api_latency::run(args).await,
         Scenario::Live(args) => live_latency::run(args).await,
+        Scenario::Redrive(args) => redrive_rate::run(args).await,
     }
 }
 
