@@ -50,7 +50,7 @@ pub struct ActionFailure {
     pub status: StatusCode,
     pub message: String,
     /// The retry's outcome when the broker refused it (state back to new).
-    pub outcome: Option<RetryOutcome>,
+    pub outcome: Option<Box<RetryOutcome>>,
 }
 
 impl ActionFailure {
@@ -109,7 +109,7 @@ impl From<RedriveError> for ActionFailure {
             }
         };
         let outcome = match &error {
-            RedriveError::BrokerRefused { outcome, .. } => Some((**outcome).clone()),
+            RedriveError::BrokerRefused { outcome, .. } => Some(outcome.clone()),
             _ => None,
         };
         ActionFailure {
