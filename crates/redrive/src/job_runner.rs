@@ -2,7 +2,8 @@
 //! and those of a process that stopped: their lease runs out), and runs
 //! each in its own task: the canary first if asked, then chunks of a few
 //! hundred with every copy of a chunk in flight at once, paced by the
-//! throttle. Between two chunks it renews its lease and stops if the job
+//! throttle, in two stages (the next chunk is claimed while the previous
+//! one is produced and recorded). Between two chunks it renews its lease and stops if the job
 //! was cancelled; at shutdown it gives the job back after the chunk in
 //! flight, so the next start resumes it.
 
@@ -10,9 +11,12 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use sagascope_model::{DeadLetterState, RetryJobState, RetryJobView};
-use sagascope_store::{AttemptResult, ChunkClaim, ClaimedJob, JobItem, StoreError, RETRY_CHUNK};
+use sagascope_store::{
+    AttemptResult, ChunkClaim, ClaimedJob, ClaimedRetry, JobItem, RetryPayload, StoreError,
+    RETRY_CHUNK,
+};
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::{new_id, RedriveService};
 
@@ -176,19 +180,31 @@ async fn drive_job(
             return Ok(());
         }
     }
-    loop {
+    // Two stages: while one chunk's copies are produced and recorded (a
+    // task), the next chunk is read and claimed here.
+    let mut in_flight: Option<JoinHandle<Result<ChunkReport, StoreError>>> = None;
+    let outcome = loop {
         if *shutdown.borrow() {
-            return Ok(());
+            break Ok(());
         }
         match store
             .heartbeat_retry_job(&job.id, runner, chrono::Utc::now())
-            .await?
+            .await
         {
-            Some(state) if state.is_active() => {}
-            _ => return Ok(()),
+            Ok(Some(state)) if state.is_active() => {}
+            Ok(_) => break Ok(()),
+            Err(error) => break Err(error),
         }
-        let items = store.pending_job_items(&job.id, pacer.chunk()).await?;
+        let items = match store.pending_job_items(&job.id, pacer.chunk()).await {
+            Ok(items) => items,
+            Err(error) => break Err(error),
+        };
         if items.is_empty() {
+            if let Some(report) = finish_stage(&mut in_flight).await? {
+                if stop_if_refused(store, job, report).await? {
+                    return Ok(());
+                }
+            }
             store
                 .set_retry_job_state(
                     &job.id,
@@ -201,22 +217,64 @@ async fn drive_job(
             tracing::info!(job_id = %job.id, "retry job completed");
             return Ok(());
         }
-        let Some(report) = process_chunk(service, job, &items, &mut pacer).await? else {
-            return Ok(());
+        let work = match claim_chunk(service, job, &items, &mut pacer).await {
+            Ok(Some(work)) => work,
+            Ok(None) => break Ok(()),
+            Err(error) => break Err(error),
         };
-        if report.produced == 0 && report.failed > 0 {
-            let message = format!(
-                "stopped: the broker refused every copy of a chunk ({}): {}",
-                report.failed,
-                report.first_error.unwrap_or_default()
-            );
-            store
-                .stop_retry_job(&job.id, RetryJobState::Failed, &message, chrono::Utc::now())
-                .await?;
-            tracing::warn!(job_id = %job.id, "retry job failed: the broker refused a whole chunk");
-            return Ok(());
+        if let Some(report) = finish_stage(&mut in_flight).await? {
+            if stop_if_refused(store, job, report).await? {
+                // The chunk just claimed goes back, not produced.
+                abandon(service, job, work).await?;
+                return Ok(());
+            }
+        }
+        in_flight = Some(tokio::spawn(produce_and_record(
+            service.clone(),
+            job.clone(),
+            work,
+        )));
+    };
+    finish_stage(&mut in_flight).await?;
+    outcome
+}
+
+/// Waits for the chunk in its second stage, if any.
+async fn finish_stage(
+    in_flight: &mut Option<JoinHandle<Result<ChunkReport, StoreError>>>,
+) -> Result<Option<ChunkReport>, StoreError> {
+    let Some(task) = in_flight.take() else {
+        return Ok(None);
+    };
+    match task.await {
+        Ok(report) => report.map(Some),
+        Err(error) => {
+            tracing::error!(%error, "a retry chunk task failed");
+            Ok(None)
         }
     }
+}
+
+/// Stops the job as failed when the broker refused every copy of a
+/// chunk (it is down, or refuses the target); true when it did.
+async fn stop_if_refused(
+    store: &sagascope_store::Store,
+    job: &RetryJobView,
+    report: ChunkReport,
+) -> Result<bool, StoreError> {
+    if report.produced > 0 || report.failed == 0 {
+        return Ok(false);
+    }
+    let message = format!(
+        "stopped: the broker refused every copy of a chunk ({}): {}",
+        report.failed,
+        report.first_error.unwrap_or_default()
+    );
+    store
+        .stop_retry_job(&job.id, RetryJobState::Failed, &message, chrono::Utc::now())
+        .await?;
+    tracing::warn!(job_id = %job.id, "retry job failed: the broker refused a whole chunk");
+    Ok(true)
 }
 
 /// The canary: re-drive the first item, watch it for `wait_s`. True: go on.
@@ -305,19 +363,28 @@ async fn canary(
     }
 }
 
-/// Claims `items`, produces the claimed ones (all in flight at once,
-/// paced by the throttle) and records the answers.
-async fn process_chunk(
+/// A claimed chunk on its way to the broker.
+struct ClaimedWork {
+    claimed: Vec<ClaimedRetry>,
+    payloads: HashMap<String, RetryPayload>,
+    /// When each copy may be sent (the throttle), in `claimed` order.
+    slots: Vec<Option<Instant>>,
+    started: Instant,
+}
+
+/// Stage one: reads the items' bytes and claims the retryable ones. None
+/// when the job is no longer this runner's.
+async fn claim_chunk(
     service: &RedriveService,
     job: &RetryJobView,
     items: &[JobItem],
     pacer: &mut Pacer,
-) -> Result<Option<ChunkReport>, StoreError> {
+) -> Result<Option<ClaimedWork>, StoreError> {
     let inner = &service.inner;
     let store = &inner.store;
     let started = Instant::now();
     let ids: Vec<String> = items.iter().map(|i| i.dead_letter_id.clone()).collect();
-    let payloads: HashMap<String, sagascope_store::RetryPayload> = store
+    let payloads: HashMap<String, RetryPayload> = store
         .retry_payloads(&ids)
         .await?
         .into_iter()
@@ -353,26 +420,47 @@ async fn process_chunk(
     else {
         return Ok(None);
     };
-    let sends = chunk.claimed.iter().filter_map(|claimed| {
-        let payload = payloads.get(&claimed.dead_letter_id)?;
-        let slot = pacer.next_slot();
-        let producer = &inner.producer;
-        Some(async move {
-            if let Some(slot) = slot {
-                tokio::time::sleep_until(slot.into()).await;
-            }
-            let result = producer
-                .produce(&claimed.target_topic, payload, claimed.retry_count)
-                .await;
-            AttemptResult {
-                attempt_id: claimed.attempt_id.clone(),
-                dead_letter_id: claimed.dead_letter_id.clone(),
-                result,
-            }
-        })
-    });
+    let slots = chunk.claimed.iter().map(|_| pacer.next_slot()).collect();
+    Ok(Some(ClaimedWork {
+        claimed: chunk.claimed,
+        payloads,
+        slots,
+        started,
+    }))
+}
+
+/// Stage two: produces a claimed chunk (every copy in flight at once,
+/// each not before its slot) and records the broker's answers.
+async fn produce_and_record(
+    service: RedriveService,
+    job: RetryJobView,
+    work: ClaimedWork,
+) -> Result<ChunkReport, StoreError> {
+    let inner = &service.inner;
+    let producer = &inner.producer;
+    let sends = work
+        .claimed
+        .iter()
+        .zip(&work.slots)
+        .filter_map(|(claimed, slot)| {
+            let payload = work.payloads.get(&claimed.dead_letter_id)?;
+            Some(async move {
+                if let Some(slot) = slot {
+                    tokio::time::sleep_until((*slot).into()).await;
+                }
+                let result = producer
+                    .produce(&claimed.target_topic, payload, claimed.retry_count)
+                    .await;
+                AttemptResult {
+                    attempt_id: claimed.attempt_id.clone(),
+                    dead_letter_id: claimed.dead_letter_id.clone(),
+                    result,
+                }
+            })
+        });
     let results: Vec<AttemptResult> = futures::future::join_all(sends).await;
-    store
+    inner
+        .store
         .finish_job_chunk(
             &job.id,
             &inner.runner_id,
@@ -385,14 +473,58 @@ async fn process_chunk(
     let failed = results.len() as u64 - produced;
     if let Some(timings) = &inner.chunk_timings {
         let _ = timings.send(ChunkTiming {
-            elapsed: started.elapsed(),
+            elapsed: work.started.elapsed(),
             produced,
             failed,
         });
     }
-    Ok(Some(ChunkReport {
+    Ok(ChunkReport {
         produced,
         failed,
         first_error: results.iter().find_map(|r| r.result.clone().err()),
-    }))
+    })
+}
+
+/// A claimed chunk the job will not produce after all: its dead letters
+/// go back to `new`, its attempts keep why.
+async fn abandon(
+    service: &RedriveService,
+    job: &RetryJobView,
+    work: ClaimedWork,
+) -> Result<(), StoreError> {
+    let results: Vec<AttemptResult> = work
+        .claimed
+        .iter()
+        .map(|claimed| AttemptResult {
+            attempt_id: claimed.attempt_id.clone(),
+            dead_letter_id: claimed.dead_letter_id.clone(),
+            result: Err("not produced: the job stopped".to_string()),
+        })
+        .collect();
+    service
+        .inner
+        .store
+        .finish_job_chunk(
+            &job.id,
+            &service.inner.runner_id,
+            &results,
+            "",
+            chrono::Utc::now(),
+        )
+        .await
+}
+
+/// Both stages, one after the other (the canary).
+async fn process_chunk(
+    service: &RedriveService,
+    job: &RetryJobView,
+    items: &[JobItem],
+    pacer: &mut Pacer,
+) -> Result<Option<ChunkReport>, StoreError> {
+    match claim_chunk(service, job, items, pacer).await? {
+        Some(work) => Ok(Some(
+            produce_and_record(service.clone(), job.clone(), work).await?,
+        )),
+        None => Ok(None),
+    }
 }

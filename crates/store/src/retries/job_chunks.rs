@@ -10,7 +10,7 @@ use sagascope_domain::micros;
 use sagascope_model::{DeadLetterState, Timestamp, RETRYABLE_STATES};
 use sqlx::Row;
 
-use super::finish_attempts::{values_rows, AttemptResult};
+use super::finish_attempts::{first_columns, values_rows, AttemptResult};
 use super::{ClaimedRetry, FAILED, IN_FLIGHT, PENDING, PRODUCED, SKIPPED};
 use crate::dead_letters::AnyQuery;
 use crate::{placeholders, Result, Store, StoreError};
@@ -222,8 +222,10 @@ impl Store {
             query.execute(&mut *tx).await?;
             let sql = format!(
                 "UPDATE retry_job_items SET status = $2, attempt_id = v.column2 FROM (VALUES {}) AS v \
-                 WHERE retry_job_items.job_id = $1 AND retry_job_items.position = v.column1",
-                values_rows(2, claimed.len(), 2)
+                 WHERE retry_job_items.job_id = $1 AND retry_job_items.position = v.column1 \
+                 AND retry_job_items.position IN ({})",
+                values_rows(2, claimed.len(), 2),
+                first_columns(2, claimed.len(), 2)
             );
             let mut query: AnyQuery<'_> =
                 sqlx::query(&sql).bind(job_id.to_string()).bind(IN_FLIGHT);
