@@ -1192,6 +1192,112 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
     );
 }
 
+/// Dead letters written straight through the ingest's batch write, with
+/// a value larger than a Kafka message may be (the producer refuses it).
+async fn oversized_dead_letters(
+    app: &TestApp,
+    dlt: &str,
+    offsets: std::ops::Range<i64>,
+) -> Vec<String> {
+    let letters = offsets
+        .clone()
+        .map(|offset| {
+            let raw = sagascope_domain::RawMessage {
+                coords: sagascope_domain::KafkaCoords {
+                    topic: dlt.to_string(),
+                    partition: 0,
+                    offset,
+                },
+                key: Some(b"big".to_vec()),
+                value: Some(vec![b'x'; 2_000_000]),
+                headers: spring_headers(PAYMENTS, offset),
+                timestamp: Some(Utc::now()),
+            };
+            sagascope_domain::decode_dead_letter(&raw, &Default::default())
+        })
+        .collect();
+    app.store()
+        .write_batch(&sagascope_store::IngestBatch {
+            group_id: "oversized".into(),
+            dead_letters: letters,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    offsets.map(|o| format!("{dlt}/0/{o}")).collect()
+}
+
+async fn a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(store: Store) {
+    let app = TestApp::spawn(store).await;
+    let otto = app.operator().await;
+    let big = oversized_dead_letters(&app, "oversized.DLT", 0..1)
+        .await
+        .remove(0);
+    let (status, error) = app
+        .post(
+            &retry_path(&big),
+            &otto,
+            json!({ "reason": "try", "idempotency_key": "big-1" }),
+        )
+        .await;
+    assert_eq!(status, 502, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("refused"),
+        "{error}"
+    );
+    assert_eq!(error["outcome"]["state"], "new");
+    assert_eq!(app.state(&big).await, DeadLetterState::New);
+    let attempt = &app.store().retry_attempts_of(&big).await.unwrap()[0];
+    assert_eq!(attempt.outcome, "failed");
+    assert!(attempt.error.is_some());
+    // The key was released: the same request may try again (and fails
+    // again the same way), produced nothing.
+    let (status, _) = app
+        .post(
+            &retry_path(&big),
+            &otto,
+            json!({ "reason": "try", "idempotency_key": "big-1" }),
+        )
+        .await;
+    assert_eq!(status, 502);
+    assert_eq!(app.count(PAYMENTS), 0);
+    let results: Vec<String> = app
+        .audit("dlq.retry")
+        .await
+        .iter()
+        .map(|e| e["result"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        results,
+        ["ok", "failed", "ok", "failed"],
+        "audited, then refused"
+    );
+
+    // A bulk job whose copies are all refused stops as failed.
+    oversized_dead_letters(&app, "oversized-bulk.DLT", 0..3).await;
+    let (status, job) = app
+        .post(
+            "/api/v1/dlq/retry",
+            &otto,
+            json!({ "filter": { "topic": "oversized-bulk.DLT" }, "reason": "try all" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{job}");
+    let failed = app
+        .wait_for_job(job["id"].as_str().unwrap(), |j| j["state"] == "failed")
+        .await;
+    assert_eq!(
+        (failed["produced"].as_u64(), failed["failed"].as_u64()),
+        (Some(0), Some(3)),
+        "{failed}"
+    );
+    assert!(failed["message"]
+        .as_str()
+        .unwrap()
+        .contains("refused every copy"));
+    assert_eq!(app.count(PAYMENTS), 0);
+}
+
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1219,4 +1325,10 @@ async fn a_copy_that_fails_again_marks_the_original_and_links_the_attempt_sqlite
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_requests_produce_nothing_and_forms_redirect_sqlite() {
     refused_requests_produce_nothing_and_forms_redirect(fresh_sqlite_store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_copy_answers_502_and_its_dead_letter_stays_retryable_sqlite() {
+    a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(fresh_sqlite_store().await)
+        .await;
 }
