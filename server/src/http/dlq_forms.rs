@@ -87,14 +87,24 @@ pub fn local_return_path(return_to: &str) -> &str {
     }
 }
 
-/// `path` with `name=<text>` added to its query (before any fragment).
+/// `path` with `name=<text>` added to its query (before any fragment),
+/// replacing the notice or error an earlier action left there.
 pub fn with_message(path: &str, name: &str, text: &str) -> String {
     let (path, fragment) = match path.split_once('#') {
         Some((path, fragment)) => (path, format!("#{fragment}")),
         None => (path, String::new()),
     };
-    let separator = if path.contains('?') { '&' } else { '?' };
-    format!("{path}{separator}{name}={}{fragment}", percent_encode(text))
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut pairs: Vec<&str> = query
+        .split('&')
+        .filter(|pair| {
+            let key = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && key != "notice" && key != "error"
+        })
+        .collect();
+    let message = format!("{name}={}", percent_encode(text));
+    pairs.push(&message);
+    format!("{path}?{}{fragment}", pairs.join("&"))
 }
 
 fn see_other(location: &str) -> Response {
@@ -293,6 +303,10 @@ mod tests {
         assert_eq!(
             with_message("/dlq?topic=x#row", "error", "no & yes"),
             "/dlq?topic=x&error=no%20%26%20yes#row"
+        );
+        assert_eq!(
+            with_message("/dlq?notice=old&topic=x&error=older", "notice", "new"),
+            "/dlq?topic=x&notice=new"
         );
     }
 
