@@ -3,9 +3,9 @@
 //! each in its own task: the canary first if asked, then chunks of a few
 //! hundred with every copy of a chunk in flight at once, paced by the
 //! throttle, in two stages (the next chunk is claimed while the previous
-//! one is produced and recorded). Between two chunks it renews its lease and stops if the job
-//! was cancelled; at shutdown it gives the job back after the chunk in
-//! flight, so the next start resumes it.
+//! one is produced and recorded). Between two chunks it renews its lease
+//! and stops if the job was cancelled; at shutdown it gives the job back
+//! after the chunk in flight, so the next start resumes it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -131,7 +131,7 @@ impl Pacer {
     }
 }
 
-/// What became of one chunk; None when the job stopped being ours.
+/// What became of one chunk.
 struct ChunkReport {
     produced: u64,
     failed: u64,
