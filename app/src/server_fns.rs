@@ -347,17 +347,20 @@ pub async fn fetch_bulk_retry_preview(params: DlqParams) -> Result<BulkRetryView
     })
 }
 
-/// One bulk retry job; `None` when unknown.
+/// One bulk retry job; `None` when unknown. Operators only, like
+/// `GET /api/v1/dlq/retry-jobs/{id}`.
 #[server]
 pub async fn fetch_retry_job(job_id: String) -> Result<Option<RetryJobView>, ServerFnError> {
+    require_role("operator")?;
     store()?.retry_job(&job_id).await.map_err(store_error)
 }
 
-/// The newest bulk retry jobs.
+/// The newest bulk retry jobs; empty for anyone but operators (the job
+/// API is theirs).
 #[server]
 pub async fn fetch_retry_jobs() -> Result<Vec<RetryJobView>, ServerFnError> {
-    store()?
-        .retry_jobs(RECENT_JOBS)
-        .await
-        .map_err(store_error)
+    if require_role("operator").is_err() {
+        return Ok(Vec::new());
+    }
+    store()?.retry_jobs(RECENT_JOBS).await.map_err(store_error)
 }

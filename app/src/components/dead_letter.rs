@@ -30,7 +30,8 @@ pub mod defs {
     pub const JOB_FAILED: &str = "Failed = the broker refused them; they stay new";
     pub const JOB_SKIPPED: &str =
         "Skipped = not produced: cancelled, or no longer new when their turn came";
-    pub const JOB_RATE: &str = "Rate = handled (produced + failed + skipped) per second since the job started";
+    pub const JOB_RATE: &str =
+        "Rate = handled (produced + failed + skipped) per second since the job started";
 }
 
 /// The dead-letter filters as they appear in the query string of `/dlq`
@@ -223,7 +224,9 @@ pub fn is_discardable(state: DeadLetterState) -> bool {
 }
 
 /// Icon, label, colour class and meaning of a dead letter's state.
-pub fn state_look(state: DeadLetterState) -> (&'static str, &'static str, &'static str, &'static str) {
+pub fn state_look(
+    state: DeadLetterState,
+) -> (&'static str, &'static str, &'static str, &'static str) {
     match state {
         DeadLetterState::New => (
             "✉",
@@ -368,7 +371,11 @@ pub fn BytesInline(value: Option<ByteText>) -> impl IntoView {
     }
     let bytes = value.to_bytes().unwrap_or_default();
     let hint = number_hint(&bytes);
-    let title = format!("{} of binary data; base64 {}", size_text(value.size), value.text);
+    let title = format!(
+        "{} of binary data; base64 {}",
+        size_text(value.size),
+        value.text
+    );
     view! {
         <span class="mono bytes-binary" title=title data-binary="true">
             <span class="bytes-tag">"0x"</span>
@@ -552,6 +559,47 @@ mod tests {
         assert!(as_json("{\"a\":1}").is_some());
         assert!(as_json("\"a\"").is_none());
         assert!(as_json("{broken").is_none());
+    }
+
+    /// Server-rendered HTML of a view.
+    #[cfg(feature = "ssr")]
+    fn html<V: IntoView + 'static>(view: impl FnOnce() -> V) -> String {
+        let owner = Owner::new();
+        owner.with(|| view().into_view().to_html())
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn message_bytes_are_escaped_text_json_or_hex() {
+        let hostile = ByteText::of(b"<script>alert('x')</script>");
+        let text = html(|| view! { <BytesBlock value=Some(hostile) test="p"/> });
+        assert!(text.contains("&lt;script&gt;"), "{text}");
+        assert!(!text.contains("<script>"), "{text}");
+        assert!(text.contains("data-kind=\"text\""), "{text}");
+
+        let json = ByteText::of(br#"{"note":"<b>hi</b>","n":1}"#);
+        let text = html(|| view! { <BytesBlock value=Some(json) test="p"/> });
+        assert!(text.contains("data-kind=\"json\""), "{text}");
+        assert!(text.contains("&lt;b&gt;hi&lt;/b&gt;"), "{text}");
+        assert!(!text.contains("<b>"), "{text}");
+
+        let long = ByteText::of(&40_i64.to_be_bytes());
+        let text = html(|| view! { <BytesInline value=Some(long)/> });
+        assert!(text.contains("00 00 00 00 00 00 00 28"), "{text}");
+        assert!(text.contains("= 40 (64-bit big-endian)"), "{text}");
+        assert!(text.contains("data-binary=\"true\""), "{text}");
+
+        let text = html(|| view! { <BytesBlock value=None test="p"/> });
+        assert!(text.contains("data-kind=\"null\""), "{text}");
+    }
+
+    #[cfg(feature = "ssr")]
+    #[test]
+    fn state_badges_have_icon_label_and_meaning() {
+        let text = html(|| view! { <DeadLetterStateBadge state=DeadLetterState::FailedAgain/> });
+        assert!(text.contains("data-state=\"failed_again\""), "{text}");
+        assert!(text.contains("failed again"), "{text}");
+        assert!(text.contains("title=\"Failed again:"), "{text}");
     }
 
     #[test]

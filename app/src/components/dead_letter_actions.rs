@@ -82,7 +82,11 @@ pub fn RetryForm(
 
 /// Discard one dead letter: it will not be re-driven (kept, not deleted).
 #[component]
-pub fn DiscardForm(letter: DeadLetterSummary, csrf_token: String, return_to: String) -> impl IntoView {
+pub fn DiscardForm(
+    letter: DeadLetterSummary,
+    csrf_token: String,
+    return_to: String,
+) -> impl IntoView {
     view! {
         <form method="post" action=DISCARD_ACTION class="action-form discard" data-test="discard-form" data-id=letter.id.clone()>
             <CsrfField token=csrf_token/>
@@ -133,5 +137,32 @@ mod tests {
         assert!(text.contains("1 message again to payments"), "{text}");
         assert!(text.contains("x-retry-of: payments.DLT/0/7"), "{text}");
         assert!(text.contains("x-retry-count: 1"), "{text}");
+
+        #[cfg(feature = "ssr")]
+        {
+            let owner = Owner::new();
+            let html = owner.with(|| {
+                view! {
+                    <RetryForm
+                        letter=letter.clone()
+                        csrf_token="tok\"en".to_string()
+                        idempotency_key="key-1".to_string()
+                        return_to="/sagas/s1".to_string()
+                    />
+                }
+                .to_html()
+            });
+            for needle in [
+                "action=\"/dlq/actions/retry\"",
+                "method=\"post\"",
+                "name=\"csrf_token\" value=\"tok&quot;en\"",
+                "name=\"idempotency_key\" value=\"key-1\"",
+                "name=\"return_to\" value=\"/sagas/s1\"",
+                "name=\"id\" value=\"payments.DLT/0/7\"",
+                "name=\"reason\" required",
+            ] {
+                assert!(html.contains(needle), "{needle} in {html}");
+            }
+        }
     }
 }

@@ -48,7 +48,8 @@ pub fn merge_timeline(events: &[TimelineEvent], letters: &[SagaDeadLetter]) -> V
     let mut out = Vec::with_capacity(events.len() + letters.len());
     let mut pending = letters.into_iter().peekable();
     for event in events {
-        while let Some(letter) = pending.next_if(|l| l.letter.dead_lettered_at < event.occurred_at) {
+        while let Some(letter) = pending.next_if(|l| l.letter.dead_lettered_at < event.occurred_at)
+        {
             out.push(TimelineItem::DeadLetter(letter.clone()));
         }
         out.push(TimelineItem::Event(event.clone()));
@@ -69,14 +70,16 @@ pub fn merge_letters(
     };
     let merged: Vec<SagaDeadLetter> = fresh
         .into_iter()
-        .map(|f| match shown.iter().find(|s| s.letter.id == f.letter.id) {
-            Some(s) if same(s, &f) && s.letter == f.letter => s.clone(),
-            Some(s) if same(s, &f) => SagaDeadLetter {
-                letter: f.letter,
-                idempotency_key: s.idempotency_key.clone(),
+        .map(
+            |f| match shown.iter().find(|s| s.letter.id == f.letter.id) {
+                Some(s) if same(s, &f) && s.letter == f.letter => s.clone(),
+                Some(s) if same(s, &f) => SagaDeadLetter {
+                    letter: f.letter,
+                    idempotency_key: s.idempotency_key.clone(),
+                },
+                _ => f,
             },
-            _ => f,
-        })
+        )
         .collect();
     (merged != shown).then_some(merged)
 }
@@ -182,16 +185,17 @@ mod tests {
     }
 
     fn letter(id: &str, at: &str, state: DeadLetterState) -> SagaDeadLetter {
-        let mut letter: sagascope_model::DeadLetterSummary = serde_json::from_value(serde_json::json!({
-            "id": id, "dlq_topic": "t.DLT", "dlq_partition": 0, "dlq_offset": 1,
-            "dead_lettered_at": at, "ingested_at": at, "format": "spring",
-            "original_topic": "t", "original_partition": 0, "original_offset": 1,
-            "exception_class": null, "exception_message": null, "failure_group": "-|-|-",
-            "saga_id": "s", "saga_type": null, "declared_saga_id": null, "trace_id": null,
-            "event_id": null, "event_type": null, "state": "new", "state_changed_at": at,
-            "state_reason": null, "retry_of": null, "retry_count": 0, "failed_again_of": null
-        }))
-        .unwrap();
+        let mut letter: sagascope_model::DeadLetterSummary =
+            serde_json::from_value(serde_json::json!({
+                "id": id, "dlq_topic": "t.DLT", "dlq_partition": 0, "dlq_offset": 1,
+                "dead_lettered_at": at, "ingested_at": at, "format": "spring",
+                "original_topic": "t", "original_partition": 0, "original_offset": 1,
+                "exception_class": null, "exception_message": null, "failure_group": "-|-|-",
+                "saga_id": "s", "saga_type": null, "declared_saga_id": null, "trace_id": null,
+                "event_id": null, "event_type": null, "state": "new", "state_changed_at": at,
+                "state_reason": null, "retry_of": null, "retry_count": 0, "failed_again_of": null
+            }))
+            .unwrap();
         letter.state = state;
         SagaDeadLetter {
             letter,
@@ -216,7 +220,13 @@ mod tests {
             .collect();
         assert_eq!(
             keys,
-            ["e:e1", "d:early:new:0", "e:e2", "d:mid:new:0", "d:late:new:0"]
+            [
+                "e:e1",
+                "d:early:new:0",
+                "e:e2",
+                "d:mid:new:0",
+                "d:late:new:0"
+            ]
         );
     }
 

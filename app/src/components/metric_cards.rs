@@ -522,8 +522,6 @@ pub fn DlqCard(dlq: DlqSummary) -> impl IntoView {
         .into_any();
     }
     let worst = dlq.topics.first().map(|t| t.topic.clone());
-    // Read without a Suspense of its own: the overview's Transition waits
-    // for it, so the card never flickers on a live refresh.
     let groups = Resource::new(
         || (),
         |_| {
@@ -532,31 +530,20 @@ pub fn DlqCard(dlq: DlqSummary) -> impl IntoView {
             )
         },
     );
-    let deepest = move || {
-        groups
-            .get()
-            .and_then(Result::ok)
-            .and_then(|g| g.groups.into_iter().find(|g| g.depth > 0))
-            .map(|g| {
-                let href = format!("/dlq?failure_group={}", percent_encode(&g.failure_group));
-                let class = g
-                    .exception_class
-                    .as_deref()
-                    .map(crate::components::dead_letter::short_class)
-                    .unwrap_or("unknown exception")
-                    .to_string();
-                let title = format!(
-                    "Deepest failure group: {} dead letters waiting — {}",
-                    g.depth, g.failure_group
-                );
-                view! {
-                    <p class="ov-card-sub ov-card-group">
-                        <span class="muted">"deepest "</span>
-                        <a href=href data-test="dlq-card-group" title=title class="mono">{class}</a>
-                        <span class="muted">{format!(" · {}", fmt_count(g.depth))}</span>
-                    </p>
-                }
-            })
+    // A live refresh makes a new card: until its groups load, it shows the
+    // line the previous card showed, so the line does not flicker.
+    let deepest = view! {
+        <Suspense fallback=|| deepest_cache::last().map(|g| view! { <DeepestGroupLine group=g/> })>
+            {move || Suspend::new(async move {
+                let group = groups
+                    .await
+                    .ok()
+                    .and_then(|g| g.groups.into_iter().find(|g| g.depth > 0))
+                    .map(DeepestGroup::of);
+                deepest_cache::remember(group.clone());
+                group.map(|group| view! { <DeepestGroupLine group/> })
+            })}
+        </Suspense>
     };
     view! {
         <article
@@ -584,6 +571,77 @@ pub fn DlqCard(dlq: DlqSummary) -> impl IntoView {
         </article>
     }
     .into_any()
+}
+
+/// The deepest failure group, as the DLQ card links to it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeepestGroup {
+    pub href: String,
+    pub class: String,
+    pub title: String,
+    pub depth: i64,
+}
+
+impl DeepestGroup {
+    fn of(group: sagascope_model::DeadLetterGroup) -> DeepestGroup {
+        DeepestGroup {
+            href: format!(
+                "/dlq?failure_group={}",
+                percent_encode(&group.failure_group)
+            ),
+            class: group
+                .exception_class
+                .as_deref()
+                .map(crate::components::dead_letter::short_class)
+                .unwrap_or("unknown exception")
+                .to_string(),
+            title: format!(
+                "Deepest failure group: {} dead letters waiting — {}",
+                group.depth, group.failure_group
+            ),
+            depth: group.depth,
+        }
+    }
+}
+
+#[component]
+fn DeepestGroupLine(group: DeepestGroup) -> impl IntoView {
+    view! {
+        <p class="ov-card-sub ov-card-group">
+            <span class="muted">"deepest "</span>
+            <a href=group.href data-test="dlq-card-group" title=group.title class="mono">{group.class}</a>
+            <span class="muted">{format!(" · {}", fmt_count(group.depth))}</span>
+        </p>
+    }
+}
+
+/// The last deepest group shown, in the browser only (the server renders
+/// each page with its data and keeps nothing between requests).
+mod deepest_cache {
+    use super::DeepestGroup;
+
+    #[cfg(feature = "hydrate")]
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<DeepestGroup>> = const { std::cell::RefCell::new(None) };
+    }
+
+    pub fn last() -> Option<DeepestGroup> {
+        #[cfg(feature = "hydrate")]
+        {
+            LAST.with(|last| last.borrow().clone())
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            None
+        }
+    }
+
+    pub fn remember(group: Option<DeepestGroup>) {
+        #[cfg(feature = "hydrate")]
+        LAST.with(|last| *last.borrow_mut() = group);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = group;
+    }
 }
 
 fn ingest_level(state: &str) -> &'static str {

@@ -1,8 +1,8 @@
 //! `/dlq/jobs/{job_id}`: one bulk retry. State, progress (produced, failed,
 //! skipped of the frozen total), rate, canary, who asked and why, the
-//! filter (a link back to the list), and for operators a Cancel form while
-//! it runs. While active it fetches itself again every second (with
-//! JavaScript; without, a refresh link).
+//! filter (a link back to the list), and a Cancel form while it runs.
+//! Operators only, like the job API. While active it fetches itself again
+//! every second (with JavaScript; without, a refresh link).
 
 use std::time::Duration;
 
@@ -52,7 +52,13 @@ pub fn DlqJobPage() -> impl IntoView {
                     let id = job_id.get();
                     Suspend::new(async move {
                         let info = session.await.unwrap_or_default();
-                        match job.await {
+                        let result = job.await;
+                        if !info.has_role("operator") {
+                            active.try_set(false);
+                            set_page_status(403);
+                            return view! { <JobForbidden info job_id=id/> }.into_any();
+                        }
+                        match result {
                             Ok(Some(job)) => {
                                 active.try_set(job.state.is_active());
                                 view! { <JobView job info/> }.into_any()
@@ -82,6 +88,35 @@ pub fn DlqJobPage() -> impl IntoView {
         </section>
     }
     .into_any()
+}
+
+/// Bulk jobs are the operators' (like their API).
+#[component]
+fn JobForbidden(info: SessionInfo, job_id: String) -> impl IntoView {
+    let (detail, action) = match &info.user {
+        Some(user) => (
+            format!(
+                "Bulk retry jobs are visible to operators; you are signed in as {} ({}).",
+                user.name, user.role
+            ),
+            ("/dlq".to_string(), "Back to the dead letters".to_string()),
+        ),
+        None => (
+            "Bulk retry jobs are visible to operators. Sign in as an operator.".to_string(),
+            (
+                format!(
+                    "/login?next={}",
+                    sagascope_model::percent_encode(&job_href(&job_id))
+                ),
+                "Sign in".to_string(),
+            ),
+        ),
+    };
+    view! {
+        <div class="forbidden" data-test="job-forbidden">
+            <EmptyState title="403 — operators only".to_string() detail action/>
+        </div>
+    }
 }
 
 /// What the canary of a job is doing, in words.

@@ -599,7 +599,11 @@ pub fn coordinates(topic: &str, partition: i64, offset: i64) -> String {
 
 /// The original coordinates, `—` when the DLQ did not record them.
 pub fn original_coordinates(letter: &DeadLetterSummary) -> String {
-    match (&letter.original_topic, letter.original_partition, letter.original_offset) {
+    match (
+        &letter.original_topic,
+        letter.original_partition,
+        letter.original_offset,
+    ) {
         (Some(topic), Some(p), Some(o)) => coordinates(topic, p, o),
         (Some(topic), p, _) => match p {
             Some(p) => format!("{topic} [{p}]"),

@@ -133,7 +133,10 @@ fn DeadLetterPageBody(data: DeadLetterView, info: SessionInfo) -> impl IntoView 
 #[component]
 fn DeadLetterHeader(detail: DeadLetterDetail) -> impl IntoView {
     let s = detail.summary.clone();
-    let class_full = s.exception_class.clone().unwrap_or_else(|| "unknown exception".into());
+    let class_full = s
+        .exception_class
+        .clone()
+        .unwrap_or_else(|| "unknown exception".into());
     let group_href = DlqParams {
         filter: sagascope_model::DlqFilter {
             failure_group: Some(s.failure_group.clone()),
@@ -142,7 +145,11 @@ fn DeadLetterHeader(detail: DeadLetterDetail) -> impl IntoView {
         range: None,
     }
     .href("/dlq");
-    let stack_lines = detail.stacktrace.as_ref().map(|t| t.lines().count()).unwrap_or(0);
+    let stack_lines = detail
+        .stacktrace
+        .as_ref()
+        .map(|t| t.lines().count())
+        .unwrap_or(0);
     view! {
         <header class="panel saga-header dlq-header" data-test="dlq-header" data-id=s.id.clone() data-state=s.state.as_str()>
             <div class="saga-title">
@@ -281,7 +288,11 @@ pub fn why_not(letter: &DeadLetterSummary) -> Option<String> {
 }
 
 #[component]
-fn ActionsPanel(letter: DeadLetterSummary, csrf_token: String, idempotency_key: String) -> impl IntoView {
+fn ActionsPanel(
+    letter: DeadLetterSummary,
+    csrf_token: String,
+    idempotency_key: String,
+) -> impl IntoView {
     let return_to = dead_letter_href(&letter.id);
     let retry = is_retryable(letter.state).then(|| {
         view! {
@@ -343,7 +354,8 @@ fn HeadersTable(headers: Vec<DeadLetterHeader>) -> impl IntoView {
 fn AttemptsPanel(attempts: Vec<RetryAttemptView>) -> impl IntoView {
     let count = attempts.len();
     let body = if attempts.is_empty() {
-        view! { <p class="muted panel-body" data-test="dlq-no-attempts">"Never retried."</p> }.into_any()
+        view! { <p class="muted panel-body" data-test="dlq-no-attempts">"Never retried."</p> }
+            .into_any()
     } else {
         let rows = attempts
             .into_iter()
@@ -415,7 +427,11 @@ fn AttemptsPanel(attempts: Vec<RetryAttemptView>) -> impl IntoView {
 }
 
 #[component]
-fn SagaPanel(letter: DeadLetterSummary, saga: Option<SagaDetail>, saga_events_cut: bool) -> impl IntoView {
+fn SagaPanel(
+    letter: DeadLetterSummary,
+    saga: Option<SagaDetail>,
+    saga_events_cut: bool,
+) -> impl IntoView {
     let Some(SagaDetail { saga, events }) = saga else {
         let text = match &letter.saga_id {
             Some(id) => format!("Linked to saga {id}, which has no ingested events (yet)."),

@@ -10,13 +10,13 @@ use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use sagascope_model::{SagaDetail, SagaSummary, SessionInfo, StreamMessage};
 
-use crate::components::ids::{CopyButton, TraceLink};
-use crate::components::live_stream::{
-    saga_stream_url, use_live_stream, use_live_stream_with_resync,
-};
 use crate::components::dead_letter::{use_poll, ActionBanner};
 use crate::components::dead_letter_timeline::{
     merge_letters, merge_timeline, DeadLetterTimelineRow, TimelineItem,
+};
+use crate::components::ids::{CopyButton, TraceLink};
+use crate::components::live_stream::{
+    saga_stream_url, use_live_stream, use_live_stream_with_resync,
 };
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::components::status_badge::StatusBadge;
