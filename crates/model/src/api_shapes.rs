@@ -1,6 +1,7 @@
 //! JSON shapes of `/api/v1`. Field names are part of the public contract:
 //! snake_case, never renamed without a version bump.
 
+use crate::query_params::{non_empty, parse_cursor, parse_limit, parse_list, parse_time};
 use serde::{Deserialize, Serialize};
 
 use crate::{Phase, SagaStatus, Timestamp};
@@ -162,66 +163,13 @@ pub struct SagaQuery {
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
 pub const MAX_PAGE_SIZE: u32 = 500;
 
-fn non_empty(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-}
-
-fn parse_time(name: &str, value: &Option<String>) -> Result<Option<Timestamp>, String> {
-    match non_empty(value) {
-        None => Ok(None),
-        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| Some(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| {
-                format!(
-                    "`{name}` must be an RFC 3339 time such as 2026-11-21T10:00:00Z, got `{text}`"
-                )
-            }),
-    }
-}
-
 impl SagaFilter {
     pub fn validate(&self) -> Result<SagaQuery, String> {
         // One status or a comma-separated list (`running,compensating`),
         // which the overview's drill-down links use.
-        let mut statuses = Vec::new();
-        for text in non_empty(&self.status)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let status = SagaStatus::parse(text).ok_or_else(|| {
-                let known: Vec<&str> = SagaStatus::ALL.iter().map(|s| s.as_str()).collect();
-                format!(
-                    "unknown status `{text}`; expected one of {} (or several, comma-separated)",
-                    known.join(", ")
-                )
-            })?;
-            if !statuses.contains(&status) {
-                statuses.push(status);
-            }
-        }
-        let limit = match non_empty(&self.limit) {
-            None => DEFAULT_PAGE_SIZE,
-            Some(text) => match text.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-                _ => {
-                    return Err(format!(
-                        "`limit` must be an integer from 1 to {MAX_PAGE_SIZE}, got `{text}`"
-                    ))
-                }
-            },
-        };
-        let cursor = match non_empty(&self.cursor) {
-            None => None,
-            Some(text) => {
-                Some(decode_cursor(&text).ok_or_else(|| format!("invalid cursor `{text}`"))?)
-            }
-        };
+        let statuses = parse_list("status", &self.status, &SagaStatus::ALL, SagaStatus::as_str)?;
+        let limit = parse_limit(&self.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let cursor = parse_cursor(&self.cursor, decode_cursor)?;
         Ok(SagaQuery {
             saga_type: non_empty(&self.saga_type),
             statuses,

@@ -3,6 +3,7 @@
 //! `operator`, `admin`); the server's `sagascope-auth` crate owns the
 //! rules, these are only the wire shapes.
 
+use crate::query_params::{non_empty, parse_cursor, parse_limit, parse_time};
 use serde::{Deserialize, Serialize};
 
 use crate::{percent_encode, Timestamp};
@@ -171,27 +172,6 @@ impl Default for AuditQuery {
     }
 }
 
-fn non_empty(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-}
-
-fn parse_time(name: &str, value: &Option<String>) -> Result<Option<Timestamp>, String> {
-    match non_empty(value) {
-        None => Ok(None),
-        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| Some(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| {
-                format!(
-                    "`{name}` must be an RFC 3339 time such as 2026-11-21T10:00:00Z, got `{text}`"
-                )
-            }),
-    }
-}
-
 /// The `cursor` of the audit row after which the next page starts.
 pub fn encode_audit_cursor(at_us: i64, id: i64) -> String {
     format!("{at_us}.{id}")
@@ -204,23 +184,8 @@ fn decode_audit_cursor(text: &str) -> Option<(i64, i64)> {
 
 impl AuditFilter {
     pub fn validate(&self) -> Result<AuditQuery, String> {
-        let limit = match non_empty(&self.limit) {
-            None => DEFAULT_AUDIT_PAGE_SIZE,
-            Some(text) => match text.parse::<u32>() {
-                Ok(n) if (1..=MAX_AUDIT_PAGE_SIZE).contains(&n) => n,
-                _ => {
-                    return Err(format!(
-                        "`limit` must be an integer from 1 to {MAX_AUDIT_PAGE_SIZE}, got `{text}`"
-                    ))
-                }
-            },
-        };
-        let cursor = match non_empty(&self.cursor) {
-            None => None,
-            Some(text) => {
-                Some(decode_audit_cursor(&text).ok_or_else(|| format!("invalid cursor `{text}`"))?)
-            }
-        };
+        let limit = parse_limit(&self.limit, DEFAULT_AUDIT_PAGE_SIZE, MAX_AUDIT_PAGE_SIZE)?;
+        let cursor = parse_cursor(&self.cursor, decode_audit_cursor)?;
         Ok(AuditQuery {
             actor: non_empty(&self.actor),
             action: non_empty(&self.action),

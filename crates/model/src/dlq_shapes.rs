@@ -1,6 +1,7 @@
 //! JSON shapes of the dead-letter API (`/api/v1/dlq…`), shared with the
 //! browser build. Field names are part of the public contract.
 
+use crate::query_params::{non_empty, parse_cursor, parse_limit, parse_list, parse_time};
 use serde::{Deserialize, Serialize};
 
 use crate::{percent_encode, AlertLevel, ByteText, Timestamp, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -235,64 +236,16 @@ pub struct DlqQuery {
     pub cursor: Option<(i64, String)>,
 }
 
-fn non_empty(value: &Option<String>) -> Option<String> {
-    value
-        .as_deref()
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-}
-
-fn parse_time(name: &str, value: &Option<String>) -> Result<Option<Timestamp>, String> {
-    match non_empty(value) {
-        None => Ok(None),
-        Some(text) => chrono::DateTime::parse_from_rfc3339(&text)
-            .map(|t| Some(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| {
-                format!(
-                    "`{name}` must be an RFC 3339 time such as 2026-11-21T10:00:00Z, got `{text}`"
-                )
-            }),
-    }
-}
-
 impl DlqFilter {
     pub fn validate(&self) -> Result<DlqQuery, String> {
-        let mut states = Vec::new();
-        for text in non_empty(&self.state)
-            .unwrap_or_default()
-            .split(',')
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-        {
-            let state = DeadLetterState::parse(text).ok_or_else(|| {
-                let known: Vec<&str> = DeadLetterState::ALL.iter().map(|s| s.as_str()).collect();
-                format!(
-                    "unknown state `{text}`; expected one of {} (or several, comma-separated)",
-                    known.join(", ")
-                )
-            })?;
-            if !states.contains(&state) {
-                states.push(state);
-            }
-        }
-        let limit = match non_empty(&self.limit) {
-            None => DEFAULT_PAGE_SIZE,
-            Some(text) => match text.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-                _ => {
-                    return Err(format!(
-                        "`limit` must be an integer from 1 to {MAX_PAGE_SIZE}, got `{text}`"
-                    ))
-                }
-            },
-        };
-        let cursor = match non_empty(&self.cursor) {
-            None => None,
-            Some(text) => {
-                Some(decode_dlq_cursor(&text).ok_or_else(|| format!("invalid cursor `{text}`"))?)
-            }
-        };
+        let states = parse_list(
+            "state",
+            &self.state,
+            &DeadLetterState::ALL,
+            DeadLetterState::as_str,
+        )?;
+        let limit = parse_limit(&self.limit, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?;
+        let cursor = parse_cursor(&self.cursor, decode_dlq_cursor)?;
         let since = parse_time("since", &self.since)?;
         let until = parse_time("until", &self.until)?;
         if let (Some(since), Some(until)) = (since, until) {

@@ -9,6 +9,7 @@ mod dlq_shapes;
 mod format;
 mod metrics_shapes;
 mod phase;
+mod query_params;
 mod retry_shapes;
 mod saga_status;
 
