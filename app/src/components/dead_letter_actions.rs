@@ -28,6 +28,14 @@ pub fn retry_statement(letter: &DeadLetterSummary) -> String {
     )
 }
 
+/// The one-line form of [`retry_statement`] (the saga timeline).
+pub fn short_statement(letter: &DeadLetterSummary) -> String {
+    match &letter.original_topic {
+        Some(topic) => format!("re-drives this 1 message to {topic}"),
+        None => "re-drives this 1 message to its original topic".to_string(),
+    }
+}
+
 /// Retry one dead letter: a required reason and the button.
 #[component]
 pub fn RetryForm(
@@ -60,6 +68,9 @@ pub fn RetryForm(
             <input type="hidden" name="idempotency_key" value=idempotency_key/>
             <input type="hidden" name="return_to" value=return_to/>
             {(!inline).then(|| view! { <p class="action-statement">{statement.clone()}</p> })}
+            {inline.then(|| view! {
+                <span class="action-statement small" title=statement.clone()>{short_statement(&letter)}</span>
+            })}
             <label class="field field-grow">
                 <span class="field-label">"Reason (for the audit log)"</span>
                 <input
