@@ -217,7 +217,7 @@ fn DeadLetterHeader(detail: DeadLetterDetail) -> impl IntoView {
                         }}
                     </dd>
                 </div>
-                <div>
+                <div class="wide">
                     <dt title=defs::GROUP>"Failure group"</dt>
                     <dd class="mono small"><a href=group_href data-test="dlq-group-link" title=s.failure_group.clone()>{s.failure_group.clone()}</a></dd>
                 </div>
@@ -232,7 +232,7 @@ fn DeadLetterHeader(detail: DeadLetterDetail) -> impl IntoView {
                 </div>
                 <div>
                     <dt title=defs::RETRIES>"Retry count"</dt>
-                    <dd class="num">{s.retry_count}</dd>
+                    <dd>{s.retry_count}</dd>
                 </div>
                 {s.retry_of.clone().map(|of| view! {
                     <div>
