@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use sagascope_model::{DeadLetterState, RetryJobState, RetryJobView};
 use sagascope_store::{
     AttemptResult, ChunkClaim, ClaimedJob, ClaimedRetry, JobItem, RetryPayload, StoreError,
-    RETRY_CHUNK,
 };
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -99,17 +98,20 @@ async fn run_job(
     }
 }
 
-/// Spaces the sends of a throttled job over the whole run.
+/// Spaces the sends of a throttled job over the whole run, and sizes its
+/// chunks.
 struct Pacer {
     per_second: Option<u32>,
+    chunk_size: usize,
     started: Instant,
     sent: u64,
 }
 
 impl Pacer {
-    fn new(per_second: Option<u32>) -> Pacer {
+    fn new(per_second: Option<u32>, chunk_size: usize) -> Pacer {
         Pacer {
             per_second: per_second.filter(|p| *p > 0),
+            chunk_size: chunk_size.max(1),
             started: Instant::now(),
             sent: 0,
         }
@@ -127,7 +129,7 @@ impl Pacer {
     /// and the lease stay responsive.
     fn chunk(&self) -> usize {
         self.per_second
-            .map_or(RETRY_CHUNK, |p| (p as usize).clamp(1, RETRY_CHUNK))
+            .map_or(self.chunk_size, |p| (p as usize).clamp(1, self.chunk_size))
     }
 }
 
@@ -162,7 +164,7 @@ async fn drive_job(
         }
         state = next;
     }
-    let mut pacer = Pacer::new(job.throttle_per_s);
+    let mut pacer = Pacer::new(job.throttle_per_s, inner.config.chunk_size);
     if state == RetryJobState::Canary {
         if !canary(service, job, claimed.canary_wait_s, &mut pacer, shutdown).await? {
             return Ok(());

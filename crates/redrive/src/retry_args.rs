@@ -79,6 +79,9 @@ pub struct RedriveConfig {
     /// How long a second request with the same idempotency key waits for
     /// the first one to finish before it is answered "still in progress".
     pub replay_wait: Duration,
+    /// Dead letters per chunk of a bulk job (one claim and one record
+    /// transaction each, every copy of a chunk in flight at once).
+    pub chunk_size: usize,
 }
 
 impl RedriveConfig {
@@ -92,6 +95,7 @@ impl RedriveConfig {
             lease: Duration::from_secs(60),
             delivery_timeout: Duration::from_secs(30),
             replay_wait: Duration::from_secs(60),
+            chunk_size: sagascope_store::RETRY_CHUNK,
         }
     }
 

@@ -47,6 +47,9 @@ pub struct RedriveArgs {
     /// Partitions of the target topic on the mock cluster.
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
+    /// Dead letters per chunk of the job (default: the server's).
+    #[arg(long, default_value_t = RETRY_CHUNK)]
+    pub chunk_size: usize,
 }
 
 /// A Spring Kafka DLT message of an order event: ~0.4 KB with headers.
@@ -149,11 +152,9 @@ pub async fn run(args: RedriveArgs) -> anyhow::Result<()> {
     let kafka = MockKafka::start(1, &[TARGET_TOPIC], args.partitions.max(1))
         .context("cannot start the in-process Kafka cluster")?;
     let (timings_tx, mut timings_rx) = mpsc::unbounded_channel();
-    let service = RedriveService::with_chunk_timings(
-        store.clone(),
-        RedriveConfig::new(kafka.bootstrap_servers()),
-        timings_tx,
-    )?;
+    let mut config = RedriveConfig::new(kafka.bootstrap_servers());
+    config.chunk_size = args.chunk_size.max(1);
+    let service = RedriveService::with_chunk_timings(store.clone(), config, timings_tx)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let background = service.start(shutdown_rx);
     let query = DlqQuery {
@@ -217,7 +218,7 @@ pub async fn run(args: RedriveArgs) -> anyhow::Result<()> {
         ),
     );
     report.info(
-        format!("chunk latency p50 ({RETRY_CHUNK} per chunk)"),
+        format!("chunk latency p50 ({} per chunk)", args.chunk_size.max(1)),
         ms_text(percentile(&chunks, 50.0)),
     );
     report.info(
