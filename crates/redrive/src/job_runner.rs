@@ -164,7 +164,12 @@ async fn drive_job(
         }
         state = next;
     }
-    let mut pacer = Pacer::new(job.throttle_per_s, inner.config.chunk_size);
+    let chunk_size = inner
+        .config
+        .chunk_size
+        .unwrap_or_else(|| crate::default_chunk_size(store.backend()))
+        .min(sagascope_store::RETRY_CHUNK);
+    let mut pacer = Pacer::new(job.throttle_per_s, chunk_size);
     if state == RetryJobState::Canary {
         if !canary(service, job, claimed.canary_wait_s, &mut pacer, shutdown).await? {
             return Ok(());

@@ -40,7 +40,9 @@ use tokio::task::JoinHandle;
 pub use bulk_retry::{BulkRetryCommand, CreatedJob};
 pub use copy_headers::{is_kept, redrive_headers};
 pub use job_runner::ChunkTiming;
-pub use retry_args::{duration_text, RedriveConfig, RetryArgs, DEFAULT_RESOLVE_AFTER};
+pub use retry_args::{
+    default_chunk_size, duration_text, RedriveConfig, RetryArgs, DEFAULT_RESOLVE_AFTER,
+};
 pub use single_retry::{ClaimedSingleRetry, RetryCommand, SingleRetryClaim};
 
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use sagascope_domain::{decode_dead_letter, GenericDeadLetterFields, KafkaCoords, RawMessage};
 use sagascope_model::{DlqQuery, RetryJobState};
-use sagascope_redrive::{BulkRetryCommand, CreatedJob, RedriveConfig, RedriveService};
+use sagascope_redrive::{
+    default_chunk_size, BulkRetryCommand, CreatedJob, RedriveConfig, RedriveService,
+};
 use sagascope_simulator::MockKafka;
 use sagascope_store::{IngestBatch, RETRY_CHUNK};
 use tokio::sync::{mpsc, watch};
@@ -47,9 +49,10 @@ pub struct RedriveArgs {
     /// Partitions of the target topic on the mock cluster.
     #[arg(long, default_value_t = 3)]
     pub partitions: i32,
-    /// Dead letters per chunk of the job (default: the server's).
-    #[arg(long, default_value_t = RETRY_CHUNK)]
-    pub chunk_size: usize,
+    /// Dead letters per chunk of the job (at most 1,000; default: the
+    /// server's for the store: 500 on SQLite, 1,000 on Postgres).
+    #[arg(long)]
+    pub chunk_size: Option<usize>,
 }
 
 /// A Spring Kafka DLT message of an order event: ~0.4 KB with headers.
@@ -153,7 +156,11 @@ pub async fn run(args: RedriveArgs) -> anyhow::Result<()> {
         .context("cannot start the in-process Kafka cluster")?;
     let (timings_tx, mut timings_rx) = mpsc::unbounded_channel();
     let mut config = RedriveConfig::new(kafka.bootstrap_servers());
-    config.chunk_size = args.chunk_size.max(1);
+    let chunk_size = args
+        .chunk_size
+        .unwrap_or_else(|| default_chunk_size(store.backend()))
+        .clamp(1, RETRY_CHUNK);
+    config.chunk_size = Some(chunk_size);
     let service = RedriveService::with_chunk_timings(store.clone(), config, timings_tx)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let background = service.start(shutdown_rx);
@@ -218,7 +225,7 @@ pub async fn run(args: RedriveArgs) -> anyhow::Result<()> {
         ),
     );
     report.info(
-        format!("chunk latency p50 ({} per chunk)", args.chunk_size.max(1)),
+        format!("chunk latency p50 ({chunk_size} per chunk)"),
         ms_text(percentile(&chunks, 50.0)),
     );
     report.info(
