@@ -1,7 +1,9 @@
 //! JSON shapes of `/api/v1`. Field names are part of the public contract:
 //! snake_case, never renamed without a version bump.
 
-use crate::query_params::{non_empty, parse_cursor, parse_limit, parse_list, parse_time};
+use crate::query_params::{
+    non_empty, parse_cursor, parse_limit, parse_list, parse_time, query_string,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{Phase, SagaStatus, Timestamp};
@@ -191,11 +193,7 @@ impl SagaFilter {
             ("q", &self.q),
             ("limit", &self.limit),
         ];
-        pairs
-            .iter()
-            .filter_map(|(k, v)| non_empty(v).map(|v| format!("{k}={}", percent_encode(&v))))
-            .collect::<Vec<_>>()
-            .join("&")
+        query_string(&pairs)
     }
 }
 
@@ -220,7 +218,7 @@ pub fn percent_encode(text: &str) -> String {
     out
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -3,10 +3,10 @@
 //! `operator`, `admin`); the server's `sagascope-auth` crate owns the
 //! rules, these are only the wire shapes.
 
-use crate::query_params::{non_empty, parse_cursor, parse_limit, parse_time};
+use crate::query_params::{non_empty, parse_cursor, parse_limit, parse_time, query_string};
 use serde::{Deserialize, Serialize};
 
-use crate::{percent_encode, Timestamp};
+use crate::Timestamp;
 
 /// Roles, least privileged first, as the UI compares them.
 pub const ROLE_NAMES: [&str; 3] = ["viewer", "operator", "admin"];
@@ -205,11 +205,7 @@ impl AuditFilter {
             ("until", &self.until),
             ("limit", &self.limit),
         ];
-        pairs
-            .iter()
-            .filter_map(|(k, v)| non_empty(v).map(|v| format!("{k}={}", percent_encode(&v))))
-            .collect::<Vec<_>>()
-            .join("&")
+        query_string(&pairs)
     }
 }
 

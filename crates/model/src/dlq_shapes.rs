@@ -1,7 +1,9 @@
 //! JSON shapes of the dead-letter API (`/api/v1/dlq…`), shared with the
 //! browser build. Field names are part of the public contract.
 
-use crate::query_params::{non_empty, parse_cursor, parse_limit, parse_list, parse_time};
+use crate::query_params::{
+    non_empty, parse_cursor, parse_limit, parse_list, parse_time, query_string,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::{percent_encode, AlertLevel, ByteText, Timestamp, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
@@ -284,11 +286,7 @@ impl DlqFilter {
             ("saga_id", &self.saga_id),
             ("limit", &self.limit),
         ];
-        pairs
-            .iter()
-            .filter_map(|(k, v)| non_empty(v).map(|v| format!("{k}={}", percent_encode(&v))))
-            .collect::<Vec<_>>()
-            .join("&")
+        query_string(&pairs)
     }
 }
 
@@ -300,19 +298,7 @@ pub fn encode_dlq_cursor(dead_lettered_at_us: i64, id: &str) -> String {
 
 fn decode_dlq_cursor(text: &str) -> Option<(i64, String)> {
     let (micros, id) = text.split_once('.')?;
-    let bytes = id.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(id.get(i + 1..i + 3)?, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some((micros.parse().ok()?, String::from_utf8(out).ok()?))
+    Some((micros.parse().ok()?, crate::api_shapes::percent_decode(id)?))
 }
 
 #[cfg(test)]

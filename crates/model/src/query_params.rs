@@ -86,3 +86,12 @@ pub(crate) fn parse_list<T: Copy + PartialEq>(
     }
     Ok(items)
 }
+
+/// `k=v&…` of the non-blank values, percent-encoded, for links.
+pub(crate) fn query_string(pairs: &[(&str, &Option<String>)]) -> String {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| non_empty(v).map(|v| format!("{k}={}", crate::percent_encode(&v))))
+        .collect::<Vec<_>>()
+        .join("&")
+}
