@@ -12,6 +12,7 @@ mod phase;
 mod query_params;
 mod retry_shapes;
 mod saga_status;
+mod span_shapes;
 
 pub use api_shapes::{
     encode_cursor, percent_encode, Header, IngestErrorView, SagaDetail, SagaFilter, SagaPage,
@@ -41,6 +42,10 @@ pub use retry_shapes::{
     RETRYABLE_STATES, RETRY_COUNT_HEADER, RETRY_OF_HEADER,
 };
 pub use saga_status::SagaStatus;
+pub use span_shapes::{
+    SpanAttribute, SpanEventView, SpanKind, SpanSource, SpanStatus, SpanView, TraceSpans,
+    MAX_SPANS_PER_TRACE,
+};
 
 /// Timestamps cross the API as RFC 3339 UTC strings.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

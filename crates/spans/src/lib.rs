@@ -1,0 +1,1 @@
+//! OTLP trace decoding (filled in by the spans work).
