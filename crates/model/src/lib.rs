@@ -13,6 +13,7 @@ mod query_params;
 mod retry_shapes;
 mod saga_status;
 mod span_shapes;
+mod span_tree;
 
 pub use api_shapes::{
     encode_cursor, percent_encode, Header, IngestErrorView, SagaDetail, SagaFilter, SagaPage,
@@ -45,6 +46,11 @@ pub use saga_status::SagaStatus;
 pub use span_shapes::{
     SpanAttribute, SpanEventView, SpanKind, SpanSource, SpanStatus, SpanView, TraceSpans,
     MAX_SPANS_PER_TRACE,
+};
+pub use span_tree::{
+    build_span_tree, format_duration_us, group_thousands, micros, service_colour, window_slice,
+    SpanAxis, SpanAxisTick, SpanRow, SpanTree, TimeRange, MIN_BAR_PERCENT, SERVICE_COLOURS,
+    SPAN_AXIS_MAX_INTERVALS,
 };
 
 /// Timestamps cross the API as RFC 3339 UTC strings.
