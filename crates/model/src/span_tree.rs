@@ -283,7 +283,9 @@ pub fn window_slice(
     } else {
         0
     };
-    let first = top.saturating_sub(overscan).min(len);
+    // Past the end (the list just got shorter): the last viewport.
+    let top = top.min(len.saturating_sub(viewport_rows));
+    let first = top.saturating_sub(overscan);
     let last = (top + viewport_rows + overscan).min(len).max(first);
     (first, last)
 }
@@ -373,7 +375,7 @@ impl SpanAxis {
     pub fn bar(&self, start_us: i64, end_us: i64) -> (f64, f64) {
         let left = self.percent(start_us.min(end_us));
         let right = self.percent(start_us.max(end_us));
-        let width = (right - left).max(MIN_BAR_PERCENT).min(100.0);
+        let width = (right - left).clamp(MIN_BAR_PERCENT, 100.0);
         (left.min(100.0 - width), width)
     }
 }
@@ -404,7 +406,7 @@ pub fn group_thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -574,10 +576,15 @@ mod tests {
         assert_eq!(window_slice(0.0, 26.0, 20, 10, 10_000), (0, 30));
         assert_eq!(window_slice(26.0 * 100.0, 26.0, 20, 10, 10_000), (90, 130));
         assert_eq!(
-            window_slice(26.0 * 9_995.0, 26.0, 20, 10, 10_000),
-            (9_985, 10_000)
+            window_slice(26.0 * 9_980.0, 26.0, 20, 10, 10_000),
+            (9_970, 10_000)
         );
-        assert_eq!(window_slice(1e12, 26.0, 20, 10, 5), (5, 5));
+        // Scrolled past the end of a list that just shrank.
+        assert_eq!(
+            window_slice(26.0 * 9_995.0, 26.0, 20, 10, 10_000),
+            (9_970, 10_000)
+        );
+        assert_eq!(window_slice(1e12, 26.0, 20, 10, 5), (0, 5));
         assert_eq!(window_slice(f64::NAN, 26.0, 20, 10, 3), (0, 3));
         assert_eq!(window_slice(-40.0, 26.0, 20, 10, 100), (0, 30));
     }
