@@ -12,6 +12,7 @@ mod read_metrics;
 mod read_sagas;
 mod read_trace;
 mod reproject;
+mod retention;
 mod retries;
 mod rollups;
 mod rows;
@@ -33,6 +34,7 @@ pub use dead_letters::dead_letter_id;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};
+pub use retention::SagaRetentionBatch;
 pub use retries::{
     AttemptResult, CancelOutcome, ChunkClaim, ClaimedChunk, ClaimedJob, ClaimedRetry,
     DiscardOutcome, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob, ResolveReport,
@@ -100,6 +102,19 @@ pub fn redact_url(url: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The Postgres URL it was opened with, for connections outside the
+    /// pool (LISTEN); None on SQLite.
+    postgres_url: Option<PostgresUrl>,
+}
+
+/// A Postgres URL whose Debug output hides the password.
+#[derive(Clone)]
+struct PostgresUrl(std::sync::Arc<str>);
+
+impl std::fmt::Debug for PostgresUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
 }
 
 static INSTALL_DRIVERS: Once = Once::new();
@@ -131,7 +146,18 @@ impl Store {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await?;
-        Ok(Store { pool, backend })
+        let postgres_url = (backend == Backend::Postgres).then(|| PostgresUrl(url.as_str().into()));
+        Ok(Store {
+            pool,
+            backend,
+            postgres_url,
+        })
+    }
+
+    /// The Postgres URL the store was opened with (None on SQLite), for a
+    /// dedicated connection such as the live relay's `LISTEN`.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_ref().map(|url| &*url.0)
     }
 
     /// A transaction that will write. SQLite starts it as `BEGIN IMMEDIATE`:
