@@ -236,7 +236,19 @@ impl Ingestor {
     /// Writes one batch, retrying the store until it succeeds (or shutdown
     /// is requested while the store stays down: then the offsets are simply
     /// not committed and the messages are consumed again next time).
-    #[tracing::instrument(skip_all, fields(messages = pending.len()))]
+    #[tracing::instrument(
+        name = "ingest.batch",
+        skip_all,
+        fields(
+            messages = pending.len(),
+            partitions = pending
+                .iter()
+                .map(|m| (m.coords.topic.as_str(), m.coords.partition))
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
+            group_id = %self.config.group_id,
+        )
+    )]
     async fn flush(&self, pending: &mut Vec<RawMessage>, shutdown: &watch::Receiver<bool>) {
         if pending.is_empty() {
             return;

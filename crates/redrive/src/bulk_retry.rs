@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use sagascope_model::{BulkRetryPreview, DlqQuery, RetryJobView};
 use sagascope_store::{JobCreation, NewRetryJob, NO_ORIGINAL_TOPIC};
 
+use crate::produce_span::current_span_context;
 use crate::{new_id, RedriveError, RedriveService};
 
 /// Seconds a canary is watched when the request names none.
@@ -61,9 +62,22 @@ impl RedriveService {
     }
 
     /// Freezes the set and creates the job, unreleased (see
-    /// [`CreatedJob`]).
-    #[tracing::instrument(skip(self, command), fields(filter = command.filter, actor = command.actor), err)]
+    /// [`CreatedJob`]). The span this is called in (the operator's
+    /// request) is remembered for the links of the job's produce spans.
     pub async fn create_job(
+        &self,
+        command: BulkRetryCommand<'_>,
+    ) -> Result<CreatedJob, RedriveError> {
+        let request = current_span_context();
+        let created = self.create_job_unlinked(command).await?;
+        if let (CreatedJob::New(job), Some(request)) = (&created, request) {
+            self.inner.job_links.remember(&job.id, request);
+        }
+        Ok(created)
+    }
+
+    #[tracing::instrument(name = "create_job", skip(self, command), fields(filter = command.filter, actor = command.actor), err)]
+    async fn create_job_unlinked(
         &self,
         command: BulkRetryCommand<'_>,
     ) -> Result<CreatedJob, RedriveError> {
@@ -127,6 +141,7 @@ impl RedriveService {
     /// Forgets a created job that could not be audited.
     #[tracing::instrument(skip(self), err)]
     pub async fn drop_job(&self, id: &str) -> Result<(), RedriveError> {
+        self.inner.job_links.forget(id);
         self.inner.store.delete_unreleased_retry_job(id).await?;
         Ok(())
     }

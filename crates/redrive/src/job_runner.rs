@@ -10,13 +10,16 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::SpanContext;
 use sagascope_model::{DeadLetterState, RetryJobState, RetryJobView};
 use sagascope_store::{
     AttemptResult, ChunkClaim, ClaimedJob, ClaimedRetry, JobItem, RetryPayload, StoreError,
 };
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::produce_span::{produce_traced, ProduceOf};
 use crate::{new_id, RedriveService};
 
 /// How often a canary's dead letter is checked while it is watched.
@@ -86,8 +89,13 @@ async fn run_job(
         );
     }
     tracing::info!(job_id = %id, state = claimed.job.state.as_str(), "running retry job");
-    if let Err(error) = drive_job(&service, &claimed, &mut shutdown).await {
-        tracing::error!(%error, job_id = %id, "retry job interrupted; it resumes from its last chunk");
+    match drive_job(&service, &claimed, &mut shutdown).await {
+        // Done, cancelled, or stopping with the process: the request's
+        // link is no longer needed here.
+        Ok(()) => inner.job_links.forget(&id),
+        Err(error) => {
+            tracing::error!(%error, job_id = %id, "retry job interrupted; it resumes from its last chunk");
+        }
     }
     if let Err(error) = inner
         .store
@@ -437,7 +445,10 @@ async fn claim_chunk(
 }
 
 /// Stage two: produces a claimed chunk (every copy in flight at once,
-/// each not before its slot) and records the broker's answers.
+/// each not before its slot) and records the broker's answers. The
+/// chunk's span and each copy's `redrive.produce` span link to the
+/// request that started the job (when it was started in this process).
+#[tracing::instrument(name = "redrive.chunk", skip_all, fields(job_id = %job.id, items = work.claimed.len()))]
 async fn produce_and_record(
     service: RedriveService,
     job: RetryJobView,
@@ -445,6 +456,11 @@ async fn produce_and_record(
 ) -> Result<ChunkReport, StoreError> {
     let inner = &service.inner;
     let producer = &inner.producer;
+    let request: Option<SpanContext> = inner.job_links.get(&job.id);
+    if let Some(request) = &request {
+        tracing::Span::current().add_link(request.clone());
+    }
+    let request = request.as_ref();
     let sends = work
         .claimed
         .iter()
@@ -455,9 +471,17 @@ async fn produce_and_record(
                 if let Some(slot) = slot {
                     tokio::time::sleep_until((*slot).into()).await;
                 }
-                let result = producer
-                    .produce(&claimed.target_topic, payload, claimed.retry_count)
-                    .await;
+                let result = produce_traced(
+                    producer,
+                    ProduceOf {
+                        topic: &claimed.target_topic,
+                        payload,
+                        retry_count: claimed.retry_count,
+                        attempt_id: &claimed.attempt_id,
+                        request,
+                    },
+                )
+                .await;
                 AttemptResult {
                     attempt_id: claimed.attempt_id.clone(),
                     dead_letter_id: claimed.dead_letter_id.clone(),

@@ -17,6 +17,8 @@
 //! - `single_retry.rs`: claim → produce → record of one retry.
 //! - `bulk_retry.rs`: preview and job creation.
 //! - `job_runner.rs`: running the jobs; `resolve_loop.rs`: the sweep.
+//! - `produce_span.rs`: the `redrive.produce` span of each copy, linked
+//!   to the operator's request.
 //!
 //! The HTTP layer audits between the claim and the produce (see
 //! [`RedriveService::claim_retry`]), so nothing is produced unaudited.
@@ -25,6 +27,7 @@ mod bulk_retry;
 mod copy_headers;
 mod copy_producer;
 mod job_runner;
+mod produce_span;
 mod resolve_loop;
 mod retry_args;
 mod single_retry;
@@ -90,6 +93,9 @@ struct Inner {
     job_released: Notify,
     /// Where the runner reports each chunk (benchmarks).
     chunk_timings: Option<mpsc::UnboundedSender<ChunkTiming>>,
+    /// The request span of each bulk job started here, for the links of
+    /// its produce spans.
+    job_links: produce_span::JobLinks,
 }
 
 impl std::fmt::Debug for RedriveService {
@@ -131,6 +137,7 @@ impl RedriveService {
                 runner_id: format!("runner-{}", uuid::Uuid::new_v4().simple()),
                 job_released: Notify::new(),
                 chunk_timings,
+                job_links: produce_span::JobLinks::default(),
             }),
         })
     }

@@ -8,9 +8,11 @@
 
 use std::time::{Duration, Instant};
 
+use opentelemetry::trace::SpanContext;
 use sagascope_model::{RetryOutcome, RETRYABLE_STATES};
 use sagascope_store::{AttemptResult, ClaimedRetry, NewRetry, RetryClaim, RetryPayload};
 
+use crate::produce_span::{current_span_context, produce_traced, ProduceOf};
 use crate::{new_id, RedriveError, RedriveService};
 
 /// How often a request waits on the first one with its key.
@@ -118,17 +120,34 @@ impl RedriveService {
 
     /// Step 2: produces the copy, waits for the ack and records it. A
     /// refusal puts the dead letter back to `new` and releases the key.
-    #[tracing::instrument(skip(self, retry), fields(attempt_id = %retry.claimed.attempt_id, target = %retry.claimed.target_topic), err)]
+    /// The copy's `redrive.produce` span links to the span this is called
+    /// in: the operator's request.
     pub async fn produce_claimed(
         &self,
         retry: ClaimedSingleRetry,
     ) -> Result<RetryOutcome, RedriveError> {
+        let request = current_span_context();
+        self.produce_claimed_for(retry, request).await
+    }
+
+    #[tracing::instrument(name = "produce_claimed", skip(self, retry, request), fields(attempt_id = %retry.claimed.attempt_id, target = %retry.claimed.target_topic), err)]
+    async fn produce_claimed_for(
+        &self,
+        retry: ClaimedSingleRetry,
+        request: Option<SpanContext>,
+    ) -> Result<RetryOutcome, RedriveError> {
         let claimed = &retry.claimed;
-        let result = self
-            .inner
-            .producer
-            .produce(&claimed.target_topic, &retry.payload, claimed.retry_count)
-            .await;
+        let result = produce_traced(
+            &self.inner.producer,
+            ProduceOf {
+                topic: &claimed.target_topic,
+                payload: &retry.payload,
+                retry_count: claimed.retry_count,
+                attempt_id: &claimed.attempt_id,
+                request: request.as_ref(),
+            },
+        )
+        .await;
         let outcome = self
             .inner
             .store

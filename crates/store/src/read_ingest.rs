@@ -30,6 +30,7 @@ impl Store {
             .collect()
     }
 
+    #[tracing::instrument(skip(self), err)]
     pub async fn partition_progress(&self, group_id: &str) -> Result<Vec<PartitionProgress>> {
         let rows = sqlx::query(
             "SELECT group_id, topic, kafka_partition, next_offset FROM consumer_offsets WHERE group_id = $1 ORDER BY topic, kafka_partition",
@@ -50,6 +51,7 @@ impl Store {
     }
 
     /// Row counts, for tests and readiness output.
+    #[tracing::instrument(skip_all, fields(table = table.name()), err)]
     pub async fn count(&self, table: CountedTable) -> Result<i64> {
         let sql = format!("SELECT COUNT(*) AS n FROM {}", table.name());
         Ok(sqlx::query(&sql)

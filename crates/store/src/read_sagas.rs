@@ -118,6 +118,7 @@ impl Store {
     }
 
     /// Distinct saga types, for the filter drop-down.
+    #[tracing::instrument(skip_all, err)]
     pub async fn saga_types(&self) -> Result<Vec<String>> {
         let rows = sqlx::query(
             "SELECT DISTINCT saga_type FROM sagas WHERE kind = 'saga' ORDER BY saga_type",
