@@ -8,11 +8,16 @@
 //! (`dead_letters.rs`); the saga then waits (`parked_sagas.rs`) until the
 //! dead letter is re-driven and the demo's retry consumer
 //! (`retry_consumer.rs`) processes the copy.
+//!
+//! With a [`SpanExport`], the simulated services also emit the spans they
+//! would have produced, with each saga's trace id (`spans_of_saga.rs`),
+//! exported as OTLP/HTTP JSON in the background (`span_export.rs`).
 
 mod dead_letters;
 mod ids;
 mod message;
 mod mock_kafka;
+mod otlp_json;
 mod parked_sagas;
 mod poison;
 mod product_events;
@@ -21,6 +26,9 @@ mod render;
 mod retry_consumer;
 mod saga_plans;
 mod service_consumer;
+mod span_export;
+mod span_shapes;
+mod spans_of_saga;
 #[cfg(test)]
 mod test_support;
 mod topics;
@@ -38,6 +46,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::watch;
 
 use crate::relay_delay::{kafka_timestamp_ms, relay_delay_ms};
+use crate::span_export::SpanSink;
 
 pub use dead_letters::{
     dlt_topic, failed_again_dead_letter, failed_again_headers, maybe_dead_letter,
@@ -48,6 +57,7 @@ pub use message::{
     Body, CloudEvent, CloudEventMode, OutboxRow, PlannedMessage, RenderedMessage, Traffic,
 };
 pub use mock_kafka::MockKafka;
+pub use otlp_json::{encode_otlp_json, DEPLOYMENT_ENVIRONMENT, SCOPE_NAME};
 pub use parked_sagas::{ParkedSaga, ParkedSagas, ParkingKey, DEFAULT_PARKED_SAGAS_CAPACITY};
 pub use poison::{poison, PoisonKind, POISON_NESTING_DEPTH};
 pub use product_events::{product_event, PRODUCT_EVENT_TYPES};
@@ -57,6 +67,16 @@ pub use retry_consumer::{
 };
 pub use saga_plans::{PlannedOutcome, SagaKind, SagaPlan};
 pub use service_consumer::{ServiceConsumer, ServiceConsumerConfig, PAYMENT_SERVICE_GROUP};
+pub use span_export::{
+    SpanExport, SpanExportStats, BATCH_INTERVAL, MAX_BATCH_SPANS, SPAN_QUEUE_CAPACITY,
+};
+pub use span_shapes::{
+    parse_traceparent, span_id, AttributeValue, SimulatedSpan, SimulatedSpanEvent,
+    SimulatedSpanKind, SpanRole,
+};
+pub use spans_of_saga::{
+    redelivery_span_id, spans_of_saga, Before, Produced, Redelivery, SagaTrace,
+};
 pub use topics::{
     ALL_TOPICS, CHARACTER_TOPIC, DEAD_LETTERED_TOPICS, DLT_TOPICS, IMAGE_TOPIC, MY_TOPIC,
     PAYMENT_EVENTS_TOPIC, PRODUCT_EVENTS_TOPIC, SAGA_STATE_TOPIC, SCAN_TOPIC,
@@ -106,6 +126,8 @@ pub struct Simulator {
     /// Sagas held up by a dead letter, shared by every clone (and the
     /// retry consumer that resumes them).
     parked: ParkedSagas,
+    /// Where the services' spans go; None: no spans are made.
+    spans: Option<SpanSink>,
 }
 
 /// One message of a saga being produced, with what the saga needs to hold
@@ -118,6 +140,15 @@ struct Step<'a> {
     at: DateTime<Utc>,
     /// The Kafka timestamp to stamp (epoch ms); None: the producer's clock.
     kafka_timestamp_ms: Option<i64>,
+    /// What led to it, for its spans.
+    before: Before<'a>,
+}
+
+/// What became of one produced step.
+struct StepOutcome {
+    /// When it was dead-lettered: the first message the saga holds back.
+    held_from: Option<usize>,
+    produced: Produced,
 }
 
 impl Simulator {
@@ -132,7 +163,37 @@ impl Simulator {
             config,
             dead_letter_ratio: 0.0,
             parked: ParkedSagas::default(),
+            spans: None,
         })
+    }
+
+    /// Makes the simulated services emit their spans and exports them to
+    /// `export` from a background task (started now, on the current Tokio
+    /// runtime; stopped with a final flush when [`Simulator::run`] stops,
+    /// or by [`Simulator::stop_span_export`]). Clones share the exporter.
+    pub fn with_span_export(mut self, export: SpanExport) -> Simulator {
+        self.spans = Some(SpanSink::start(export));
+        self
+    }
+
+    /// What the span exporter has done so far; None without one.
+    pub fn span_export_stats(&self) -> Option<SpanExportStats> {
+        self.spans.as_ref().map(SpanSink::stats)
+    }
+
+    /// Flushes what is queued and stops the span exporter (for every
+    /// clone); spans made afterwards are dropped.
+    pub async fn stop_span_export(&self) {
+        if let Some(spans) = &self.spans {
+            spans.shutdown().await;
+        }
+    }
+
+    /// Queues the spans `make` builds, if spans are exported at all.
+    pub(crate) fn export_spans(&self, make: impl FnOnce() -> Vec<SimulatedSpan>) {
+        if let Some(sink) = &self.spans {
+            sink.send(make());
+        }
     }
 
     /// The sagas held up by a dead letter (shared by all clones).
@@ -192,8 +253,23 @@ impl Simulator {
         step: Step<'_>,
         message: &RenderedMessage,
         rng: &mut StdRng,
-    ) -> Result<Option<usize>, SimulatorError> {
+    ) -> Result<StepOutcome, SimulatorError> {
         let delivery = self.send(message, step.kafka_timestamp_ms).await?;
+        let produced = Produced {
+            index: step.index,
+            at: step.at,
+            partition: Some(delivery.partition),
+            offset: Some(delivery.offset),
+        };
+        let trace = match &self.spans {
+            Some(_) => SagaTrace::of(step.trace_id, step.messages),
+            None => None,
+        };
+        if let Some(trace) = &trace {
+            if step.messages[step.index].is_event() {
+                self.export_spans(|| trace.on_publish(&produced, step.before));
+            }
+        }
         // The original's time as the service saw it: its Kafka timestamp
         // when stamped (the history), else its event time, the produce
         // time live.
@@ -215,11 +291,30 @@ impl Simulator {
             self.dead_letter_ratio,
             rng,
         ) else {
-            return Ok(None);
+            return Ok(StepOutcome {
+                held_from: None,
+                produced,
+            });
         };
         let held_from = self.hold_back(&step, message);
         self.produce_dead_letter(&letter).await?;
-        Ok(Some(held_from))
+        if let Some(trace) = &trace {
+            self.export_spans(|| trace.on_dead_letter(&produced, seen_at, &letter));
+        }
+        Ok(StepOutcome {
+            held_from: Some(held_from),
+            produced,
+        })
+    }
+
+    /// The spans of the last message's processing, once a saga has
+    /// produced its last message.
+    fn export_end_spans(&self, trace_id: &str, messages: &[PlannedMessage], last: &Produced) {
+        self.export_spans(|| {
+            SagaTrace::of(trace_id, messages)
+                .map(|trace| trace.on_end(last))
+                .unwrap_or_default()
+        });
     }
 
     /// Parks the rest of a saga whose message `step.index` (rendered as
@@ -318,6 +413,8 @@ impl Simulator {
     ) -> Result<(), SimulatorError> {
         let now = Utc::now();
         let mut held_from = messages.len();
+        let mut dead_lettered = false;
+        let mut previous: Option<Produced> = None;
         for (index, message) in messages.iter().enumerate() {
             if index >= held_from {
                 break;
@@ -334,10 +431,19 @@ impl Simulator {
                     relay_delay_ms(trace_id, index),
                     now,
                 )),
+                before: previous.as_ref().map_or(Before::Start, Before::Previous),
             };
-            if let Some(held) = self.produce_step(step, &rendered, rng).await? {
-                held_from = held;
+            let outcome = self.produce_step(step, &rendered, rng).await?;
+            if message.is_event() {
+                previous = Some(outcome.produced);
             }
+            if let Some(held) = outcome.held_from {
+                held_from = held;
+                dead_lettered = true;
+            }
+        }
+        if let (false, Some(last)) = (dead_lettered, &previous) {
+            self.export_end_spans(trace_id, messages, last);
         }
         Ok(())
     }
@@ -369,29 +475,39 @@ impl Simulator {
             }
         }
         tracing::info!("simulator stopped");
+        self.stop_span_export().await;
     }
 
     /// Plays `traffic` in real time on its own task.
     fn start(&self, traffic: Traffic, rng: &mut StdRng, shutdown: &watch::Receiver<bool>) {
         let rng = StdRng::seed_from_u64(rng.random());
-        tokio::spawn(self.clone().play(traffic, 0, 0, rng, shutdown.clone()));
+        tokio::spawn(
+            self.clone()
+                .play(traffic, Resume::default(), rng, shutdown.clone()),
+        );
     }
 
     /// Goes on with a parked saga in real time from now, on its own task:
     /// its held messages keep their planned spacing after the message
     /// that was dead-lettered. Returns how many messages it will produce
     /// (fewer if one of them is dead-lettered in turn).
+    /// `redelivery` is the processing of the re-driven copy the saga goes
+    /// on under (for its spans).
     pub(crate) fn resume(
         &self,
         parked: ParkedSaga,
+        redelivery: Redelivery,
         rng: StdRng,
         shutdown: watch::Receiver<bool>,
     ) -> usize {
         let held = parked.traffic.messages.len() - parked.resume_at;
         tokio::spawn(self.clone().play(
             parked.traffic,
-            parked.resume_at,
-            parked.failed_delay_ms,
+            Resume {
+                first: parked.resume_at,
+                base_delay_ms: parked.failed_delay_ms,
+                redelivery: Some(redelivery),
+            },
             rng,
             shutdown,
         ));
@@ -404,40 +520,68 @@ impl Simulator {
     async fn play(
         self,
         traffic: Traffic,
-        first: usize,
-        base_delay_ms: u64,
+        resume: Resume,
         mut rng: StdRng,
         shutdown: watch::Receiver<bool>,
     ) {
         let start = tokio::time::Instant::now();
         let mut held_from = traffic.messages.len();
-        for (index, message) in traffic.messages.iter().enumerate().skip(first) {
+        let mut dead_lettered = false;
+        let mut previous: Option<Produced> = None;
+        let messages = traffic.messages.iter().enumerate().skip(resume.first);
+        for (index, message) in messages {
             if index >= held_from {
                 break;
             }
-            let wait = message.delay_ms.saturating_sub(base_delay_ms);
+            let wait = message.delay_ms.saturating_sub(resume.base_delay_ms);
             tokio::time::sleep_until(start + Duration::from_millis(wait)).await;
             if *shutdown.borrow() {
                 return;
             }
             let at = Utc::now();
             let rendered = traffic.render(index, at, &mut rng);
+            let before = match (&previous, &resume.redelivery) {
+                (Some(previous), _) => Before::Previous(previous),
+                (None, Some(redelivery)) => Before::Redelivered(redelivery),
+                (None, None) => Before::Start,
+            };
             let step = Step {
                 trace_id: &traffic.trace_id,
                 messages: &traffic.messages,
                 index,
                 at,
                 kafka_timestamp_ms: None,
+                before,
             };
             match self.produce_step(step, &rendered, &mut rng).await {
-                Ok(Some(held)) => held_from = held,
-                Ok(None) => {}
+                Ok(outcome) => {
+                    if message.is_event() {
+                        previous = Some(outcome.produced);
+                    }
+                    if let Some(held) = outcome.held_from {
+                        held_from = held;
+                        dead_lettered = true;
+                    }
+                }
                 Err(error) => {
                     tracing::warn!(%error, trace_id = %traffic.trace_id, "simulator could not produce")
                 }
             }
         }
+        if let (false, Some(last)) = (dead_lettered, &previous) {
+            self.export_end_spans(&traffic.trace_id, &traffic.messages, last);
+        }
     }
+}
+
+/// Where [`Simulator::play`] starts: message `first`, its delays counted
+/// from `base_delay_ms`, under the processing of a re-driven copy when it
+/// resumes a parked saga.
+#[derive(Default)]
+struct Resume {
+    first: usize,
+    base_delay_ms: u64,
+    redelivery: Option<Redelivery>,
 }
 
 /// After message `failed` of `messages` was dead-lettered, the first one

@@ -23,7 +23,10 @@ use sagascope_model::{RETRY_COUNT_HEADER, RETRY_OF_HEADER};
 use tokio::sync::watch;
 
 use crate::dead_letters::{failed_again_dead_letter, ConsumedRecord, OriginalDelivery};
+use crate::message::PlannedMessage;
 use crate::parked_sagas::ParkingKey;
+use crate::span_shapes::parse_traceparent;
+use crate::spans_of_saga::{redelivery_spans, Redelivery, RedeliveryEnd};
 use crate::topics::DEAD_LETTERED_TOPICS;
 use crate::{Simulator, SimulatorError};
 
@@ -215,16 +218,40 @@ impl RetryConsumer {
         shutdown: &watch::Receiver<bool>,
     ) -> Option<RedriveOutcome> {
         let redrive = redrive_of(&received.headers)?;
+        let started_at = Utc::now();
         let key = ParkingKey::new(&received.topic, &received.key, received.value.as_deref());
+        let redelivery = |index: usize| Redelivery {
+            index,
+            started_at,
+            retry_count: redrive.retry_count.unwrap_or(1),
+            dead_letter_id: redrive.dead_letter_id.clone(),
+        };
         let outcome = if retry_succeeds(rng.random(), self.config.success_ratio) {
             match self.simulator.parked_sagas().take(&key) {
                 Some(parked) => {
                     let resumed_rng = StdRng::seed_from_u64(rng.random());
-                    let held_messages =
-                        self.simulator.resume(parked, resumed_rng, shutdown.clone());
+                    // The dead-lettered message: the last event before the
+                    // held ones.
+                    let index = parked.traffic.messages[..parked.resume_at]
+                        .iter()
+                        .rposition(PlannedMessage::is_event)
+                        .unwrap_or(0);
+                    let held_messages = self.simulator.resume(
+                        parked,
+                        redelivery(index),
+                        resumed_rng,
+                        shutdown.clone(),
+                    );
                     RedriveOutcome::Resumed { held_messages }
                 }
-                None => RedriveOutcome::Succeeded,
+                None => {
+                    self.export_redelivery_spans(
+                        received,
+                        &redelivery(0),
+                        RedeliveryEnd::Succeeded(Utc::now()),
+                    );
+                    RedriveOutcome::Succeeded
+                }
             }
         } else {
             // The saga stays parked under the same key: the next re-drive
@@ -240,6 +267,11 @@ impl RetryConsumer {
             if let Err(error) = self.simulator.produce_dead_letter(&letter).await {
                 tracing::warn!(%error, dead_letter_id = %redrive.dead_letter_id, "retry consumer could not dead-letter a failed re-drive");
             }
+            self.export_redelivery_spans(
+                received,
+                &redelivery(0),
+                RedeliveryEnd::FailedAgain(&letter),
+            );
             RedriveOutcome::FailedAgain
         };
         tracing::info!(
@@ -250,6 +282,38 @@ impl RetryConsumer {
             "re-driven message handled"
         );
         Some(outcome)
+    }
+
+    /// The spans of processing a re-driven copy no saga resumes under,
+    /// under the span its `traceparent` names (the original's publish).
+    fn export_redelivery_spans(
+        &self,
+        received: &Received,
+        redelivery: &Redelivery,
+        ending: RedeliveryEnd<'_>,
+    ) {
+        let traceparent = received
+            .headers
+            .iter()
+            .rev()
+            .filter(|(key, _)| {
+                key.eq_ignore_ascii_case("traceparent")
+                    || key.eq_ignore_ascii_case("ce_traceparent")
+            })
+            .filter_map(|(_, value)| parse_traceparent(&String::from_utf8_lossy(value.as_deref()?)))
+            .next();
+        let Some((trace_id, parent_span_id)) = traceparent else {
+            return;
+        };
+        self.simulator.export_spans(|| {
+            redelivery_spans(
+                &trace_id,
+                &parent_span_id,
+                &received.topic,
+                redelivery,
+                ending,
+            )
+        });
     }
 }
 

@@ -1,6 +1,6 @@
 //! How each body looks on the wire. Every message carries the trace id of
-//! its saga (or of its standalone traffic) in `traceparent`, with a fresh
-//! span id, the way an instrumented producer would send it.
+//! its saga (or of its standalone traffic) in `traceparent`, with the span
+//! id of its producer span, the way an instrumented producer would send it.
 
 mod cloudevents;
 mod debezium_cdc;
@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::ids::hex_id;
 use crate::message::{Body, PlannedMessage, RenderedMessage};
+use crate::span_shapes::{span_id, SpanRole};
 
 /// Headers of one message, in the order they are sent.
 type Headers = Vec<(String, String)>;
@@ -23,7 +24,12 @@ pub fn render(
     at: DateTime<Utc>,
     rng: &mut StdRng,
 ) -> RenderedMessage {
-    let traceparent = format!("00-{trace_id}-{}-01", hex_id(rng, 8));
+    // The span id names the producer span the simulated service exports
+    // for this message (`spans_of_saga.rs`); the RNG still draws the 8
+    // bytes it drew before, so seeded traffic renders the same otherwise.
+    let _drawn_before = hex_id(rng, 8);
+    let span = span_id(trace_id, index, SpanRole::Producer);
+    let traceparent = format!("00-{trace_id}-{span}-01");
     let request_id = format!("req-{}", &trace_id[..12]);
     let traced = |value: Option<Vec<u8>>, traceparent: String| {
         (value, vec![("traceparent".to_string(), traceparent)])
