@@ -26,6 +26,7 @@ pub use shell::shell;
 
 use components::top_bar::TopBar;
 use pages::{
+    api_reference::ApiReferencePage,
     audit::AuditPage, dlq_bulk_retry::DlqBulkRetryPage, dlq_job::DlqJobPage, dlq_list::DlqListPage,
     dlq_message::DlqMessagePage, ingest_errors::IngestErrorsPage, lag::LagPage, login::LoginPage,
     not_found::NotFoundPage, overview::OverviewPage, saga_detail::SagaDetailPage,
@@ -63,6 +64,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/ingest") view=IngestErrorsPage ssr=SsrMode::Async/>
                     <Route path=path!("/audit") view=AuditPage ssr=SsrMode::Async/>
                     <Route path=path!("/login") view=LoginPage ssr=SsrMode::Async/>
+                    <Route path=path!("/api") view=ApiReferencePage ssr=SsrMode::Async/>
                 </Routes>
             </main>
         </Router>

@@ -9,13 +9,14 @@ use crate::server_fns::use_session;
 use crate::state::{toggle_live, toggle_theme, ui_state};
 
 /// Sections of the product; `None` means not built yet (shown disabled).
-const SECTIONS: [(&str, Option<&str>); 6] = [
+const SECTIONS: [(&str, Option<&str>); 7] = [
     ("Overview", Some("/")),
     ("Sagas", Some("/sagas")),
     ("DLQ", Some("/dlq")),
     ("Lag", Some("/lag")),
     ("Ingest", Some("/ingest")),
     ("Audit", Some("/audit")),
+    ("API", Some("/api")),
 ];
 
 fn is_active(pathname: &str, href: &str) -> bool {

@@ -1,5 +1,6 @@
 //! One module per page (route).
 
+pub mod api_reference;
 pub mod audit;
 pub mod dlq_bulk_retry;
 pub mod dlq_job;

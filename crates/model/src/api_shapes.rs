@@ -10,6 +10,7 @@ use crate::{Phase, SagaStatus, Timestamp};
 
 /// One row of the saga list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SagaSummary {
     pub saga_id: String,
     pub saga_type: String,
@@ -31,6 +32,7 @@ pub struct SagaSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SagaPage {
     pub items: Vec<SagaSummary>,
     pub next_cursor: Option<String>,
@@ -38,6 +40,7 @@ pub struct SagaPage {
 
 /// A Kafka header as received; values that are not UTF-8 are shown lossily.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Header {
     pub key: String,
     pub value: String,
@@ -45,6 +48,7 @@ pub struct Header {
 
 /// One event on a saga timeline (or a trace).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEvent {
     pub event_id: String,
     pub saga_id: String,
@@ -65,6 +69,7 @@ pub struct TimelineEvent {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SagaDetail {
     #[serde(flatten)]
     pub saga: SagaSummary,
@@ -72,6 +77,7 @@ pub struct SagaDetail {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TraceView {
     pub trace_id: String,
     pub sagas: Vec<SagaSummary>,
@@ -80,6 +86,7 @@ pub struct TraceView {
 
 /// A message that could not be decoded, kept with its Kafka coordinates.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestErrorView {
     pub id: i64,
     pub topic: String,
@@ -95,6 +102,7 @@ pub struct IngestErrorView {
 
 /// Messages on `/api/v1/stream` (SSE `data:` lines).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
     Saga {
@@ -138,6 +146,11 @@ impl StreamMessage {
 /// The saga list filters exactly as they appear in the query string, so a
 /// view is a shareable URL. Parse with [`SagaFilter::validate`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema, utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct SagaFilter {
     pub saga_type: Option<String>,
     pub status: Option<String>,

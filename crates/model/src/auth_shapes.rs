@@ -19,6 +19,7 @@ pub fn role_rank(role: &str) -> Option<usize> {
 
 /// The signed-in user as pages and `/api/v1/auth/me` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CurrentUser {
     pub name: String,
     /// `viewer`, `operator` or `admin` (an API token's own role).
@@ -36,6 +37,7 @@ impl CurrentUser {
 
 /// What a page knows about the request's authentication.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionInfo {
     /// `None` when nobody is signed in.
     pub user: Option<CurrentUser>,
@@ -59,6 +61,7 @@ impl SessionInfo {
 /// Answer of a successful `POST /api/v1/auth/login` and of
 /// `GET /api/v1/auth/me`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginResponse {
     pub user: CurrentUser,
     /// `None` for API-token requests (`/me` with a bearer token).
@@ -67,6 +70,7 @@ pub struct LoginResponse {
 
 /// A local account, without its password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub name: String,
     pub role: String,
@@ -76,6 +80,7 @@ pub struct UserView {
 
 /// Answer of `POST /api/v1/auth/tokens`: the plaintext is shown once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedApiToken {
     /// `Authorization: Bearer <token>`; only its hash is stored.
     pub token: String,
@@ -98,6 +103,7 @@ pub mod audit_result {
 
 /// One row of the append-only audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntryView {
     pub id: i64,
     pub at: Timestamp,
@@ -122,6 +128,7 @@ pub struct AuditEntryView {
 
 /// One page of the audit log, newest first.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     pub items: Vec<AuditEntryView>,
     /// Pass as `cursor` for the next (older) page.
@@ -130,6 +137,11 @@ pub struct AuditPage {
 
 /// Audit log filters as they arrive in a query string.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema, utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct AuditFilter {
     pub actor: Option<String>,
     pub action: Option<String>,

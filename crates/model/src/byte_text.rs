@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// Bytes as text: UTF-8 when valid and free of control characters (tab,
 /// newline and carriage return allowed), else base64 (`base64: true`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ByteText {
     pub text: String,
     /// `text` is the standard base64 (RFC 4648, padded) of bytes that are

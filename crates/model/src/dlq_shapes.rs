@@ -14,6 +14,7 @@ use crate::{percent_encode, AlertLevel, ByteText, Timestamp, DEFAULT_PAGE_SIZE, 
 /// window), `failed_again` (a re-driven copy came back to a DLQ: the new
 /// dead letter links to it), or `discarded` by an operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeadLetterState {
     New,
@@ -67,6 +68,7 @@ impl DeadLetterState {
 
 /// One row of the dead-letter list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterSummary {
     /// `{dlq topic}/{partition}/{offset}`: stable across redeliveries.
     pub id: String,
@@ -108,6 +110,7 @@ pub struct DeadLetterSummary {
 
 /// A Kafka header of a dead letter, value byte-exact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterHeader {
     pub key: String,
     /// None for a header with a null value.
@@ -116,6 +119,7 @@ pub struct DeadLetterHeader {
 
 /// `GET /api/v1/dlq/{id}`: everything, including key, headers and value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterDetail {
     #[serde(flatten)]
     pub summary: DeadLetterSummary,
@@ -136,6 +140,7 @@ pub struct DeadLetterDetail {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterPage {
     pub items: Vec<DeadLetterSummary>,
     pub next_cursor: Option<String>,
@@ -143,6 +148,7 @@ pub struct DeadLetterPage {
 
 /// Depth of one DLQ topic.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DlqTopicDepth {
     pub topic: String,
     /// Dead letters in an open state ([`DeadLetterState::OPEN`]).
@@ -161,6 +167,7 @@ pub struct DlqTopicDepth {
 
 /// Dead letters that failed for the same reason.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterGroup {
     pub failure_group: String,
     pub original_topic: Option<String>,
@@ -193,6 +200,7 @@ impl DeadLetterGroup {
 
 /// `GET /api/v1/dlq/groups`: per DLQ topic and per failure group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetterGroups {
     /// The states counted as depth, so clients need not hard-code them.
     pub depth_states: Vec<DeadLetterState>,
@@ -204,6 +212,11 @@ pub struct DeadLetterGroups {
 /// The dead-letter list filters as they appear in the query string. Parse
 /// with [`DlqFilter::validate`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema, utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct DlqFilter {
     /// DLQ topic.
     pub topic: Option<String>,

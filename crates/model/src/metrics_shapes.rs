@@ -14,6 +14,7 @@ use crate::Timestamp;
 
 /// The time windows of the overview.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MetricsWindow {
     #[serde(rename = "15m")]
     Minutes15,
@@ -99,6 +100,7 @@ impl MetricsWindow {
 
 /// Sagas by current status (running includes compensating).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutcomeCounts {
     pub started: i64,
     pub running: i64,
@@ -145,6 +147,7 @@ pub fn ratio(part: i64, whole: i64) -> Option<f64> {
 
 /// Nearest-rank percentiles in milliseconds; None without samples.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Percentiles {
     pub count: i64,
     pub p50_ms: Option<i64>,
@@ -155,6 +158,7 @@ pub struct Percentiles {
 
 /// One point of a saga type's sparklines.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RatePoint {
     pub at: Timestamp,
     pub started: i64,
@@ -166,6 +170,7 @@ pub struct RatePoint {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepMetrics {
     pub step: String,
     /// Sagas started in the window that reached this step.
@@ -177,6 +182,7 @@ pub struct StepMetrics {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SagaTypeMetrics {
     pub saga_type: String,
     pub counts: OutcomeCounts,
@@ -195,6 +201,7 @@ pub struct SagaTypeMetrics {
 
 /// Lag figures of one topic, over the window or one chart point.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LagStats {
     /// Outbox relay lag: Kafka timestamp − outbox `created_at`.
     pub relay: Percentiles,
@@ -203,12 +210,14 @@ pub struct LagStats {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LagPoint {
     pub at: Timestamp,
     pub lag: LagStats,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TopicLag {
     pub topic: String,
     /// Events ingested from the topic in the window.
@@ -220,6 +229,7 @@ pub struct TopicLag {
 
 /// High watermark − committed offset of one partition for one group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupPartitionLag {
     pub group: String,
     pub topic: String,
@@ -233,6 +243,7 @@ pub struct GroupPartitionLag {
 
 /// One watched consumer group (`--watch-groups`), summed over partitions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GroupLag {
     pub group: String,
     pub lag: i64,
@@ -244,6 +255,7 @@ pub struct GroupLag {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestHealth {
     /// starting, running, degraded, stopped, or `not_consuming` (no ingest).
     pub state: String,
@@ -260,6 +272,7 @@ pub struct IngestHealth {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IngestPoint {
     pub at: Timestamp,
     pub events: i64,
@@ -269,6 +282,7 @@ pub struct IngestPoint {
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertLevel {
     #[default]
@@ -289,6 +303,7 @@ impl AlertLevel {
 
 /// A breached threshold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Alert {
     /// failure_rate, compensation_rate, stalled, duration_p95_ms,
     /// relay_lag_p95_ms, consumer_lag_p95_ms, group_lag, dlq_depth.
@@ -306,6 +321,7 @@ pub struct Alert {
 /// `DeadLetterState::OPEN`), whatever the window; the age is now minus the
 /// oldest open one's `dead_lettered_at`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DlqSummary {
     /// True when DLQ topics are consumed (`--dlq-topics`).
     pub available: bool,
@@ -327,6 +343,7 @@ pub struct DlqSummary {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OverviewMetrics {
     pub window: MetricsWindow,
     pub from: Timestamp,
@@ -343,6 +360,7 @@ pub struct OverviewMetrics {
 
 /// `GET /api/v1/metrics/lag`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LagReport {
     pub window: MetricsWindow,
     pub from: Timestamp,
@@ -354,6 +372,7 @@ pub struct LagReport {
 
 /// `GET /api/v1/alerts`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertList {
     pub window: MetricsWindow,
     pub alerts: Vec<Alert>,

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// What one event means for its saga (DESIGN.md, "Canonical event").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     SagaStarted,

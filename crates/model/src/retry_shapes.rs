@@ -30,6 +30,7 @@ pub const DISCARDABLE_STATES: [DeadLetterState; 2] =
 
 /// `POST /api/v1/dlq/{id}/retry`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryRequest {
     /// Why; required, shown in the audit log.
     pub reason: String,
@@ -40,6 +41,7 @@ pub struct RetryRequest {
 
 /// `POST /api/v1/dlq/{id}/discard`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DiscardRequest {
     pub reason: String,
 }
@@ -48,6 +50,7 @@ pub struct DiscardRequest {
 /// `filter` (its `state`, `limit` and `cursor` are ignored: only
 /// [`RETRYABLE_STATES`] are taken).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BulkRetryRequest {
     #[serde(default)]
     pub filter: DlqFilter,
@@ -77,6 +80,7 @@ pub struct BulkRetryRequest {
 
 /// The answer to a bulk retry with `dry_run`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BulkRetryPreview {
     /// Exactly how many dead letters a bulk retry of this filter would
     /// re-drive now.
@@ -89,6 +93,7 @@ pub struct BulkRetryPreview {
 
 /// The outcome of one single retry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryOutcome {
     pub dead_letter_id: String,
     pub attempt_id: String,
@@ -106,6 +111,7 @@ pub struct RetryOutcome {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RetryJobState {
     /// Frozen, not started.
@@ -156,6 +162,7 @@ impl RetryJobState {
 /// A bulk retry: its frozen set and its progress.
 /// `GET /api/v1/dlq/retry-jobs/{id}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryJobView {
     pub id: String,
     pub created_at: Timestamp,
@@ -191,6 +198,7 @@ impl RetryJobView {
 
 /// One re-drive of one dead letter (single or part of a job).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryAttemptView {
     pub id: String,
     pub dead_letter_id: String,

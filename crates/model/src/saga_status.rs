@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 
 /// The state of one saga instance, derived from its events by the projection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SagaStatus {
     Running,

@@ -9,6 +9,7 @@ use crate::Timestamp;
 
 /// What a span's operation is, as OTLP's `SpanKind`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SpanKind {
     Unspecified,
@@ -46,6 +47,7 @@ impl SpanKind {
 
 /// OTLP's status code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SpanStatus {
     Unset,
@@ -74,6 +76,7 @@ impl SpanStatus {
 /// An attribute with its value rendered as text (strings unquoted; numbers,
 /// booleans, arrays and maps as JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpanAttribute {
     pub key: String,
     pub value: String,
@@ -81,6 +84,7 @@ pub struct SpanAttribute {
 
 /// A timed event inside a span (an exception, a log).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpanEventView {
     pub name: String,
     pub at: Timestamp,
@@ -89,6 +93,7 @@ pub struct SpanEventView {
 
 /// One span. Ids are lowercase hex: 32 digits for traces, 16 for spans.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SpanView {
     pub trace_id: String,
     pub span_id: String,
@@ -109,6 +114,7 @@ pub struct SpanView {
 
 /// Where the spans of a trace came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SpanSource {
     /// sagascope's own OTLP receiver (`POST /v1/traces`).
@@ -121,6 +127,7 @@ pub enum SpanSource {
 
 /// The spans of one trace, ordered by start time then span id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TraceSpans {
     pub trace_id: String,
     pub source: SpanSource,
