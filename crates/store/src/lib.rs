@@ -16,6 +16,7 @@ mod retention;
 mod retries;
 mod rollups;
 mod rows;
+mod spans;
 mod stall_sweep;
 #[cfg(feature = "test-support")]
 pub mod test_support;
