@@ -364,3 +364,39 @@ pub async fn fetch_retry_jobs() -> Result<Vec<RetryJobView>, ServerFnError> {
     }
     store()?.retry_jobs(RECENT_JOBS).await.map_err(store_error)
 }
+
+// ---------- spans ----------
+
+/// The span source the server puts in the context (its OTLP receiver's
+/// store, or a Jaeger/Tempo query API with a cache).
+#[cfg(feature = "ssr")]
+fn span_service() -> Result<sagascope_spans::SpanService, ServerFnError> {
+    use_context::<sagascope_spans::SpanService>().ok_or_else(|| {
+        ServerFnError::new("the span source is not available (missing from the context)")
+    })
+}
+
+/// The spans of each trace of a saga (traces without spans are left out).
+/// An error says what failed at the span source; the saga page shows it
+/// in its trace section and the rest of the page as usual.
+#[server]
+pub async fn fetch_saga_spans(
+    saga_id: String,
+) -> Result<Vec<sagascope_model::TraceSpans>, ServerFnError> {
+    span_service()?
+        .saga_spans(&saga_id)
+        .await
+        .map_err(|error| ServerFnError::new(format!("span source: {error}")))
+}
+
+/// The spans of one trace; `None` when none were received (or the remote
+/// source does not know the trace).
+#[server]
+pub async fn fetch_trace_spans(
+    trace_id: String,
+) -> Result<Option<sagascope_model::TraceSpans>, ServerFnError> {
+    span_service()?
+        .trace_spans(&trace_id)
+        .await
+        .map_err(|error| ServerFnError::new(format!("span source: {error}")))
+}

@@ -10,6 +10,7 @@ pub mod json_view;
 pub mod live_stream;
 pub mod metric_cards;
 pub mod saga_table;
+pub mod span_waterfall;
 pub mod states;
 pub mod status_badge;
 pub mod time;

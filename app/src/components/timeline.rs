@@ -225,6 +225,16 @@ pub fn TimelineRow(
                                 <span class="muted">" span "</span>
                                 <IdText id=s/>
                             })}
+                            {event.trace_id.is_some().then(|| view! {
+                                <a
+                                    class="tl-marker-link small"
+                                    data-test="event-marker-link"
+                                    href=format!("#{}", sagascope_model::percent_encode(&crate::components::span_waterfall::marker_anchor(&event.event_id)))
+                                    title="This event's marker on the span waterfall below"
+                                >
+                                    " on the span waterfall ↓"
+                                </a>
+                            })}
                         </dd>
                     </dl>
                     <PayloadAndHeaders payload=event.payload.clone() headers=event.headers.clone()/>

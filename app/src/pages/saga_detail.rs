@@ -8,7 +8,7 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
-use sagascope_model::{SagaDetail, SagaSummary, SessionInfo, StreamMessage};
+use sagascope_model::{SagaDetail, SagaSummary, SessionInfo, StreamMessage, TraceSpans};
 
 use crate::components::dead_letter::{use_poll, ActionBanner};
 use crate::components::dead_letter_timeline::{
@@ -18,13 +18,14 @@ use crate::components::ids::{CopyButton, TraceLink};
 use crate::components::live_stream::{
     saga_stream_url, use_live_stream, use_live_stream_with_resync,
 };
+use crate::components::span_waterfall::SagaTraceSpans;
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::components::status_badge::StatusBadge;
 use crate::components::time::{RelativeTime, SagaDuration};
 use crate::components::timeline::{insert_event, Axis, TimelineRow};
 use crate::server_fns::{
-    error_text, fetch_saga_dead_letters, fetch_saga_detail, set_page_status, use_session,
-    SagaDeadLetter,
+    error_text, fetch_saga_dead_letters, fetch_saga_detail, fetch_saga_spans, set_page_status,
+    use_session, SagaDeadLetter,
 };
 use crate::time::absolute;
 
@@ -34,6 +35,7 @@ pub fn SagaDetailPage() -> impl IntoView {
     let saga_id = Memo::new(move |_| params.with(|p| p.get("saga_id").unwrap_or_default()));
     let detail = Resource::new(move || saga_id.get(), fetch_saga_detail);
     let dead_letters = Resource::new(move || saga_id.get(), fetch_saga_dead_letters);
+    let spans = Resource::new(move || saga_id.get(), fetch_saga_spans);
     let session = use_session();
     let query = use_query_map();
     let banner_query = Memo::new(move |_| query.get());
@@ -55,7 +57,7 @@ pub fn SagaDetailPage() -> impl IntoView {
                         // A failing dead-letter read must not hide the saga.
                         let letters = dead_letters.await.unwrap_or_default();
                         match detail.await {
-                            Ok(Some(detail)) => view! { <SagaView detail letters info/> }.into_any(),
+                            Ok(Some(detail)) => view! { <SagaView detail letters info spans/> }.into_any(),
                             Ok(None) => {
                                 set_page_status(404);
                                 view! { <UnknownSaga saga_id=id on_appear=move || detail.refetch()/> }
@@ -98,12 +100,20 @@ fn UnknownSaga(saga_id: String, on_appear: impl Fn() + 'static) -> impl IntoView
     .into_any()
 }
 
+/// Spans are fetched again this long after the saga's last update.
+const SPAN_REFETCH_DEBOUNCE_MS: u64 = 1_500;
+
 /// How often a saga page fetches its dead letters again (their state moves
 /// on without a saga event: retried, then resolved).
 const DEAD_LETTER_POLL_SECONDS: u64 = 5;
 
 #[component]
-fn SagaView(detail: SagaDetail, letters: Vec<SagaDeadLetter>, info: SessionInfo) -> impl IntoView {
+fn SagaView(
+    detail: SagaDetail,
+    letters: Vec<SagaDeadLetter>,
+    info: SessionInfo,
+    spans: Resource<Result<Vec<TraceSpans>, ServerFnError>>,
+) -> impl IntoView {
     let SagaDetail { saga, events } = detail;
     let saga_id = saga.saga_id.clone();
     let initial_ids: Arc<HashSet<String>> =
@@ -152,6 +162,22 @@ fn SagaView(detail: SagaDetail, letters: Vec<SagaDeadLetter>, info: SessionInfo)
         });
     }
 
+    // The spans again once the saga has been quiet for a moment: its
+    // services export their spans when their work ends, after the events.
+    let span_generation = StoredValue::new(0_u64);
+    let refetch_spans = move || {
+        span_generation.update_value(|g| *g += 1);
+        let mine = span_generation.get_value();
+        set_timeout(
+            move || {
+                if span_generation.try_get_value() == Some(mine) {
+                    spans.refetch();
+                }
+            },
+            std::time::Duration::from_millis(SPAN_REFETCH_DEBOUNCE_MS),
+        );
+    };
+
     let navigate = leptos_router::hooks::use_navigate();
     let apply = {
         let saga_id = saga_id.clone();
@@ -170,6 +196,7 @@ fn SagaView(detail: SagaDetail, letters: Vec<SagaDeadLetter>, info: SessionInfo)
             {
                 summary.try_set(saga);
                 refetch_letters();
+                refetch_spans();
             }
             StreamMessage::Event { event } if event.saga_id == saga_id => {
                 events.try_update(|events| {
@@ -239,6 +266,19 @@ fn SagaView(detail: SagaDetail, letters: Vec<SagaDeadLetter>, info: SessionInfo)
             {move || events.with(Vec::is_empty).then(|| view! {
                 <EmptyState title="No events yet".to_string() detail="Events of this saga appear here live.".to_string()/>
             })}
+        </section>
+        <section class="panel spans-panel" id="spans" aria-labelledby="spans-title" data-test="saga-spans">
+            <header class="panel-head">
+                <h2 id="spans-title">"Trace"</h2>
+                <span class="muted">"the spans of the saga's trace, with its events marked on the same time axis"</span>
+            </header>
+            <Transition fallback=|| view! { <Loading what="spans"/> }>
+                {move || Suspend::new(async move {
+                    let result = spans.await.map_err(|error| error_text(&error));
+                    let trace_ids = summary.with_untracked(|s| s.trace_ids.clone());
+                    view! { <SagaTraceSpans trace_ids result events/> }
+                })}
+            </Transition>
         </section>
     }
     .into_any()

@@ -6,23 +6,25 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::use_params_map;
-use sagascope_model::{SagaSummary, StreamMessage, TraceView};
+use sagascope_model::{SagaSummary, StreamMessage, TraceSpans, TraceView};
 
 use crate::components::ids::CopyButton;
 use crate::components::live_stream::{use_live_stream_with_resync, STREAM_PATH};
+use crate::components::span_waterfall::{NoSpans, SpanSourceError, SpanWaterfall};
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::components::timeline::insert_event;
 use crate::components::trace_axis::{
     counts_text, reassign_saga, summarize, trace_rows, TraceAxis, TraceAxisHead, TraceBarKey,
     TraceGridLines, TraceLegend, TraceRow, TraceSummaryLine,
 };
-use crate::server_fns::{error_text, fetch_trace};
+use crate::server_fns::{error_text, fetch_trace, fetch_trace_spans};
 
 #[component]
 pub fn TracePage() -> impl IntoView {
     let params = use_params_map();
     let trace_id = Memo::new(move |_| params.with(|p| p.get("trace_id").unwrap_or_default()));
     let trace = Resource::new(move || trace_id.get(), fetch_trace);
+    let spans = Resource::new(move || trace_id.get(), fetch_trace_spans);
 
     view! {
         <Title text=move || format!("Trace {}", trace_id.get())/>
@@ -30,7 +32,7 @@ pub fn TracePage() -> impl IntoView {
             <Transition fallback=|| view! { <Loading what="trace"/> }>
                 {move || Suspend::new(async move {
                     match trace.await {
-                        Ok(view) => view! { <TraceContent view/> }.into_any(),
+                        Ok(view) => view! { <TraceContent view spans/> }.into_any(),
                         Err(error) => view! {
                             <ErrorState title="Could not load this trace".to_string() detail=error_text(&error)/>
                         }
@@ -44,7 +46,10 @@ pub fn TracePage() -> impl IntoView {
 }
 
 #[component]
-fn TraceContent(view: TraceView) -> impl IntoView {
+fn TraceContent(
+    view: TraceView,
+    spans: Resource<Result<Option<TraceSpans>, ServerFnError>>,
+) -> impl IntoView {
     let TraceView {
         trace_id,
         sagas,
@@ -110,6 +115,7 @@ fn TraceContent(view: TraceView) -> impl IntoView {
     };
     use_live_stream_with_resync(STREAM_PATH.to_string(), apply, resync);
 
+    let spans_trace_id = trace_id.clone();
     let is_empty = move || sagas.with(Vec::is_empty) && events.with(Vec::is_empty);
 
     view! {
@@ -123,8 +129,8 @@ fn TraceContent(view: TraceView) -> impl IntoView {
         <TraceSummaryLine summary/>
         {move || is_empty().then(|| view! {
             <EmptyState
-                title="Nothing carries this trace id".to_string()
-                detail="No ingested event has this trace id (yet). Events that arrive with it appear here live.".to_string()
+                title="No saga event carries this trace id".to_string()
+                detail="No ingested event has this trace id (yet). Events that arrive with it appear here live; its spans, if any were received, are below.".to_string()
                 action=("/sagas".to_string(), "Back to sagas".to_string())
             />
         })}
@@ -134,6 +140,26 @@ fn TraceContent(view: TraceView) -> impl IntoView {
                 <span class="muted">"key and colour of each saga on the time axis"</span>
             </header>
             <TraceLegend sagas events/>
+        </section>
+        <section class="panel spans-panel" id="spans" aria-labelledby="trace-spans-title" data-test="trace-spans">
+            <header class="panel-head">
+                <h2 id="trace-spans-title">"Spans"</h2>
+                <span class="muted">"the trace's spans, with its saga events marked on the same time axis"</span>
+            </header>
+            <Transition fallback=|| view! { <Loading what="spans"/> }>
+                {move || {
+                    let trace_id = spans_trace_id.clone();
+                    Suspend::new(async move {
+                        match spans.await {
+                            Ok(Some(spans)) if !spans.spans.is_empty() => {
+                                view! { <SpanWaterfall spans events/> }.into_any()
+                            }
+                            Ok(_) => view! { <NoSpans trace_id/> }.into_any(),
+                            Err(error) => view! { <SpanSourceError message=error_text(&error)/> }.into_any(),
+                        }
+                    })
+                }}
+            </Transition>
         </section>
         <section class="panel trace-axis-panel" aria-labelledby="trace-events-title">
             <header class="panel-head">
