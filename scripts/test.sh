@@ -29,6 +29,9 @@ step "clippy (browser, hydrate)"
 cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 step "unit, store, Kafka and API tests"
 cargo test --workspace --exclude frontend --locked
+step "API contract: the OpenAPI document validates, a schemathesis pass answers no 5xx"
+cargo build -p sagascope --locked
+scripts/api_fuzz.sh
 step "bounded fuzz pass: 100,000 inputs per decoder property (release)"
 SAGASCOPE_FUZZ_CASES=100000 cargo test -p sagascope-domain --release --locked --test decoder_fuzz
 step "build the site (server + wasm)"

@@ -62,6 +62,7 @@ pub fn ApiReferencePage() -> impl IntoView {
             </Suspense>
         </section>
     }
+    .into_any()
 }
 
 /// An operation of the document, with where it lives.
@@ -214,7 +215,8 @@ fn Reference(document: Value) -> impl IntoView {
                 </li>
             }
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
 
     let sections = tags
         .into_iter()
@@ -234,7 +236,8 @@ fn Reference(document: Value) -> impl IntoView {
                 </section>
             }
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
 
     let security_rows = security
         .into_iter()
@@ -252,12 +255,14 @@ fn Reference(document: Value) -> impl IntoView {
                 </tr>
             }
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
 
     let schema_views = schemas
         .into_iter()
         .map(|(name, schema)| view! { <SchemaView name schema/> })
-        .collect_view();
+        .collect_view()
+        .into_any();
 
     view! {
         <header class="page-head">
@@ -293,6 +298,7 @@ fn Reference(document: Value) -> impl IntoView {
             </div>
         </div>
     }
+    .into_any()
 }
 
 #[component]
@@ -302,6 +308,7 @@ fn MethodBadge(method: &'static str) -> impl IntoView {
             {method.to_uppercase()}
         </span>
     }
+    .into_any()
 }
 
 /// Who may call an operation, from its `security` (else the document's).
@@ -483,7 +490,8 @@ fn OperationView(op: Operation, global_security: Value) -> impl IntoView {
                 </tr>
             }
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
     let has_parameters = op
         .body
         .get("parameters")
@@ -526,7 +534,8 @@ fn OperationView(op: Operation, global_security: Value) -> impl IntoView {
                 </tr>
             }
         })
-        .collect_view();
+        .collect_view()
+        .into_any();
     view! {
         <article class="api-op" id=anchor data-test="api-op" data-method=op.method data-path=op.path.clone()>
             <h3 class="api-op-head">
@@ -556,6 +565,7 @@ fn OperationView(op: Operation, global_security: Value) -> impl IntoView {
             <pre class="api-curl" data-test="api-curl"><code>{curl}</code></pre>
         </article>
     }
+    .into_any()
 }
 
 /// The document's schemas, for the curl examples.
@@ -720,4 +730,5 @@ fn SchemaView(name: String, schema: Value) -> impl IntoView {
             {schema_body(&schema)}
         </article>
     }
+    .into_any()
 }

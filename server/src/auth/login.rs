@@ -24,19 +24,24 @@ use sagascope_auth::{
 use sagascope_model::{percent_encode, LoginResponse};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::audit::audit_logged;
 use super::request_auth::current_user;
 use super::{reject, Audit, AuthMode, RequestAuth};
 use crate::app_state::AppState;
+use crate::http::openapi::{ErrorBody, LogoutResponse};
 
 /// The login body. No `Debug`: it holds the password.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
+#[schema(as = LoginRequest)]
 struct LoginForm {
+    /// The user name.
     #[serde(default)]
     name: String,
     #[serde(default)]
     password: String,
+    /// Forms only: the same-site path to go to after signing in.
     #[serde(default)]
     next: Option<String>,
 }
@@ -83,6 +88,33 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/login",
+    tag = "auth",
+    summary = "Sign in",
+    description = "Checks the password and starts a cookie session: JSON in, JSON out (the \
+        user and the session's CSRF token), or an HTML form, answered with a redirect. \
+        Failures are rate limited per client address and name, and audited. Open: no \
+        authentication needed.",
+    request_body(content(
+        (LoginForm = "application/json"),
+        (LoginForm = "application/x-www-form-urlencoded"),
+    )),
+    security(()),
+    responses(
+        (status = 200, description = "Signed in; the session cookie is set.", body = LoginResponse,
+            headers(("set-cookie" = String, description = "The session cookie."))),
+        (status = 303, description = "Forms: signed in (to `next`) or refused (back to `/login?error=…`)."),
+        (status = 400, description = "Neither JSON `{name, password}` nor a form.", body = ErrorBody),
+        (status = 401, description = "Wrong user name or password.", body = ErrorBody),
+        (status = 403, description = "A cross-site Origin, or password login is disabled (`--auth-mode proxy`).", body = ErrorBody),
+        (status = 413, description = "The body is larger than 2 MiB."),
+        (status = 429, description = "Too many failures: retry after `Retry-After` seconds.", body = ErrorBody,
+            headers(("retry-after" = u64, description = "Seconds to wait."))),
+        (status = 503, description = "The database could not be reached.", body = ErrorBody),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     auth: RequestAuth,
@@ -266,6 +298,19 @@ pub async fn login(
 
 /// Ends the cookie session (CSRF-checked by the middleware like every
 /// mutation) and clears the cookie.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    summary = "Sign out",
+    description = "Ends the cookie session and clears the cookie. Forms are answered with a \
+        redirect to `/login`.",
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "Signed out.", body = LogoutResponse),
+        (status = 303, description = "Forms: to `/login`."),
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
     auth: RequestAuth,
@@ -306,6 +351,16 @@ pub async fn logout(
 }
 
 /// The principal and its CSRF token, or 401.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    summary = "The current user",
+    description = "Who is signed in, and the session's CSRF token (none for API tokens).",
+    responses(
+        (status = 200, description = "The signed-in user.", body = LoginResponse),
+    )
+)]
 pub async fn me(auth: RequestAuth) -> Response {
     match &auth.principal {
         Some(principal) => no_store(

@@ -21,18 +21,18 @@
 
 pub mod admin_cli;
 mod audit;
-mod audit_api;
+pub(crate) mod audit_api;
 mod client;
 mod config;
 mod identify;
 mod leptos_context;
-mod login;
+pub(crate) mod login;
 pub mod middleware;
 mod reject;
 mod request_auth;
 mod require;
 mod routes;
-mod tokens;
+pub(crate) mod tokens;
 
 use std::net::IpAddr;
 

@@ -10,12 +10,14 @@ use sagascope_auth::{NewApiToken, Role};
 use sagascope_model::{CreatedApiToken, UserView};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::{audit, parse_ttl, reject, Audit, RequestAuth};
 use crate::app_state::AppState;
 use crate::error::AppError;
+use crate::http::openapi::ErrorBody;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateTokenRequest {
     /// The user the token acts for.
     pub user: String,
@@ -53,6 +55,23 @@ pub fn token_role(requested: Option<&str>, user_role: Role) -> Result<Role, Stri
     Ok(role)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/tokens",
+    tag = "auth",
+    summary = "Create an API token",
+    description = "An API token for a user, with at most the user's role; the plaintext is \
+        answered once and only its hash is stored. Audited. Admin role.",
+    request_body = CreateTokenRequest,
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 201, description = "The token (shown once).", body = CreatedApiToken),
+        (status = 400, description = "Malformed JSON, or an invalid label, role or lifetime.", body = ErrorBody),
+        (status = 404, description = "No active user with that name.", body = ErrorBody),
+        (status = 415, description = "The body is not `application/json`."),
+        (status = 422, description = "The JSON is not a CreateTokenRequest."),
+    )
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     auth: RequestAuth,
@@ -106,6 +125,17 @@ pub async fn create_token(
     Ok(response)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/users",
+    tag = "auth",
+    summary = "Local users",
+    description = "The local accounts, without their password hashes. Admin role.",
+    responses(
+        (status = 200, description = "The users.", body = Vec<UserView>),
+        (status = 403, description = "The admin role is required.", body = ErrorBody),
+    )
+)]
 pub async fn list_users(State(state): State<AppState>) -> Result<Json<Vec<UserView>>, AppError> {
     let users = state.store.list_users().await?;
     Ok(Json(users.iter().map(|u| u.view()).collect()))

@@ -33,9 +33,11 @@ use sagascope_redrive::{
 use sagascope_store::{CancelOutcome, DiscardOutcome};
 use serde::Deserialize;
 use serde_json::json;
+use utoipa::IntoParams;
 
 use crate::app_state::AppState;
 use crate::auth::{audit, reject, Audit, RequestAuth};
+use crate::http::openapi::{ErrorBody, RefusedRetryBody};
 
 /// Longest reason kept (the audit log is no document store).
 const MAX_REASON_CHARS: usize = 2000;
@@ -531,6 +533,28 @@ async fn retry_response(
 }
 
 /// `POST /api/v1/dlq/{id}/retry` with the id percent-encoded.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dlq/{id}/retry",
+    tag = "retry",
+    summary = "Re-drive one dead letter",
+    description = "Produces the dead letter's key, value and headers byte-exact to its \
+        original topic (without the DLQ's failure headers, with `x-retry-of` and \
+        `x-retry-count`), audited before it is produced, and waits for the broker's ack. \
+        Operator role.",
+    params(("id" = String, Path, description = "The dead letter id `{topic}/{partition}/{offset}`, percent-encoded (`orders.DLT%2F0%2F7`)."), ("Idempotency-Key" = Option<String>, Header, description = "The idempotency key (or the body field `idempotency_key`): the same key again answers the first outcome and produces nothing.")),
+    request_body = RetryRequest,
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "Produced (or replayed by its idempotency key).", body = RetryOutcome),
+        (status = 400, description = "The body is not a RetryRequest, the reason is missing or too long, or the idempotency key is missing or invalid.", body = ErrorBody),
+        (status = 404, description = "No dead letter with that id.", body = ErrorBody),
+        (status = 409, description = "Not retryable in its state, the key was used for another dead letter, or a retry of it is in flight.", body = ErrorBody),
+        (status = 422, description = "No target topic is known for it.", body = ErrorBody),
+        (status = 502, description = "The broker refused the copy: the dead letter is back to new and its key free.", body = RefusedRetryBody),
+        (status = 503, description = "Re-drive is not available (no Kafka), or authentication is unavailable.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, auth, headers, request))]
 pub async fn retry(
     State(state): State<AppState>,
@@ -543,6 +567,33 @@ pub async fn retry(
 }
 
 /// `POST /api/v1/dlq/{topic}/{partition}/{offset}/retry`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dlq/{topic}/{partition}/{offset}/retry",
+    tag = "retry",
+    summary = "Re-drive one dead letter by its coordinates",
+    description = "Produces the dead letter's key, value and headers byte-exact to its \
+        original topic (without the DLQ's failure headers, with `x-retry-of` and \
+        `x-retry-count`), audited before it is produced, and waits for the broker's ack. \
+        Operator role.",
+    params(
+        ("topic" = String, Path, description = "The DLQ topic."),
+        ("partition" = String, Path, description = "The partition."),
+        ("offset" = String, Path, description = "The offset."),
+        ("Idempotency-Key" = Option<String>, Header, description = "The idempotency key (or the body field `idempotency_key`): the same key again answers the first outcome and produces nothing.")
+    ),
+    request_body = RetryRequest,
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "Produced (or replayed by its idempotency key).", body = RetryOutcome),
+        (status = 400, description = "The body is not a RetryRequest, the reason is missing or too long, or the idempotency key is missing or invalid.", body = ErrorBody),
+        (status = 404, description = "No dead letter with that id.", body = ErrorBody),
+        (status = 409, description = "Not retryable in its state, the key was used for another dead letter, or a retry of it is in flight.", body = ErrorBody),
+        (status = 422, description = "No target topic is known for it.", body = ErrorBody),
+        (status = 502, description = "The broker refused the copy: the dead letter is back to new and its key free.", body = RefusedRetryBody),
+        (status = 503, description = "Re-drive is not available (no Kafka), or authentication is unavailable.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, auth, headers, request))]
 pub async fn retry_at(
     State(state): State<AppState>,
@@ -574,6 +625,22 @@ async fn discard_response(
 }
 
 /// `POST /api/v1/dlq/{id}/discard` with the id percent-encoded.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dlq/{id}/discard",
+    tag = "retry",
+    summary = "Discard one dead letter",
+    description = "Marks the dead letter discarded, audited with the reason. Operator role.",
+    params(("id" = String, Path, description = "The dead letter id `{topic}/{partition}/{offset}`, percent-encoded (`orders.DLT%2F0%2F7`).")),
+    request_body = DiscardRequest,
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "Discarded: the updated dead letter.", body = DeadLetterDetail),
+        (status = 400, description = "The body is not a DiscardRequest, or the reason is missing or too long.", body = ErrorBody),
+        (status = 404, description = "No dead letter with that id.", body = ErrorBody),
+        (status = 409, description = "Not discardable in its state (only new and failed_again are).", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, auth, request))]
 pub async fn discard(
     State(state): State<AppState>,
@@ -585,6 +652,24 @@ pub async fn discard(
 }
 
 /// `POST /api/v1/dlq/{topic}/{partition}/{offset}/discard`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dlq/{topic}/{partition}/{offset}/discard",
+    tag = "retry",
+    summary = "Discard one dead letter by its coordinates",
+    description = "Marks the dead letter discarded, audited with the reason. Operator role.",
+    params(("topic" = String, Path, description = "The DLQ topic."),
+        ("partition" = String, Path, description = "The partition."),
+        ("offset" = String, Path, description = "The offset.")),
+    request_body = DiscardRequest,
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "Discarded: the updated dead letter.", body = DeadLetterDetail),
+        (status = 400, description = "The body is not a DiscardRequest, or the reason is missing or too long.", body = ErrorBody),
+        (status = 404, description = "No dead letter with that id.", body = ErrorBody),
+        (status = 409, description = "Not discardable in its state (only new and failed_again are).", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, auth, request))]
 pub async fn discard_at(
     State(state): State<AppState>,
@@ -603,6 +688,26 @@ pub async fn discard_at(
 
 /// `POST /api/v1/dlq/retry`: 200 with the preview for a dry run, else 202
 /// with the job.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dlq/retry",
+    tag = "retry",
+    summary = "Bulk retry (or its dry run)",
+    description = "Re-drives every retryable dead letter matching the filter as a job: the \
+        set is frozen, audited, then produced in chunks (optionally a canary first, \
+        optionally throttled). `dry_run` only counts. Send the preview's count as \
+        `expected_count` to refuse a set that changed. Operator role.",
+    request_body = BulkRetryRequest,
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "The dry run's preview.", body = BulkRetryPreview),
+        (status = 202, description = "The job, created (or replayed by its idempotency key) and started.", body = RetryJobView),
+        (status = 400, description = "The body or the filter is invalid, the reason is missing, or nothing matches.", body = ErrorBody),
+        (status = 409, description = "The frozen set differs from `expected_count`, or the key was used for another request.", body = ErrorBody),
+        (status = 422, description = "No target topic is known for some of the set.", body = ErrorBody),
+        (status = 503, description = "Re-drive is not available (no Kafka), or authentication is unavailable.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, auth, request))]
 pub async fn bulk(
     State(state): State<AppState>,
@@ -622,22 +727,60 @@ pub async fn bulk(
     })
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct JobsQuery {
-    pub limit: Option<u32>,
+    /// How many jobs (default 50; below 1 reads as 1, above 500 as 500).
+    /// Text, parsed by the handler: a bad value is a JSON 400 like every
+    /// other refusal, not axum's plain-text query rejection.
+    pub limit: Option<String>,
 }
 
 /// `GET /api/v1/dlq/retry-jobs?limit=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dlq/retry-jobs",
+    tag = "retry",
+    summary = "Bulk retry jobs",
+    description = "The bulk retry jobs, newest first. Operator role.",
+    params(JobsQuery),
+    responses(
+        (status = 200, description = "The jobs.", body = Vec<RetryJobView>),
+        (status = 400, description = "`limit` is not an integer.", body = ErrorBody),
+        (status = 403, description = "The operator role is required.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state))]
 pub async fn list_jobs(
     State(state): State<AppState>,
     Query(query): Query<JobsQuery>,
 ) -> Result<Json<Vec<RetryJobView>>, ActionFailure> {
-    let limit = query.limit.unwrap_or(DEFAULT_JOBS).clamp(1, MAX_JOBS);
+    let limit = match query.limit.as_deref().map(str::trim) {
+        None | Some("") => DEFAULT_JOBS,
+        Some(text) => text
+            .parse::<i64>()
+            .map_err(|_| {
+                ActionFailure::bad_request(format!("`limit` must be an integer, got `{text}`"))
+            })?
+            .clamp(1, i64::from(MAX_JOBS)) as u32,
+    };
     Ok(Json(state.store.retry_jobs(limit).await?))
 }
 
 /// `GET /api/v1/dlq/retry-jobs/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/dlq/retry-jobs/{id}",
+    tag = "retry",
+    summary = "One bulk retry job",
+    description = "A job's frozen set size and progress. Operator role.",
+    params(("id" = String, Path, description = "The job id.")),
+    responses(
+        (status = 200, description = "The job.", body = RetryJobView),
+        (status = 403, description = "The operator role is required.", body = ErrorBody),
+        (status = 404, description = "No job with that id.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state))]
 pub async fn get_job(
     State(state): State<AppState>,
@@ -652,6 +795,21 @@ pub async fn get_job(
 }
 
 /// `POST /api/v1/dlq/retry-jobs/{id}/cancel`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/dlq/retry-jobs/{id}/cancel",
+    tag = "retry",
+    summary = "Cancel a bulk retry job",
+    description = "Stops a pending, canary or running job; what was not produced yet is \
+        skipped. Audited. Operator role.",
+    params(("id" = String, Path, description = "The job id.")),
+    security(("api_token" = []), ("session_cookie" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, description = "The cancelled job.", body = RetryJobView),
+        (status = 404, description = "No job with that id.", body = ErrorBody),
+        (status = 409, description = "The job has already finished.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state, auth))]
 pub async fn cancel(
     State(state): State<AppState>,

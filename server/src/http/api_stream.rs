@@ -8,17 +8,38 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::stream::{Stream, StreamExt};
+use sagascope_model::StreamMessage;
 use serde::Deserialize;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::{BroadcastStream, WatchStream};
+use utoipa::IntoParams;
 
 use crate::app_state::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Only the messages of this saga (its events, its summary, and its
+    /// merge into another).
     saga_id: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/stream",
+    tag = "stream",
+    summary = "Live updates (Server-Sent Events)",
+    description = "Committed changes as Server-Sent Events, until the client or the server \
+        goes away. The first event is `hello` (`{}`); then each message is named by its kind \
+        (`saga`, `event`, `ingest_error`, `merged`) and carries a `StreamMessage` as JSON in \
+        `data:`. `lagged` (data: how many were missed) tells a slow client to refetch. A \
+        keep-alive comment comes every 15 s.",
+    params(StreamQuery),
+    responses(
+        (status = 200, description = "An endless event stream; each `data:` line is a StreamMessage.",
+            body = StreamMessage, content_type = "text/event-stream"),
+    )
+)]
 pub async fn stream(
     State(state): State<AppState>,
     Query(query): Query<StreamQuery>,

@@ -11,6 +11,7 @@ mod api_traces;
 mod dlq_forms;
 mod health;
 mod metrics;
+pub mod openapi;
 mod search;
 
 use axum::routing::{get, post};
@@ -78,6 +79,8 @@ pub fn router(state: AppState) -> Router {
             "/dlq/{topic}/{partition}/{offset}/discard",
             post(api_dlq_actions::discard_at).route_layer(require(Role::Operator)),
         )
+        // This API's OpenAPI document.
+        .route("/openapi.json", get(openapi::openapi_json))
         // Login, logout, me, API tokens, users, audit log.
         .merge(crate::auth::api_routes());
 
@@ -92,6 +95,10 @@ pub fn router(state: AppState) -> Router {
         provide_context(store.clone());
         provide_context(overview.clone());
         provide_context((*redaction).clone());
+        // The `/api` reference page renders the OpenAPI document.
+        provide_context(app::pages::api_reference::ApiReferenceDocument(
+            openapi::DOCUMENT.clone(),
+        ));
         crate::auth::provide_request_context();
     };
     Router::new()
