@@ -670,3 +670,105 @@ pub fn SpanSourceError(message: String) -> impl IntoView {
         </div>
     }
 }
+
+#[cfg(all(test, feature = "ssr"))]
+mod tests {
+    use super::*;
+    use sagascope_model::{SpanAttribute, SpanKind, SpanSource, SpanStatus};
+
+    /// Server-rendered HTML of a view.
+    fn html<V: IntoView + 'static>(view: impl FnOnce() -> V) -> String {
+        let owner = Owner::new();
+        owner.with(|| view().into_view().to_html())
+    }
+
+    fn span(i: usize, parent: Option<usize>) -> SpanView {
+        let at =
+            |us: i64| chrono::DateTime::from_timestamp_micros(1_800_000_000_000_000 + us).unwrap();
+        SpanView {
+            trace_id: "ab".repeat(16),
+            span_id: format!("{i:016x}"),
+            parent_span_id: parent.map(|p| format!("{p:016x}")),
+            name: format!("<script>alert({i})</script>"),
+            service: format!("svc-{}", i % 3),
+            kind: SpanKind::Server,
+            start: at(i as i64 * 10),
+            end: at(i as i64 * 10 + 500),
+            duration_us: 500,
+            status: if i == 7 {
+                SpanStatus::Error
+            } else {
+                SpanStatus::Ok
+            },
+            status_message: None,
+            attributes: vec![SpanAttribute {
+                key: "http.route".into(),
+                value: "<b>/orders</b>".into(),
+            }],
+            events: vec![],
+        }
+    }
+
+    fn trace(n: usize) -> TraceSpans {
+        TraceSpans {
+            trace_id: "ab".repeat(16),
+            source: SpanSource::Otlp,
+            spans: (0..n)
+                .map(|i| span(i, (i > 0).then(|| (i - 1) / 4)))
+                .collect(),
+            truncated: false,
+            external_url: Some("https://jaeger.example/trace/abab?x=<y>".into()),
+        }
+    }
+
+    #[test]
+    fn ten_thousand_spans_render_the_first_rows_only_and_escaped() {
+        let text = html(|| {
+            let events = Signal::derive(Vec::<TimelineEvent>::new);
+            view! { <SpanWaterfall spans=trace(10_000) events/> }
+        });
+        assert_eq!(
+            text.matches("data-test=\"span-row\"").count(),
+            VIEWPORT_ROWS + OVERSCAN_ROWS
+        );
+        assert!(
+            text.contains(">10,000 spans<"),
+            "the summary counts them all"
+        );
+        assert!(text.contains("data-count=\"10000\""));
+        assert!(text.contains("3 services"));
+        assert!(text.contains(">1 error<"));
+        assert!(text.contains("&lt;script&gt;alert(0)&lt;/script&gt;"));
+        assert!(!text.contains("<script>alert"), "span names are escaped");
+        assert!(text.contains("data-test=\"span-external-link\""));
+        assert!(!text.contains("x=<y>"), "the link is an escaped attribute");
+        assert!(
+            !text.contains("data-test=\"span-detail\""),
+            "no detail until a click"
+        );
+        // The spacer holds the height of every row, for the scrollbar.
+        assert!(text.contains(&format!("height:{}px", 10_000.0 * ROW_HEIGHT_PX)));
+    }
+
+    #[test]
+    fn a_saga_without_spans_or_with_a_failing_source_says_so() {
+        let id = "cd".repeat(16);
+        let text = html(move || {
+            let events = RwSignal::new(Vec::<TimelineEvent>::new());
+            view! { <SagaTraceSpans trace_ids=vec![id] result=Ok(vec![]) events/> }
+        });
+        assert!(text.contains("No spans received for trace"), "{text}");
+        assert!(text.contains("/v1/traces"), "{text}");
+        let text = html(|| {
+            let events = RwSignal::new(Vec::<TimelineEvent>::new());
+            view! { <SagaTraceSpans trace_ids=vec!["t".into()] result=Err("jaeger: <down>".into()) events/> }
+        });
+        assert!(text.contains("data-test=\"span-source-error\""), "{text}");
+        assert!(text.contains("jaeger: &lt;down&gt;"), "{text}");
+        let text = html(|| {
+            let events = RwSignal::new(Vec::<TimelineEvent>::new());
+            view! { <SagaTraceSpans trace_ids=vec![] result=Ok(vec![]) events/> }
+        });
+        assert!(text.contains("carry no trace id"), "{text}");
+    }
+}
