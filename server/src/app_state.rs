@@ -16,8 +16,14 @@ use crate::auth::AuthState;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
-    /// Committed changes from the ingest, fanned out to SSE subscribers.
+    /// Committed changes (this process's and, on Postgres, the other
+    /// replicas'), fanned out to SSE subscribers. This process's producers
+    /// send on the relay's local channel (`Running::local_live`), so their
+    /// messages reach the other replicas too.
     pub live: broadcast::Sender<StreamMessage>,
+    /// Changes when live messages from other replicas may have been missed
+    /// (server/src/live_relay.rs): SSE subscribers are told to refetch.
+    pub live_resync: watch::Receiver<u64>,
     pub ingest: Option<Arc<IngestStatus>>,
     /// The latest lag of the `--watch-groups` consumer groups.
     pub groups: Arc<GroupLagBoard>,

@@ -144,6 +144,124 @@ fn parse_stall_after(text: &str) -> Result<std::time::Duration, String> {
         .ok_or_else(|| format!("`{text}` is not a duration such as 30s, 5m or 1h"))
 }
 
+/// A retention age; `None` keeps everything (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionAge(pub Option<std::time::Duration>);
+
+/// Removal of old data in bounded batches. The overview's rollups are
+/// always kept (its historic counts do not change); the audit log, retry
+/// attempts and jobs are kept too (the operators' history: prune them by
+/// your own policy); open dead letters are never removed.
+#[derive(Debug, Clone, Args)]
+pub struct RetentionArgs {
+    /// Remove sagas (and entity streams) that are over (ended, or stalled)
+    /// and whose last event is older than this, with their events, search
+    /// and correlation keys; also dead letters dead-lettered before it once
+    /// closed (retried, resolved, failed_again, discarded). Running sagas
+    /// and open dead letters stay whatever their age. e.g. 30d, 12h; `off`
+    /// keeps everything.
+    #[arg(long, env = "SAGASCOPE_RETENTION_EVENTS", default_value = "30d", value_parser = crate::retention::parse_retention_age)]
+    pub retention_events: RetentionAge,
+    /// Remove stored spans older than this (e.g. 7d, `off`); default: the
+    /// --retention-events age.
+    #[arg(long, env = "SAGASCOPE_RETENTION_SPANS", value_parser = crate::retention::parse_retention_age)]
+    pub retention_spans: Option<RetentionAge>,
+    /// Remove ingest errors (undecodable messages) ingested before this
+    /// (e.g. 7d, `off`); their counts stay in the rollups; default: the
+    /// --retention-events age.
+    #[arg(long, env = "SAGASCOPE_RETENTION_INGEST_ERRORS", value_parser = crate::retention::parse_retention_age)]
+    pub retention_ingest_errors: Option<RetentionAge>,
+    /// Rows (sagas with their events, dead letters, errors, spans) removed
+    /// per transaction; a pass repeats batches until nothing older is left.
+    #[arg(long, env = "SAGASCOPE_RETENTION_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub retention_batch_size: u32,
+    /// Time between two retention passes (the first runs at start), e.g.
+    /// 10m, 1h.
+    #[arg(long, env = "SAGASCOPE_RETENTION_INTERVAL", default_value = "10m", value_parser = crate::retention::parse_interval)]
+    pub retention_interval: std::time::Duration,
+    /// Pause between two batches of a pass, in milliseconds, so the ingest
+    /// commits in between.
+    #[arg(
+        long,
+        env = "SAGASCOPE_RETENTION_BATCH_PAUSE_MS",
+        default_value_t = 100
+    )]
+    pub retention_batch_pause_ms: u64,
+}
+
+/// Where the span waterfall's spans come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpanSourceKind {
+    /// sagascope's own OTLP receiver (`POST /v1/traces`), kept in the database.
+    Otlp,
+    /// A Jaeger v2 query API (`/api/v3/traces/{id}`), fetched per trace and cached.
+    Jaeger,
+    /// A Tempo query API (`/api/traces/{id}`), fetched per trace and cached.
+    Tempo,
+}
+
+impl SpanSourceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpanSourceKind::Otlp => "otlp",
+            SpanSourceKind::Jaeger => "jaeger",
+            SpanSourceKind::Tempo => "tempo",
+        }
+    }
+
+    pub fn example_url(self) -> &'static str {
+        match self {
+            SpanSourceKind::Tempo => "http://tempo:3200",
+            _ => "http://jaeger:16686",
+        }
+    }
+}
+
+/// Spans beside the sagas: their source, deep links, and the OTLP receiver.
+#[derive(Debug, Clone, Args)]
+pub struct SpanArgs {
+    /// Where the span waterfall's spans come from: `otlp` (sagascope's own
+    /// receiver, POST /v1/traces, stored in the database), `jaeger` or
+    /// `tempo` (their query API at --spans-query-url, fetched per trace on
+    /// demand and cached).
+    #[arg(
+        long,
+        env = "SAGASCOPE_SPANS_SOURCE",
+        value_enum,
+        default_value = "otlp"
+    )]
+    pub spans_source: SpanSourceKind,
+    /// Base URL of the Jaeger (v2) or Tempo query API, e.g.
+    /// http://jaeger:16686 or http://tempo:3200; needed with
+    /// --spans-source jaeger|tempo.
+    #[arg(long, env = "SAGASCOPE_SPANS_QUERY_URL")]
+    pub spans_query_url: Option<String>,
+    /// Deep link to a trace in Jaeger, Tempo or Grafana, `{trace_id}`
+    /// replaced, e.g. http://localhost:16686/trace/{trace_id}.
+    #[arg(long, env = "SAGASCOPE_TRACE_LINK_TEMPLATE")]
+    pub trace_link_template: Option<String>,
+    /// Bearer token OTLP exporters send to POST /v1/traces
+    /// (`Authorization: Bearer …`; OTEL_EXPORTER_OTLP_HEADERS). Without it
+    /// and without --otlp-allow-anonymous the receiver is off.
+    #[arg(long, env = "SAGASCOPE_OTLP_TOKEN", hide_env_values = true)]
+    pub otlp_token: Option<crate::auth::Secret>,
+    /// Accept OTLP exports without a token (only on a trusted network).
+    #[arg(long, env = "SAGASCOPE_OTLP_ALLOW_ANONYMOUS")]
+    pub otlp_allow_anonymous: bool,
+    /// Also serve POST /v1/traces, and only it, on this address, e.g.
+    /// 0.0.0.0:4318 (the standard OTLP/HTTP port).
+    #[arg(long, env = "SAGASCOPE_OTLP_LISTEN")]
+    pub otlp_listen: Option<SocketAddr>,
+    /// How long spans of traces that no saga event carries are kept (the
+    /// saga's events may arrive after its spans), e.g. 15m; spans of sagas
+    /// stay until the retention age.
+    #[arg(long, env = "SAGASCOPE_SPANS_UNMATCHED_WINDOW", default_value = "15m", value_parser = crate::auth::parse_ttl)]
+    pub spans_unmatched_window: std::time::Duration,
+    /// How long a trace fetched from Jaeger or Tempo is reused, e.g. 60s.
+    #[arg(long, env = "SAGASCOPE_SPANS_CACHE_TTL", default_value = "60s", value_parser = crate::auth::parse_ttl)]
+    pub spans_cache_ttl: std::time::Duration,
+}
+
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
@@ -159,6 +277,9 @@ pub struct ServeArgs {
     /// Re-drive of dead letters: targets, resolve window, cluster.
     #[command(flatten)]
     pub retry: sagascope_redrive::RetryArgs,
+    /// Removal of old sagas, events, dead letters, ingest errors and spans.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +295,10 @@ pub struct DemoArgs {
     /// Re-drive of dead letters (to the in-process cluster).
     #[command(flatten)]
     pub retry: sagascope_redrive::RetryArgs,
+    /// Removal of old data; the demo's history is 30 minutes old, so the
+    /// 30-day default removes nothing.
+    #[command(flatten)]
+    pub retention: RetentionArgs,
     /// Simulated messages per second across all sagas.
     #[arg(long, env = "SAGASCOPE_DEMO_RATE", default_value_t = 20.0)]
     pub rate: f64,

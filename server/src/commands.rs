@@ -16,7 +16,9 @@ use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
 
 use crate::auth::AuthConfig;
-use crate::cli::{DemoArgs, HttpArgs, KafkaArgs, MigrateArgs, ReprojectArgs, RulesArgs, ServeArgs};
+use crate::cli::{
+    DemoArgs, HttpArgs, KafkaArgs, MigrateArgs, ReprojectArgs, RetentionArgs, RulesArgs, ServeArgs,
+};
 use crate::run;
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -82,6 +84,7 @@ async fn start_pipeline(
     http: &HttpArgs,
     auth: AuthConfig,
     retry: &sagascope_redrive::RetryArgs,
+    retention: &RetentionArgs,
 ) -> anyhow::Result<run::Running> {
     let policy = stall_policy(rules_args, &rules);
     let thresholds = rules.thresholds();
@@ -99,6 +102,7 @@ async fn start_pipeline(
     .await?;
     running.sweep_stalls(policy);
     running.watch_groups(group_watch_config(kafka));
+    running.retain(crate::retention::RetentionConfig::from_args(retention));
     Ok(running)
 }
 
@@ -155,6 +159,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.http,
         auth,
         &args.retry,
+        &args.retention,
     )
     .await?;
     tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
@@ -239,6 +244,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         &args.http,
         auth,
         &args.retry,
+        &args.retention,
     )
     .await?;
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });

@@ -8,5 +8,7 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod http;
+pub mod live_relay;
+pub mod retention;
 pub mod run;
 pub mod telemetry;

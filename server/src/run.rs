@@ -31,6 +31,12 @@ pub struct Running {
     /// The re-drive's job runner and resolve sweep.
     redrive: Option<JoinHandle<()>>,
     http: JoinHandle<std::io::Result<()>>,
+    /// Where this process's live messages go: copied to `state.live` and,
+    /// on Postgres, to the other replicas (`live_relay.rs`).
+    pub local_live: broadcast::Sender<StreamMessage>,
+    relay: Option<crate::live_relay::LiveRelay>,
+    /// Kept so `state.live_resync` stays open.
+    _live_resync: watch::Sender<u64>,
 }
 
 pub fn leptos_options(site_root: &Path, addr: SocketAddr) -> LeptosOptions {
@@ -99,6 +105,11 @@ pub async fn start_with_retry(
     let (live, _) = broadcast::channel(LIVE_BUFFER);
     // Before the ingest starts, so its first batch is recorded.
     crate::http::prometheus();
+    let (live_resync, live_resync_rx) = watch::channel(0u64);
+    let (local_live, relay) =
+        crate::live_relay::start_live_relay(&store, live.clone(), live_resync.clone(), LIVE_BUFFER)
+            .await
+            .context("cannot start the live relay")?;
     let own_group = ingest.as_ref().map(|(config, _)| config.group_id.clone());
     let consumes_dlqs = ingest
         .as_ref()
@@ -111,7 +122,7 @@ pub async fn start_with_retry(
     );
     let (ingest_task, ingest_status) = match ingest {
         Some((config, decoder)) => {
-            let ingestor = Ingestor::new(config, store.clone(), decoder, live.clone())
+            let ingestor = Ingestor::new(config, store.clone(), decoder, local_live.clone())
                 .context("cannot create the Kafka consumer")?;
             let status = ingestor.status();
             (
@@ -145,6 +156,7 @@ pub async fn start_with_retry(
     let state = AppState {
         store,
         live,
+        live_resync: live_resync_rx,
         ingest: ingest_status,
         groups,
         overview,
@@ -175,6 +187,9 @@ pub async fn start_with_retry(
         ingest: ingest_task,
         redrive: redrive_task,
         http,
+        local_live,
+        relay,
+        _live_resync: live_resync,
     })
 }
 
@@ -186,7 +201,8 @@ impl Running {
     /// subscribers, until shutdown.
     pub fn sweep_stalls(&self, policy: StallPolicy) {
         let store = self.state.store.clone();
-        let live = self.state.live.clone();
+        // Through the relay, so other replicas' pages see the stall too.
+        let live = self.local_live.clone();
         let mut shutdown = self.state.shutdown.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(STALL_SWEEP_EVERY);
@@ -204,6 +220,17 @@ impl Running {
                 }
             }
         });
+    }
+
+    /// Removes old data in bounded batches every `config.interval`
+    /// (`retention.rs`), until shutdown; nothing when every age is off.
+    pub fn retain(&self, config: crate::retention::RetentionConfig) {
+        if config.is_off() {
+            return;
+        }
+        let store = self.state.store.clone();
+        let shutdown = self.state.shutdown.clone();
+        tokio::spawn(crate::retention::run_retention(store, config, shutdown));
     }
 
     /// Polls the lag of the watched consumer groups every
@@ -226,6 +253,10 @@ impl Running {
             {
                 tracing::warn!("ingest did not stop within 30 s");
             }
+        }
+        // After the drain, so the last batch reaches the other replicas.
+        if let Some(relay) = self.relay {
+            relay.stop().await;
         }
         // Running jobs stop after their chunk in flight and give their
         // lease back, so the next start resumes them at once.

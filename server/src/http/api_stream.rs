@@ -69,6 +69,11 @@ pub async fn stream(
         };
         futures::future::ready(event.map(Ok))
     });
+    // Messages of another replica may have been missed (its LISTEN
+    // connection dropped, see live_relay.rs): refetch, as when lagging.
+    let resync = WatchStream::from_changes(state.live_resync.clone())
+        .map(|_| Ok::<_, Infallible>(Event::default().event("lagged").data("0")));
+    let updates = futures::stream::select(updates, resync);
     Sse::new(hello.chain(updates).take_until(shutdown.into_future()))
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
