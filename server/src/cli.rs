@@ -25,6 +25,10 @@ pub enum Command {
     Serve(ServeArgs),
     /// Embedded default: in-process Kafka-protocol cluster, traffic simulator, SQLite.
     Demo(DemoArgs),
+    /// Sample saga producer (docker-compose): the demo's traffic simulator
+    /// against a real Kafka cluster, its services' spans sent to an OTLP
+    /// endpoint, until SIGTERM.
+    Simulate(SimulateArgs),
     /// Apply the database migrations and exit.
     Migrate(MigrateArgs),
     /// Rebuild every saga from the stored events under the (changed) rules
@@ -339,4 +343,53 @@ pub struct ReprojectArgs {
 pub struct MigrateArgs {
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Bootstrap servers of the Kafka cluster to produce to,
+    /// HOST:PORT[,HOST:PORT…].
+    #[arg(long, env = "SAGASCOPE_SIMULATE_BROKERS")]
+    pub brokers: String,
+    /// Simulated messages per second across all sagas.
+    #[arg(long, env = "SAGASCOPE_SIMULATE_RATE", default_value_t = 20.0)]
+    pub rate: f64,
+    /// Partitions of each topic the simulator creates when the cluster
+    /// does not have it yet (existing topics are left as they are).
+    #[arg(long, env = "SAGASCOPE_SIMULATE_PARTITIONS", default_value_t = 3)]
+    pub partitions: i32,
+    /// Replication factor of the topics the simulator creates.
+    #[arg(
+        long,
+        env = "SAGASCOPE_SIMULATE_REPLICATION_FACTOR",
+        default_value_t = 1
+    )]
+    pub replication_factor: i32,
+    /// Share of saga starts that also produce a deliberately broken message.
+    #[arg(long, env = "SAGASCOPE_SIMULATE_POISON_RATIO", default_value_t = 0.01)]
+    pub poison_ratio: f64,
+    /// Share of payment and stock events their consuming service
+    /// dead-letters to `<topic>.DLT` (the saga waits for a re-drive).
+    #[arg(
+        long,
+        env = "SAGASCOPE_SIMULATE_DEAD_LETTER_RATIO",
+        default_value_t = 0.02
+    )]
+    pub dead_letter_ratio: f64,
+    /// OTLP/HTTP traces endpoint the simulated services' spans are sent to
+    /// as JSON, the full URL, e.g. http://otel-collector:4318/v1/traces;
+    /// without it no spans are made.
+    #[arg(long, env = "SAGASCOPE_SIMULATE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+    /// Bearer token sent with the spans (`Authorization: Bearer …`), e.g.
+    /// sagascope's --otlp-token when exporting to it directly.
+    #[arg(
+        long,
+        env = "SAGASCOPE_SIMULATE_OTLP_BEARER_TOKEN",
+        hide_env_values = true
+    )]
+    pub otlp_bearer_token: Option<crate::auth::Secret>,
+    /// Seed of the simulated traffic; random when absent.
+    #[arg(long, env = "SAGASCOPE_SIMULATE_SEED")]
+    pub seed: Option<u64>,
 }

@@ -11,4 +11,5 @@ pub mod http;
 pub mod live_relay;
 pub mod retention;
 pub mod run;
+pub mod simulate_command;
 pub mod telemetry;

@@ -9,6 +9,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => commands::serve(args).await,
         Command::Demo(args) => commands::demo(args).await,
+        Command::Simulate(args) => sagascope::simulate_command::simulate(args).await,
         Command::Migrate(args) => commands::migrate(args).await,
         Command::Reproject(args) => commands::reproject(args).await,
         Command::Bench(args) => sagascope::bench::run(args).await,
