@@ -40,6 +40,10 @@ pub struct AppState {
     /// The rules' `[redact]` fields and headers, applied to dead letters on
     /// the way out (they are stored byte-exact for re-drive).
     pub redaction: Arc<Redaction>,
+    /// The spans beside a trace or saga, from the configured source.
+    pub spans: sagascope_spans::SpanService,
+    /// Who may send spans to `POST /v1/traces`.
+    pub otlp: Arc<crate::span_settings::OtlpReceiverConfig>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -286,6 +286,9 @@ pub struct ServeArgs {
     pub retention: RetentionArgs,
 }
 
+    /// Spans beside the sagas and the OTLP receiver.
+    #[command(flatten)]
+    pub spans: SpanArgs,
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
@@ -305,6 +308,10 @@ pub struct DemoArgs {
     pub retention: RetentionArgs,
     /// Simulated messages per second across all sagas.
     #[arg(long, env = "SAGASCOPE_DEMO_RATE", default_value_t = 20.0)]
+    /// Spans beside the sagas; the demo generates an OTLP token for its
+    /// simulator unless --otlp-token is given.
+    #[command(flatten)]
+    pub spans: SpanArgs,
     pub rate: f64,
     /// The demo's SQLite read model; recreated at every start.
     #[arg(long, env = "SAGASCOPE_DEMO_DATABASE", default_value = "data/demo.db")]

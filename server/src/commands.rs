@@ -85,12 +85,13 @@ async fn start_pipeline(
     auth: AuthConfig,
     retry: &sagascope_redrive::RetryArgs,
     retention: &RetentionArgs,
+    spans: &crate::cli::SpanArgs,
 ) -> anyhow::Result<run::Running> {
     let policy = stall_policy(rules_args, &rules);
     let thresholds = rules.thresholds();
     let decoder = Decoder::new(rules).with_max_payload_bytes(rules_args.max_payload_bytes);
     let retry = sagascope_redrive::RedriveConfig::from_args(retry, &kafka.brokers);
-    let running = run::start_with_retry(
+    let running = run::start_with_spans(
         store,
         Some((ingest_config(kafka), decoder)),
         http.listen,
@@ -98,11 +99,17 @@ async fn start_pipeline(
         thresholds,
         auth,
         Some(retry),
+        crate::span_settings::SpanSettings::from_args(spans)?,
     )
     .await?;
     running.sweep_stalls(policy);
     running.watch_groups(group_watch_config(kafka));
     running.retain(crate::retention::RetentionConfig::from_args(retention));
+    running.sweep_unmatched_spans(spans.spans_unmatched_window);
+    if let Some(listen) = spans.otlp_listen {
+        let addr = running.serve_otlp(listen).await?;
+        tracing::info!(%addr, "OTLP/HTTP receiver listening (POST /v1/traces)");
+    }
     Ok(running)
 }
 
@@ -160,6 +167,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         auth,
         &args.retry,
         &args.retention,
+        &args.spans,
     )
     .await?;
     tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
@@ -168,7 +176,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// Everything in one process: mock Kafka cluster, simulator, SQLite, UI.
-pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+pub async fn demo(mut args: DemoArgs) -> anyhow::Result<()> {
     let topics: Vec<&str> = ALL_TOPICS.iter().chain(&DLT_TOPICS).copied().collect();
     let kafka =
         MockKafka::start(1, &topics, 3).context("cannot start the in-process Kafka cluster")?;
@@ -192,6 +200,14 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     )
     .await?;
 
+    // The simulator exports its services' spans to the OTLP receiver with
+    // this token; a random one unless --otlp-token names it.
+    if args.spans.otlp_token.is_none() {
+        let token: String = (0..16)
+            .map(|_| format!("{:02x}", rand::rng().random::<u8>()))
+            .collect();
+        args.spans.otlp_token = Some(token.parse().unwrap_or_else(|never| match never {}));
+    }
     let simulator = Simulator::new(SimulatorConfig {
         brokers: kafka.bootstrap_servers().to_string(),
         events_per_second: args.rate,
@@ -199,6 +215,15 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         seed: rand::rng().random(),
     })?
     .with_dead_letter_ratio(DEMO_DEAD_LETTER_RATIO);
+    // Its services' spans go to the demo's own OTLP receiver, with the token.
+    let export = crate::simulate_command::demo_span_export(
+        args.http.listen,
+        args.spans.otlp_token.as_ref().map(|token| token.expose()),
+    );
+    let simulator = match export {
+        Some(export) => simulator.with_span_export(export),
+        None => simulator,
+    };
     // The payment service (a consumer group with lag to watch) joins its
     // group while the history is produced, so it has committed by the time
     // the first lag poll runs.
@@ -245,6 +270,7 @@ pub async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         auth,
         &args.retry,
         &args.retention,
+        &args.spans,
     )
     .await?;
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });

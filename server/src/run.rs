@@ -88,10 +88,8 @@ pub async fn start_with_auth(
     start_with_retry(store, ingest, listen, site_root, thresholds, auth, retry).await
 }
 
-/// Starts the ingest (when configured), the re-drive (when configured:
-/// its job runner resumes the jobs a stopped process left, and its resolve
-/// sweep) and the HTTP server on `listen` (port 0 picks a free port; see
-/// `Running::addr`).
+/// [`start_with_spans`] with spans read from the store and the OTLP
+/// receiver off.
 pub async fn start_with_retry(
     store: Store,
     ingest: Option<(IngestConfig, Decoder)>,
@@ -100,6 +98,34 @@ pub async fn start_with_retry(
     thresholds: Thresholds,
     auth: AuthConfig,
     retry: Option<RedriveConfig>,
+) -> anyhow::Result<Running> {
+    start_with_spans(
+        store,
+        ingest,
+        listen,
+        site_root,
+        thresholds,
+        auth,
+        retry,
+        crate::span_settings::SpanSettings::default(),
+    )
+    .await
+}
+
+/// Starts the ingest (when configured), the re-drive (when configured:
+/// its job runner resumes the jobs a stopped process left, and its resolve
+/// sweep) and the HTTP server on `listen` (port 0 picks a free port; see
+/// `Running::addr`), with the span source and OTLP receiver of `spans`.
+#[allow(clippy::too_many_arguments)]
+pub async fn start_with_spans(
+    store: Store,
+    ingest: Option<(IngestConfig, Decoder)>,
+    listen: SocketAddr,
+    site_root: &Path,
+    thresholds: Thresholds,
+    auth: AuthConfig,
+    retry: Option<RedriveConfig>,
+    spans: crate::span_settings::SpanSettings,
 ) -> anyhow::Result<Running> {
     let (shutdown, shutdown_rx) = watch::channel(false);
     let (live, _) = broadcast::channel(LIVE_BUFFER);
@@ -153,6 +179,8 @@ pub async fn start_with_retry(
         None => None,
     };
     let redrive_task = redrive.as_ref().map(|r| r.start(shutdown_rx.clone()));
+    let span_service = sagascope_spans::SpanService::new(store.clone(), spans.service)
+        .context("invalid span source")?;
     let state = AppState {
         store,
         live,
@@ -165,6 +193,8 @@ pub async fn start_with_retry(
         auth: Arc::new(AuthState::new(auth)),
         redrive,
         redaction,
+        spans: span_service,
+        otlp: Arc::new(spans.receiver),
     };
     let router = crate::http::router(state.clone());
     let mut stop = shutdown_rx;

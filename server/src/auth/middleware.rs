@@ -4,8 +4,9 @@
 //! Access classes:
 //! - **open**: `/healthz`, `/readyz`, `/metrics`, `/login`, static assets
 //!   (`/pkg/*`, `/favicon.svg`), `POST /api/v1/auth/login` (it has its own
-//!   protections: rate limits, Origin check) and the `fetch_session_info`
-//!   server function (it only says who is signed in).
+//!   protections: rate limits, Origin check), the `fetch_session_info`
+//!   server function (it only says who is signed in) and `POST /v1/traces`
+//!   (the OTLP receiver checks its own token).
 //! - **read**: GET/HEAD/OPTIONS, and POSTs to the *read* server functions,
 //!   whose names start with `fetch_` (Leptos server functions are POSTs
 //!   under `/api/`; a server function that changes anything must not be
@@ -89,6 +90,12 @@ pub fn classify(method: &Method, path: &str) -> Access {
     if *method == Method::POST
         && (path == LOGIN_API || server_fn_named(path, "fetch_session_info", true))
     {
+        return Access::Open;
+    }
+    // OTLP exporters cannot sign in or send a CSRF token, and their bearer
+    // token is the OTLP token, not an API token (it would be refused here
+    // as a bad bearer): the receiver checks it itself, in constant time.
+    if *method == Method::POST && path == crate::http::OTLP_TRACES_PATH {
         return Access::Open;
     }
     if safe || (*method == Method::POST && server_fn_named(path, "fetch_", false)) {
@@ -268,6 +275,8 @@ mod tests {
         assert_eq!(classify(&post, LOGIN_API), Open);
         assert_eq!(classify(&post, "/api/fetch_session_info123"), Open);
         assert_eq!(classify(&post, "/api/fetch_session_info123/x"), Mutation);
+        assert_eq!(classify(&post, "/v1/traces"), Open);
+        assert_eq!(classify(&post, "/v1/traces/x"), Mutation);
         assert_eq!(classify(&get, "/"), Read);
         assert_eq!(classify(&get, "/api/v1/sagas"), Read);
         assert_eq!(classify(&Method::HEAD, "/sagas"), Read);

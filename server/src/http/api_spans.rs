@@ -9,6 +9,7 @@ use sagascope_model::TraceSpans;
 use sagascope_spans::SpanError;
 
 use crate::app_state::AppState;
+use crate::http::openapi::ErrorBody;
 
 /// A span read's failure as an HTTP answer: a malformed trace id is the
 /// client's (400), a failing Jaeger/Tempo a gateway's (502, "spans
@@ -53,6 +54,22 @@ impl IntoResponse for SpansApiError {
 
 /// `GET /api/v1/traces/{trace_id}/spans`: the trace's spans (at most
 /// `MAX_SPANS_PER_TRACE`, then `truncated`), with the deep link.
+#[utoipa::path(
+    get,
+    path = "/api/v1/traces/{trace_id}/spans",
+    tag = "spans",
+    summary = "Spans of a trace",
+    description = "The trace's spans from the configured source (sagascope's OTLP receiver, \
+        or a Jaeger/Tempo query API, cached), ordered by start, at most 20,000 (then \
+        `truncated`), with a deep link to the trace when a URL template is set.",
+    params(("trace_id" = String, Path, description = "The trace id: 32 hex digits.")),
+    responses(
+        (status = 200, description = "The spans of the trace.", body = TraceSpans),
+        (status = 400, description = "The trace id is not 32 hex digits.", body = ErrorBody),
+        (status = 404, description = "No spans for that trace.", body = ErrorBody),
+        (status = 502, description = "The Jaeger/Tempo query API failed.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state))]
 pub async fn trace_spans(
     State(state): State<AppState>,
@@ -69,6 +86,20 @@ pub async fn trace_spans(
 
 /// `GET /api/v1/sagas/{saga_id}/spans`: the spans of each of the saga's
 /// traces that has some (an empty list when none has).
+#[utoipa::path(
+    get,
+    path = "/api/v1/sagas/{saga_id}/spans",
+    tag = "spans",
+    summary = "Spans of a saga",
+    description = "The spans of each of the saga's trace ids that has some (an empty list \
+        when none has).",
+    params(("saga_id" = String, Path, description = "The saga id.")),
+    responses(
+        (status = 200, description = "One entry per trace of the saga with spans.", body = Vec<TraceSpans>),
+        (status = 404, description = "No saga with that id.", body = ErrorBody),
+        (status = 502, description = "The Jaeger/Tempo query API failed.", body = ErrorBody),
+    )
+)]
 #[tracing::instrument(skip(state))]
 pub async fn saga_spans(
     State(state): State<AppState>,

@@ -6,12 +6,14 @@ mod api_dlq_actions;
 mod api_ingest;
 mod api_metrics;
 mod api_sagas;
+mod api_spans;
 mod api_stream;
 mod api_traces;
 mod dlq_forms;
 mod health;
 mod metrics;
 pub mod openapi;
+mod otlp_receiver;
 mod search;
 
 use axum::routing::{get, post};
@@ -24,12 +26,23 @@ use crate::app_state::AppState;
 use crate::auth::require;
 
 pub use metrics::prometheus;
+pub use otlp_receiver::OTLP_TRACES_PATH;
+
+/// The OTLP receiver alone, for `--otlp-listen` (no pages, no session
+/// guard: the handler checks the OTLP token itself).
+pub fn otlp_router(state: AppState) -> Router {
+    Router::new()
+        .route(OTLP_TRACES_PATH, post(otlp_receiver::receive_traces))
+        .with_state(state)
+}
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/sagas", get(api_sagas::list_sagas))
         .route("/sagas/{saga_id}", get(api_sagas::get_saga))
+        .route("/sagas/{saga_id}/spans", get(api_spans::saga_spans))
         .route("/traces/{trace_id}", get(api_traces::get_trace))
+        .route("/traces/{trace_id}/spans", get(api_spans::trace_spans))
         .route("/ingest/errors", get(api_ingest::list_ingest_errors))
         .route("/stream", get(api_stream::stream))
         .route("/metrics/overview", get(api_metrics::overview))
@@ -88,6 +101,7 @@ pub fn router(state: AppState) -> Router {
     let store = state.store.clone();
     let overview = state.overview.clone();
     let redaction = state.redaction.clone();
+    let spans = state.spans.clone();
     let options = state.leptos_options.clone();
     // Every page and server function: the store, the overview, and the
     // request's CSP nonce and session (top bar, CSRF meta tag, roles).
@@ -95,6 +109,8 @@ pub fn router(state: AppState) -> Router {
         provide_context(store.clone());
         provide_context(overview.clone());
         provide_context((*redaction).clone());
+        // The span waterfall's server functions read spans through it.
+        provide_context(spans.clone());
         // The `/api` reference page renders the OpenAPI document.
         provide_context(app::pages::api_reference::ApiReferenceDocument(
             openapi::DOCUMENT.clone(),
@@ -107,6 +123,9 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/search", get(search::search))
+        // OTLP/HTTP trace exports (protobuf or JSON; token checked in the
+        // handler, see the auth middleware's exemption).
+        .route(OTLP_TRACES_PATH, post(otlp_receiver::receive_traces))
         // The same actions as HTML forms (303 back to the page).
         .route(
             "/dlq/actions/retry",

@@ -101,6 +101,53 @@ fn gunzip(body: &[u8], limit: usize) -> Result<Vec<u8>, (StatusCode, i32, String
     Ok(out)
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/traces",
+    tag = "otlp",
+    summary = "OTLP/HTTP trace export",
+    description = "The OTLP/HTTP traces receiver (protobuf or JSON, optionally gzip): an \
+        `ExportTraceServiceRequest` in, an `ExportTraceServiceResponse` out in the same \
+        encoding (with `partialSuccess` when some spans were left out); errors are a \
+        `google.rpc.Status`. Needs `Authorization: Bearer <--otlp-token>` unless \
+        `--otlp-allow-anonymous`; no session, no CSRF token.",
+    request_body(content(
+        (serde_json::Value = "application/json"),
+        (String = "application/x-protobuf"),
+    )),
+    params(("content-encoding" = Option<String>, Header, description = "`gzip`, or none.")),
+    security(("otlp_token" = [])),
+    responses(
+        (status = 200, description = "Stored; `partialSuccess` counts the spans left out.", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-protobuf"),
+        )),
+        (status = 400, description = "The body does not decode (or is not valid gzip).", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-protobuf"),
+        )),
+        (status = 401, description = "Missing or wrong OTLP token.", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-protobuf"),
+        )),
+        (status = 404, description = "The receiver is off (no --otlp-token).", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-protobuf"),
+        )),
+        (status = 413, description = "The body (or its decompressed form) is over the size limit.", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-protobuf"),
+        )),
+        (status = 415, description = "Another content type or content encoding.", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-protobuf"),
+        )),
+        (status = 503, description = "The spans could not be stored; retry later.", content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-protobuf"),
+        )),
+    )
+)]
 #[tracing::instrument(
     skip_all,
     fields(bytes = tracing::field::Empty, spans = tracing::field::Empty, rejected = tracing::field::Empty)
