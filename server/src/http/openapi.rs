@@ -17,7 +17,10 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, Secur
 use utoipa::openapi::{OpenApi as OpenApiDocument, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{api_dlq, api_dlq_actions, api_ingest, api_metrics, api_sagas, api_stream, api_traces};
+use super::{
+    api_dlq, api_dlq_actions, api_ingest, api_metrics, api_sagas, api_spans, api_stream,
+    api_traces, otlp_receiver,
+};
 use crate::auth::{audit_api, login, tokens};
 
 /// The body of every refusal and error: `{"error": "…"}`.
@@ -61,6 +64,8 @@ pub struct LogoutResponse {
         api_sagas::list_sagas,
         api_sagas::get_saga,
         api_traces::get_trace,
+        api_spans::trace_spans,
+        api_spans::saga_spans,
         api_ingest::list_ingest_errors,
         api_stream::stream,
         api_metrics::overview,
@@ -86,6 +91,7 @@ pub struct LogoutResponse {
         tokens::list_users,
         audit_api::list_audit,
         openapi_json,
+        otlp_receiver::receive_traces,
     ),
     components(schemas(ErrorBody, RefusedRetryBody, LogoutResponse)),
     modifiers(&SecuritySchemes, &MiddlewareRefusals),
@@ -102,6 +108,7 @@ pub struct LogoutResponse {
         (name = "auth", description = "Login, logout, the current user, API tokens and users."),
         (name = "audit", description = "The append-only audit log (operator)."),
         (name = "meta", description = "This document."),
+        (name = "otlp", description = "The OTLP/HTTP trace receiver (outside /api/v1; its own token)."),
     )
 )]
 pub struct ApiDoc;
@@ -130,6 +137,10 @@ impl Modify for SecuritySchemes {
                 "The session's CSRF token; mutations with the session cookie need it.",
             ))),
         );
+        components.add_security_scheme(
+            "otlp_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -156,8 +167,9 @@ fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
 impl Modify for MiddlewareRefusals {
     fn modify(&self, openapi: &mut OpenApiDocument) {
         for (path, item) in openapi.paths.paths.iter_mut() {
-            // The login is open: it has its own answers.
-            if path == crate::auth::middleware::LOGIN_API {
+            // The login is open: it has its own answers; so is the OTLP
+            // receiver (outside /api/v1, its own token).
+            if path == crate::auth::middleware::LOGIN_API || !path.starts_with("/api/v1/") {
                 continue;
             }
             let operations = [(false, item.get.as_mut()), (true, item.post.as_mut())];
