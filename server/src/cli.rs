@@ -61,7 +61,9 @@ pub struct LogArgs {
         global = true
     )]
     pub log_format: LogFormat,
-    /// Log filter (tracing env-filter syntax).
+    /// Log and span filter (tracing env-filter syntax). Spans it leaves
+    /// out are not exported over OTLP either; their log lines then carry
+    /// the ids of the nearest enclosing span.
     #[arg(
         long,
         env = "RUST_LOG",

@@ -240,12 +240,13 @@ impl Ingestor {
         name = "ingest.batch",
         skip_all,
         fields(
-            messages = pending.len(),
+            // As i64: the OpenTelemetry layer keeps unsigned numbers as text.
+            messages = pending.len() as i64,
             partitions = pending
                 .iter()
                 .map(|m| (m.coords.topic.as_str(), m.coords.partition))
                 .collect::<std::collections::HashSet<_>>()
-                .len(),
+                .len() as i64,
             group_id = %self.config.group_id,
         )
     )]

@@ -58,10 +58,11 @@ pub(crate) async fn produce_traced(
         messaging.destination.name = %copy.topic,
         messaging.destination.partition.id = Empty,
         messaging.kafka.offset = Empty,
-        messaging.message.body.size = copy.payload.value.as_ref().map_or(0, Vec::len),
+        // Numbers as i64: tracing-opentelemetry keeps unsigned ones as text.
+        messaging.message.body.size = copy.payload.value.as_ref().map_or(0, Vec::len) as i64,
         sagascope.dead_letter.id = %copy.payload.id,
         sagascope.retry.attempt_id = %copy.attempt_id,
-        sagascope.retry.count = copy.retry_count,
+        sagascope.retry.count = i64::from(copy.retry_count),
         error.type = Empty,
     );
     if let Some(request) = copy.request {

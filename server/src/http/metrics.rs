@@ -37,6 +37,8 @@ pub fn prometheus() -> PrometheusHandle {
             };
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
+            // The same updates also go to OpenTelemetry (OTLP export).
+            let recorder = crate::telemetry::MetricsBridge::new(recorder, &SECONDS_BUCKETS);
             if metrics::set_global_recorder(recorder).is_err() {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }

@@ -156,6 +156,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::auth_middleware,
         ))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // The request's span (continuing an incoming `traceparent`) and
+        // its duration metric (crate::telemetry).
+        .layer(crate::telemetry::http_trace_layer())
+        .layer(axum::middleware::from_fn(
+            crate::telemetry::record_http_request,
+        ))
         .with_state(state)
 }
