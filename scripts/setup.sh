@@ -22,6 +22,9 @@ dpkg -s zlib1g-dev >/dev/null 2>&1 || apt_packages+=(zlib1g-dev)
 if [ "$WITH_TESTS" = 1 ]; then
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
   command -v pg_ctlcluster >/dev/null || command -v postgres >/dev/null || apt_packages+=(postgresql)
+  # scripts/api_fuzz.sh: schemathesis and openapi-spec-validator in a venv.
+  command -v curl >/dev/null || apt_packages+=(curl)
+  python3 -c 'import ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_packages[*]}"
