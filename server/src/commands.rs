@@ -16,9 +16,7 @@ use sagascope_store::{redact_url, StallPolicy, Store};
 use tokio::sync::watch;
 
 use crate::auth::AuthConfig;
-use crate::cli::{
-    DemoArgs, HttpArgs, KafkaArgs, MigrateArgs, ReprojectArgs, RetentionArgs, RulesArgs, ServeArgs,
-};
+use crate::cli::{DemoArgs, HttpArgs, KafkaArgs, MigrateArgs, ReprojectArgs, RulesArgs, ServeArgs};
 use crate::run;
 
 async fn open_store(url: &str) -> anyhow::Result<Store> {
@@ -76,6 +74,7 @@ fn group_watch_config(kafka: &KafkaArgs) -> GroupWatchConfig {
 
 /// Ingest and HTTP started with a decoder for these rules, and the stall
 /// sweep running: what `serve` and `demo` share.
+#[allow(clippy::too_many_arguments)]
 async fn start_pipeline(
     store: Store,
     kafka: &KafkaArgs,
@@ -84,7 +83,6 @@ async fn start_pipeline(
     http: &HttpArgs,
     auth: AuthConfig,
     retry: &sagascope_redrive::RetryArgs,
-    retention: &RetentionArgs,
     spans: &crate::cli::SpanArgs,
 ) -> anyhow::Result<run::Running> {
     let policy = stall_policy(rules_args, &rules);
@@ -104,7 +102,6 @@ async fn start_pipeline(
     .await?;
     running.sweep_stalls(policy);
     running.watch_groups(group_watch_config(kafka));
-    running.retain(crate::retention::RetentionConfig::from_args(retention));
     running.sweep_unmatched_spans(spans.spans_unmatched_window);
     if let Some(listen) = spans.otlp_listen {
         let addr = running.serve_otlp(listen).await?;
@@ -166,10 +163,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         &args.http,
         auth,
         &args.retry,
-        &args.retention,
         &args.spans,
     )
     .await?;
+    // Retention (bounded batches, every --retention-interval).
+    running.retain(crate::retention::RetentionConfig::from_args(
+        &args.retention,
+    ));
     tracing::info!(url = %format!("http://{}", running.addr), "sagascope is serving");
     running.until_signal().await;
     Ok(())
@@ -269,10 +269,13 @@ pub async fn demo(mut args: DemoArgs) -> anyhow::Result<()> {
         &args.http,
         auth,
         &args.retry,
-        &args.retention,
         &args.spans,
     )
     .await?;
+    // Retention (bounded batches, every --retention-interval).
+    running.retain(crate::retention::RetentionConfig::from_args(
+        &args.retention,
+    ));
     let simulator_task = tokio::spawn(async move { simulator.run(stop_rx).await });
 
     println!();

@@ -59,8 +59,8 @@ struct Notification {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Body {
-    /// The message itself, when it fits.
-    Message(StreamMessage),
+    /// The message itself, when it fits (boxed: the other forms are small).
+    Message(Box<StreamMessage>),
     /// Too large for a payload: the receiver reads it from the store.
     Refetch(Refetch),
     /// The sender lost messages (a failed NOTIFY, or it fell behind its
@@ -85,7 +85,7 @@ fn payload(from: &str, message: &StreamMessage) -> String {
         })
         .unwrap_or_default()
     };
-    let full = encode(Body::Message(message.clone()));
+    let full = encode(Body::Message(Box::new(message.clone())));
     if !full.is_empty() && full.len() <= MAX_PAYLOAD_BYTES {
         return full;
     }
@@ -259,7 +259,8 @@ async fn notify_other_replicas(
     let mut stopping = false;
     loop {
         let mut payloads = Vec::new();
-        if lost {
+        // Announced now; set again if more is lost below.
+        if std::mem::take(&mut lost) {
             payloads.push(
                 serde_json::to_string(&Notification {
                     from: instance.clone(),
@@ -301,7 +302,6 @@ async fn notify_other_replicas(
                 Ok(_) => {
                     counter!("sagascope_live_notifications_sent_total")
                         .increment(payloads.len() as u64);
-                    lost = false;
                 }
                 Err(error) => {
                     tracing::warn!(%error, messages = payloads.len(), "NOTIFY failed; other replicas will refetch");
@@ -426,7 +426,7 @@ async fn receive(
     counter!("sagascope_live_notifications_received_total", "form" => form).increment(1);
     match notification.body {
         Body::Message(message) => {
-            let _ = live.send(message);
+            let _ = live.send(*message);
         }
         Body::Lagged => ask_pages_to_refetch(resync),
         Body::Refetch(refetch) => match refetched(store, refetch).await {
@@ -503,7 +503,7 @@ mod tests {
         assert!(small.len() <= MAX_PAYLOAD_BYTES);
         let decoded: Notification = serde_json::from_str(&small).unwrap();
         assert_eq!(decoded.from, "me");
-        assert_eq!(decoded.body, Body::Message(message));
+        assert_eq!(decoded.body, Body::Message(Box::new(message)));
 
         let large = payload("me", &event(20_000));
         assert!(large.len() <= MAX_PAYLOAD_BYTES, "{}", large.len());

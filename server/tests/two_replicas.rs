@@ -31,6 +31,9 @@ const STATUSES: [&str; 4] = ["STARTED", "STEP_STARTED", "STEP_COMPLETED", "COMPL
 /// Sagas produced while both replicas run, then while A stops.
 const BOTH_RUNNING: usize = 200;
 const DURING_STOP: usize = 100;
+/// A payload note longer than a NOTIFY payload may be (8000 bytes): such
+/// events travel as a reference the other replica reads back.
+const LONG_NOTE: usize = 12_000;
 /// Generous for a loaded 2-core machine; never a timing assertion.
 const DEADLINE: Duration = Duration::from_secs(45);
 
@@ -62,6 +65,8 @@ struct Seen {
     /// Saga ids of `saga` messages.
     sagas: HashSet<String>,
     events: usize,
+    /// Event ids of `event` messages whose payload carries a long note.
+    long_events: HashSet<String>,
     lagged: usize,
 }
 
@@ -98,7 +103,15 @@ fn follow_stream(addr: SocketAddr) -> Arc<Mutex<Seen>> {
                         let id = message["saga"]["saga_id"].as_str().unwrap().to_string();
                         seen.sagas.insert(id);
                     }
-                    "event" => seen.events += 1,
+                    "event" => {
+                        seen.events += 1;
+                        let message: Value = serde_json::from_str(&data).unwrap();
+                        let note = message["event"]["payload"]["note"].as_str().unwrap_or("");
+                        if note.len() >= LONG_NOTE {
+                            let id = message["event"]["event_id"].as_str().unwrap().to_string();
+                            seen.long_events.insert(id);
+                        }
+                    }
                     "lagged" => seen.lagged += 1,
                     _ => {}
                 }
@@ -141,6 +154,11 @@ impl Producer {
 
     /// One saga's four events, keyed by saga id (so one partition each).
     async fn produce_saga(&mut self) {
+        self.produce_saga_with_note(0).await;
+    }
+
+    /// … the first event with a payload note of `note_len` bytes.
+    async fn produce_saga_with_note(&mut self, note_len: usize) {
         let saga_id = format!("replicas-{:04}", self.sagas.len());
         let mut in_flight = Vec::new();
         for (n, status) in STATUSES.iter().enumerate() {
@@ -151,6 +169,7 @@ impl Producer {
                 "step": "ReserveStock",
                 "event_id": format!("{saga_id}-{n}"),
                 "timestamp": (chrono::Utc::now() + chrono::Duration::milliseconds(n as i64)).to_rfc3339(),
+                "note": if n == 0 { "n".repeat(note_len) } else { String::new() },
             })
             .to_string();
             let record = FutureRecord::to(TOPIC).key(&saga_id).payload(&value);
@@ -222,6 +241,12 @@ async fn two_replicas_ingest_every_event_once_and_both_push_live_updates() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Large events: each replica gets the other's through a refetch.
+    let mut long_events = Vec::new();
+    for _ in 0..PARTITIONS {
+        long_events.push(format!("replicas-{:04}-0", producer.sagas.len()));
+        producer.produce_saga_with_note(LONG_NOTE).await;
+    }
     while producer.sagas.len() < BOTH_RUNNING {
         producer.produce_saga().await;
     }
@@ -249,6 +274,12 @@ async fn two_replicas_ingest_every_event_once_and_both_push_live_updates() {
     {
         let (a, b) = (seen_a.lock().unwrap(), seen_b.lock().unwrap());
         assert!(a.events >= expected as usize && b.events >= expected as usize);
+        for id in &long_events {
+            assert!(
+                a.long_events.contains(id) && b.long_events.contains(id),
+                "long event {id} whole on both streams"
+            );
+        }
         assert_eq!((a.lagged, b.lagged), (0, 0), "no message was lost");
     }
 
@@ -333,4 +364,54 @@ async fn two_replicas_ingest_every_event_once_and_both_push_live_updates() {
 
     replica_b.shutdown().await;
     checker.close().await;
+}
+
+/// A lost LISTEN connection means missed notifications: the replica
+/// reconnects and tells its SSE subscribers to refetch (`lagged`).
+#[tokio::test]
+async fn a_lost_listen_connection_makes_pages_refetch() {
+    let store = fresh_postgres_store().await;
+    let url = store.postgres_url().unwrap().to_string();
+    let admin = Store::connect(&url).await.unwrap();
+    let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let replica = run::start(
+        store,
+        None,
+        listen,
+        Path::new("target/site"),
+        sagascope_domain::Thresholds::default(),
+    )
+    .await
+    .unwrap();
+    let seen = follow_stream(replica.addr);
+    wait_until("the stream said hello", || seen.lock().unwrap().hello).await;
+    assert_eq!(seen.lock().unwrap().lagged, 0);
+    let terminated: i64 = sqlx::query(
+        "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+         WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+    )
+    .fetch_one(admin.pool())
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(terminated, 1, "the replica's LISTEN connection");
+    wait_until("the stream said lagged", || seen.lock().unwrap().lagged > 0).await;
+    // Listening again: a new LISTEN connection is there.
+    let started = Instant::now();
+    loop {
+        let listening: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+        )
+        .fetch_one(admin.pool())
+        .await
+        .unwrap()
+        .get(0);
+        if listening == 1 {
+            break;
+        }
+        assert!(started.elapsed() < DEADLINE, "never listened again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    replica.shutdown().await;
+    admin.close().await;
 }
