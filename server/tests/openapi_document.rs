@@ -258,6 +258,24 @@ async fn the_document_covers_every_route_and_every_ref_resolves() {
     let sse = &document["paths"]["/api/v1/stream"]["get"]["responses"]["200"]["content"];
     assert!(sse.get("text/event-stream").is_some(), "{sse}");
 
+    // The reference page (`/api`, server-rendered) shows every operation
+    // and every schema, escapes the document's text, and gives a curl line
+    // with the bearer token.
+    let page = client.get(format!("{base}/api")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert_eq!(
+        html.matches("data-test=\"api-op\"").count(),
+        documented(&document).len()
+    );
+    assert_eq!(
+        html.matches("data-test=\"api-schema\"").count(),
+        schemas.as_object().unwrap().len()
+    );
+    assert!(html.contains("id=\"schema-SagaDetail\""));
+    assert!(html.contains("curl -sS -X POST -H \"Authorization: Bearer $SAGASCOPE_TOKEN\""));
+    assert!(html.contains("Bearer &lt;--otlp-token&gt;") && !html.contains("<--otlp-token>"));
+
     // Every documented read is a real route: not the HTML page fallback,
     // and never a server error (path parameters filled with `x`).
     for (method, path) in &docs {
