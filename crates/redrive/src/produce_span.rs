@@ -85,6 +85,13 @@ pub(crate) async fn produce_traced(
             "failed"
         }
     };
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_counter!(
+            "sagascope_retries_produced_total",
+            "Copies of dead letters produced by re-drives (single and bulk), by target topic and result (produced, failed)."
+        );
+    });
     metrics::counter!(
         "sagascope_retries_produced_total",
         "topic" => copy.topic.to_string(),

@@ -119,6 +119,15 @@ impl<B> OnResponse<B> for ResponseStatus {
 /// A middleware rather than part of the trace layer, whose response hook
 /// does not see the request.
 pub async fn record_http_request(request: Request, next: Next) -> Response {
+    // Here rather than at start: the recorder is installed by then.
+    static DESCRIBED: std::sync::Once = std::sync::Once::new();
+    DESCRIBED.call_once(|| {
+        metrics::describe_histogram!(
+            "sagascope_http_server_request_duration_seconds",
+            metrics::Unit::Seconds,
+            "Time to the response head of HTTP requests, by method, route template and status."
+        );
+    });
     let started = Instant::now();
     let method = method_label(request.method());
     let route = request
