@@ -26,11 +26,10 @@ pub use shell::shell;
 
 use components::top_bar::TopBar;
 use pages::{
-    api_reference::ApiReferencePage,
-    audit::AuditPage, dlq_bulk_retry::DlqBulkRetryPage, dlq_job::DlqJobPage, dlq_list::DlqListPage,
-    dlq_message::DlqMessagePage, ingest_errors::IngestErrorsPage, lag::LagPage, login::LoginPage,
-    not_found::NotFoundPage, overview::OverviewPage, saga_detail::SagaDetailPage,
-    saga_list::SagaListPage, trace::TracePage,
+    api_reference::ApiReferencePage, audit::AuditPage, dlq_bulk_retry::DlqBulkRetryPage,
+    dlq_job::DlqJobPage, dlq_list::DlqListPage, dlq_message::DlqMessagePage,
+    ingest_errors::IngestErrorsPage, lag::LagPage, login::LoginPage, not_found::NotFoundPage,
+    overview::OverviewPage, saga_detail::SagaDetailPage, saga_list::SagaListPage, trace::TracePage,
 };
 
 /// The whole application: top bar and routed pages.
