@@ -286,11 +286,11 @@ pub struct ServeArgs {
     /// Removal of old sagas, events, dead letters, ingest errors and spans.
     #[command(flatten)]
     pub retention: RetentionArgs,
-}
-
     /// Spans beside the sagas and the OTLP receiver.
     #[command(flatten)]
     pub spans: SpanArgs,
+}
+
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     #[command(flatten)]
@@ -308,12 +308,12 @@ pub struct DemoArgs {
     /// 30-day default removes nothing.
     #[command(flatten)]
     pub retention: RetentionArgs,
-    /// Simulated messages per second across all sagas.
-    #[arg(long, env = "SAGASCOPE_DEMO_RATE", default_value_t = 20.0)]
     /// Spans beside the sagas; the demo generates an OTLP token for its
     /// simulator unless --otlp-token is given.
     #[command(flatten)]
     pub spans: SpanArgs,
+    /// Simulated messages per second across all sagas.
+    #[arg(long, env = "SAGASCOPE_DEMO_RATE", default_value_t = 20.0)]
     pub rate: f64,
     /// The demo's SQLite read model; recreated at every start.
     #[arg(long, env = "SAGASCOPE_DEMO_DATABASE", default_value = "data/demo.db")]
