@@ -50,6 +50,8 @@ const DEADLINE: Duration = Duration::from_secs(120);
 /// The operator's browser (or a proxy) already traces the request.
 const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
+/// The trace of the request that starts a bulk job.
+const BULK_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 
 /// What the sink received.
 #[derive(Default)]
@@ -295,6 +297,61 @@ async fn own_spans_metrics_and_log_trace_ids_reach_an_otlp_sink() {
     assert_eq!(status, 200, "{outcome}");
     assert_eq!(outcome["target_topic"], PAYMENTS);
 
+    // A bulk job, started by a request of another trace, run by the
+    // job runner in the background.
+    let second = dead_letter(&producer).await;
+    while running
+        .state
+        .store
+        .dead_letter(&second)
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "dead letter {second} never stored"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let bulk = client
+        .post(format!("{origin}/api/v1/dlq/retry"))
+        .header("cookie", &cookie)
+        .header("origin", &origin)
+        .header("x-csrf-token", &csrf)
+        .header("traceparent", format!("00-{BULK_TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({
+            "filter": { "topic": PAYMENTS_DLT },
+            "reason": "gateway is back",
+            "expected_count": 1,
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = bulk.status();
+    let job: Value = bulk.json().await.unwrap();
+    assert_eq!(status, 202, "{job}");
+    let job_url = format!(
+        "{origin}/api/v1/dlq/retry-jobs/{}",
+        job["id"].as_str().unwrap()
+    );
+    loop {
+        let job: Value = client
+            .get(&job_url)
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["state"] == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the job never completed: {job}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // Stop, then flush: everything queued reaches the sink.
     running.shutdown().await;
     tokio::task::spawn_blocking(move || guard.shutdown())
@@ -343,8 +400,12 @@ async fn own_spans_metrics_and_log_trace_ids_reach_an_otlp_sink() {
     // was asked in, inside the server span).
     let produce = spans
         .iter()
-        .find(|s| s.name == "redrive.produce")
-        .expect("a redrive.produce span");
+        .find(|s| {
+            s.name == "redrive.produce"
+                && string_attribute(&s.attributes, "sagascope.dead_letter.id").as_deref()
+                    == Some(id.as_str())
+        })
+        .expect("a redrive.produce span of the single retry");
     assert_eq!(produce.kind, SpanKind::Producer as i32);
     assert_eq!(
         string_attribute(&produce.attributes, "messaging.destination.name").as_deref(),
@@ -374,6 +435,33 @@ async fn own_spans_metrics_and_log_trace_ids_reach_an_otlp_sink() {
             .find(|s| s.span_id == linked.parent_span_id)
             .unwrap_or_else(|| panic!("`{}` is not inside the request span", linked.name));
     }
+
+    // The bulk job's copy links to the request that started the job.
+    let bulk_produce = spans
+        .iter()
+        .find(|s| {
+            s.name == "redrive.produce"
+                && string_attribute(&s.attributes, "sagascope.dead_letter.id").as_deref()
+                    == Some(second.as_str())
+        })
+        .expect("a redrive.produce span of the bulk job");
+    assert_eq!(bulk_produce.kind, SpanKind::Producer as i32);
+    let link = bulk_produce
+        .links
+        .iter()
+        .find(|l| hex(&l.trace_id) == BULK_TRACE)
+        .expect("a link to the request that started the job");
+    assert!(
+        spans
+            .iter()
+            .any(|s| s.span_id == link.span_id && hex(&s.trace_id) == BULK_TRACE),
+        "the linked span of the bulk request was exported"
+    );
+    let chunk = spans
+        .iter()
+        .find(|s| s.span_id == bulk_produce.parent_span_id)
+        .expect("the produce span's parent");
+    assert_eq!(chunk.name, "redrive.chunk");
 
     // Each ingest batch is a span with its size.
     let batch = spans
