@@ -39,7 +39,7 @@ export default defineConfig({
     },
   },
   webServer: {
-    command: `${BIN} demo --listen 127.0.0.1:${PORT} --database-path ../target/e2e/demo.db --rate 20 --history 60 --poison-ratio 0.05 --anonymous-viewer --operator-password operator-e2e-password --viewer-password viewer-e2e-password`,
+    command: `${BIN} demo --listen 127.0.0.1:${PORT} --database-path ../target/e2e/demo.db --rate 20 --history 60 --poison-ratio 0.05 --anonymous-viewer --operator-password operator-e2e-password --viewer-password viewer-e2e-password --otlp-token e2e-otlp-token`,
     env: { LEPTOS_SITE_ROOT: SITE_ROOT },
     url: `${BASE_URL}/healthz`,
     timeout: 120_000,
