@@ -14,8 +14,8 @@ use std::collections::HashSet;
 
 use leptos::prelude::*;
 use sagascope_model::{
-    build_span_tree, format_duration_us, group_thousands, micros, service_colour, window_slice,
-    SpanAxis, SpanSource, SpanTree, SpanView, TimeRange, TimelineEvent, TraceSpans,
+    build_span_tree, format_duration_us, group_thousands, micros, service_colour, service_colours,
+    window_slice, SpanAxis, SpanSource, SpanTree, SpanView, TimeRange, TimelineEvent, TraceSpans,
 };
 
 use crate::components::ids::CopyButton;
@@ -75,6 +75,8 @@ struct RowView {
 struct Waterfall {
     trace: TraceSpans,
     tree: SpanTree,
+    /// Colour slot per service, distinct within the trace.
+    colours: std::collections::HashMap<String, usize>,
 }
 
 fn source_name(source: SpanSource) -> &'static str {
@@ -122,7 +124,11 @@ fn row_view(
         span_id: span.span_id.clone(),
         name: span.name.clone(),
         service: span.service.clone(),
-        colour: service_colour(&span.service),
+        colour: w
+            .colours
+            .get(&span.service)
+            .copied()
+            .unwrap_or_else(|| service_colour(&span.service)),
         depth: r.depth,
         children: r.children,
         hidden: if is_collapsed { r.subtree_rows - 1 } else { 0 },
@@ -158,7 +164,12 @@ pub fn SpanWaterfall(
     let max_depth = tree.max_depth;
     let span_range = tree.range;
     let duration = span_range.map(|r| format_duration_us(r.duration_us()));
-    let data = StoredValue::new(Waterfall { trace: spans, tree });
+    let colours = service_colours(&tree.services);
+    let data = StoredValue::new(Waterfall {
+        trace: spans,
+        tree,
+        colours,
+    });
 
     let collapsed = RwSignal::new(HashSet::<String>::new());
     let top_row = RwSignal::new(0_usize);
@@ -417,7 +428,8 @@ pub fn SpanWaterfall(
             let axis_start = axis.with(|a| a.start_us);
             data.with_value(|w| {
                 let span = w.trace.spans[w.tree.rows[row].span].clone();
-                view! { <SpanDetail span axis_start on_close=move || selected.set(None)/> }
+                let colour = w.colours.get(&span.service).copied().unwrap_or(0);
+                view! { <SpanDetail span colour axis_start on_close=move || selected.set(None)/> }
             })
         })
     };
@@ -499,7 +511,12 @@ pub fn SpanWaterfall(
 
 /// The facts of one span: ids, timing, status, attributes and events.
 #[component]
-fn SpanDetail(span: SpanView, axis_start: i64, on_close: impl Fn() + 'static) -> impl IntoView {
+fn SpanDetail(
+    span: SpanView,
+    colour: usize,
+    axis_start: i64,
+    on_close: impl Fn() + 'static,
+) -> impl IntoView {
     let start = micros(&span.start);
     let status_text = match &span.status_message {
         Some(message) if !message.is_empty() => format!("{} — {message}", span.status.as_str()),
@@ -510,7 +527,7 @@ fn SpanDetail(span: SpanView, axis_start: i64, on_close: impl Fn() + 'static) ->
     view! {
         <section class="sw-detail" data-test="span-detail" data-span-id=span.span_id.clone() aria-label="Span detail">
             <header class="sw-detail-head">
-                <span class=format!("sw-swatch svc-c{}", service_colour(&span.service)) aria-hidden="true"></span>
+                <span class=format!("sw-swatch svc-c{colour}") aria-hidden="true"></span>
                 <h3 class="sw-detail-name">{span.name.clone()}</h3>
                 <span class="muted">{span.service.clone()}</span>
                 <button type="button" class="button small-button sw-close" data-test="span-detail-close" on:click=move |_| on_close() aria-label="Close the span detail">

@@ -48,9 +48,9 @@ pub use span_shapes::{
     MAX_SPANS_PER_TRACE,
 };
 pub use span_tree::{
-    build_span_tree, format_duration_us, group_thousands, micros, service_colour, window_slice,
-    SpanAxis, SpanAxisTick, SpanRow, SpanTree, TimeRange, MIN_BAR_PERCENT, SERVICE_COLOURS,
-    SPAN_AXIS_MAX_INTERVALS,
+    build_span_tree, format_duration_us, group_thousands, micros, service_colour, service_colours,
+    window_slice, SpanAxis, SpanAxisTick, SpanRow, SpanTree, TimeRange, MIN_BAR_PERCENT,
+    SERVICE_COLOURS, SPAN_AXIS_MAX_INTERVALS,
 };
 
 /// Timestamps cross the API as RFC 3339 UTC strings.

@@ -428,6 +428,29 @@ pub fn service_colour(service: &str) -> usize {
     hash as usize % SERVICE_COLOURS
 }
 
+/// The colour slot of each service of a trace: its [`service_colour`],
+/// or the next free slot when another service of the trace has it (while
+/// slots are free), so the services side by side differ. Services are
+/// taken in name order, so the same set always gets the same colours.
+pub fn service_colours(services: &[String]) -> HashMap<String, usize> {
+    let mut sorted: Vec<&String> = services.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut taken = [false; SERVICE_COLOURS];
+    let mut out = HashMap::with_capacity(sorted.len());
+    for (n, service) in sorted.into_iter().enumerate() {
+        let mut slot = service_colour(service);
+        if n < SERVICE_COLOURS {
+            while taken[slot] {
+                slot = (slot + 1) % SERVICE_COLOURS;
+            }
+        }
+        taken[slot] = true;
+        out.insert(service.clone(), slot);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -659,5 +682,22 @@ mod tests {
             .map(|s| service_colour(s))
             .collect();
         assert!(slots.len() > 1, "services spread over the palette");
+        let names: Vec<String> = [
+            "order-service",
+            "payment-service",
+            "inventory-service",
+            "a",
+            "b",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let colours = service_colours(&names);
+        let distinct: HashSet<usize> = colours.values().copied().collect();
+        assert_eq!(distinct.len(), names.len(), "a trace's services differ");
+        assert_eq!(
+            colours,
+            service_colours(&names.iter().rev().cloned().collect::<Vec<_>>())
+        );
     }
 }
