@@ -224,16 +224,17 @@ pub fn SpanWaterfall(
         #[cfg(not(feature = "hydrate"))]
         let _ = (event, top_row);
     };
-    let on_key = move |event: leptos::ev::KeyboardEvent| {
-        #[cfg(feature = "hydrate")]
-        {
+    // Escape closes the detail wherever the focus is: selecting a span
+    // re-renders its row, so the clicked button (and the focus) is gone.
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = window_event_listener(leptos::ev::keydown, move |event| {
             if event.key() == "Escape" {
                 selected.set(None);
             }
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = event;
-    };
+        });
+        on_cleanup(move || handle.remove());
+    }
     let toggle = move |span_id: String| {
         collapsed.update(|c| {
             if !c.remove(&span_id) {
@@ -438,7 +439,7 @@ pub fn SpanWaterfall(
     let errors_class = if errors > 0 { "num sw-errors" } else { "num" };
     let source_text = format!("source {}", source_name(source));
     view! {
-        <section class="span-waterfall" data-test="span-waterfall" data-trace-id=trace_id.clone() on:keydown=on_key aria-label=summary_title>
+        <section class="span-waterfall" data-test="span-waterfall" data-trace-id=trace_id.clone() aria-label=summary_title>
             <div class="sw-toolbar">
                 <p class="sw-summary">
                     <span class="num" data-test="span-count" data-count=total>{plural(total, "span", "spans")}</span>
