@@ -543,7 +543,7 @@ fn SpanDetail(
                 <dt>"Status"</dt>
                 <dd class=format!("sw-status-{}", span.status.as_str()) data-test="span-detail-status">{status_text}</dd>
                 <dt>"Duration"</dt>
-                <dd class="num">{format_duration_us(span.duration_us)}</dd>
+                <dd class="mono">{format_duration_us(span.duration_us)}</dd>
                 <dt>"Start"</dt>
                 <dd class="mono">
                     {format!("+{}", format_duration_us(start - axis_start))}
