@@ -218,7 +218,8 @@ test('a trace of 10,000 spans renders virtualised, scrolls to its last span and 
   const last = waterfall.locator(`[data-test=span-row][data-span-id="${ids[COUNT - 1]}"]`);
   await expect(last).toBeVisible({ timeout: 5_000 });
   await expect(last).toContainText(`op-${COUNT - 1}`);
-  expect(Date.now() - t, 'the scroll rendered promptly').toBeLessThan(3_000);
+  const scrolled = Date.now() - t;
+  expect(scrolled, 'the scroll rendered promptly').toBeLessThan(3_000);
   expect(await rows.count()).toBeLessThanOrEqual(100);
 
   // The detail of a span far down.
@@ -236,7 +237,13 @@ test('a trace of 10,000 spans renders virtualised, scrolls to its last span and 
   await root.locator('[data-test=span-toggle]').click();
   await expect(rows).toHaveCount(1);
   await expect(root).toHaveAttribute('data-collapsed', 'true');
-  expect(Date.now() - t, 'the collapse rendered promptly').toBeLessThan(3_000);
+  const collapsedIn = Date.now() - t;
+  expect(collapsedIn, 'the collapse rendered promptly').toBeLessThan(3_000);
+  // The figures, for the record (the CI log keeps them).
+  console.log(
+    `10,000 spans: server-rendered in ${rendered} ms, interactive after ${hydrated} ms, ` +
+      `${inDom} rows in the DOM, scroll to the end ${scrolled} ms, collapse ${collapsedIn} ms`,
+  );
 
   // "Collapse below depth 1": the root and its 100 block heads.
   await waterfall.locator('[data-test=span-expand-all]').click();
