@@ -28,7 +28,14 @@ cargo clippy --workspace --exclude frontend --all-targets --locked -- -D warning
 step "clippy (browser, hydrate)"
 cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 step "unit, store, Kafka and API tests"
-cargo test --workspace --exclude frontend --locked
+# nextest when the machine has it (.config/nextest.toml: per-test timeout,
+# one retry); then the doc tests, which nextest does not run.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --exclude frontend --locked
+  cargo test --workspace --exclude frontend --locked --doc
+else
+  cargo test --workspace --exclude frontend --locked
+fi
 step "API contract: the OpenAPI document validates, a schemathesis pass answers no 5xx"
 cargo build -p sagascope --locked
 scripts/api_fuzz.sh
