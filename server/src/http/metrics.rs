@@ -37,9 +37,18 @@ pub fn prometheus() -> PrometheusHandle {
             };
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
-            // The same updates also go to OpenTelemetry (OTLP export).
-            let recorder = crate::telemetry::MetricsBridge::new(recorder, &SECONDS_BUCKETS);
-            if metrics::set_global_recorder(recorder).is_err() {
+            // With OTLP metric export on, the same updates also go to
+            // OpenTelemetry instruments; without it, Prometheus alone.
+            let installed = if crate::telemetry::metrics_exported() {
+                metrics::set_global_recorder(crate::telemetry::MetricsBridge::new(
+                    recorder,
+                    &SECONDS_BUCKETS,
+                ))
+                .is_ok()
+            } else {
+                metrics::set_global_recorder(recorder).is_ok()
+            };
+            if !installed {
                 tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
             }
             sagascope_ingest::describe_ingest_metrics();

@@ -141,6 +141,16 @@ pub fn init(args: &LogArgs) -> TelemetryGuard {
     )
 }
 
+/// Whether metrics go out over OTLP: only then does the metrics recorder
+/// copy every update to OTel instruments (`MetricsBridge`), so the ingest's
+/// hot path pays nothing for OTLP when it is off.
+static METRICS_EXPORTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// True once [`init`] configured an OTLP metric exporter.
+pub fn metrics_exported() -> bool {
+    METRICS_EXPORTED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// [`init`] with explicit export settings and log destination (tests),
 /// without colours.
 pub fn init_with(args: &LogArgs, settings: OtelSettings, writer: BoxMakeWriter) -> TelemetryGuard {
@@ -162,6 +172,9 @@ fn install(
     let meter_provider = otlp::meter_provider(&settings, resource);
     opentelemetry::global::set_tracer_provider(tracer_provider.clone());
     opentelemetry::global::set_meter_provider(meter_provider.clone());
+    if settings.export_metrics {
+        METRICS_EXPORTED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 
     let filter = EnvFilter::try_new(&args.log_filter).unwrap_or_else(|error| {
         eprintln!(
