@@ -422,6 +422,10 @@ pub fn SpanWaterfall(
                 </span>
             </li>
         }
+        // Erased: the row's type is nested inside <For>, the viewport and
+        // the section; without this the release (unerased) hydrate build
+        // overflows rustc's query depth (issue 13).
+        .into_any()
     };
 
     let detail = move || {
@@ -438,8 +442,10 @@ pub fn SpanWaterfall(
     let summary_title = format!("Trace {trace_id}");
     let errors_class = if errors > 0 { "num sw-errors" } else { "num" };
     let source_text = format!("source {}", source_name(source));
-    view! {
-        <section class="span-waterfall" data-test="span-waterfall" data-trace-id=trace_id.clone() aria-label=summary_title>
+    // The toolbar and the viewport are erased separately (`into_any`): one
+    // nested type for the whole section was deeper than rustc's limit in
+    // release builds, where Leptos does not erase component types.
+    let toolbar = view! {
             <div class="sw-toolbar">
                 <p class="sw-summary">
                     <span class="num" data-test="span-count" data-count=total>{plural(total, "span", "spans")}</span>
@@ -484,8 +490,11 @@ pub fn SpanWaterfall(
                     })}
                 </div>
             </div>
-            // The axis head and the marker lane are sticky inside the
-            // scrolled viewport, so they share the rows' width (scrollbar).
+    }
+    .into_any();
+    // The axis head and the marker lane are sticky inside the scrolled
+    // viewport, so they share the rows' width (scrollbar).
+    let viewport = view! {
             <div class="sw-viewport" data-test="span-viewport" style=viewport_style on:scroll=on_scroll>
                 <div class="sw-head" role="presentation">
                     <span class="sw-h-label">"service · span"</span>
@@ -504,6 +513,12 @@ pub fn SpanWaterfall(
                     </ol>
                 </div>
             </div>
+    }
+    .into_any();
+    view! {
+        <section class="span-waterfall" data-test="span-waterfall" data-trace-id=trace_id.clone() aria-label=summary_title>
+            {toolbar}
+            {viewport}
             {detail}
         </section>
     }

@@ -15,6 +15,9 @@ pub fn RelativeTime(at: Timestamp) -> impl IntoView {
             {move || relative(now.get(), &at)}
         </time>
     }
+    // Erased: used inside large tables and panels, whose nested view types
+    // otherwise grow past rustc's depth limit in release builds.
+    .into_any()
 }
 
 /// A saga's duration: final when it ended, elapsed (ticking) while running.

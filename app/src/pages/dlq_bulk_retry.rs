@@ -179,6 +179,7 @@ fn BulkPreview(view: BulkRetryView, params: DlqParams, info: SessionInfo) -> imp
                     <td><DeadLetterStateBadge state=letter.state/></td>
                 </tr>
             }
+            .into_any()
         })
         .collect_view();
 
@@ -227,9 +228,13 @@ fn BulkPreview(view: BulkRetryView, params: DlqParams, info: SessionInfo) -> imp
                         </table>
                     </div>
                 </div>
-            })}
+            }
+            .into_any())}
         </section>
-    };
+    }
+    // Erased: summary, tables and rows nest deeper than rustc's limit in
+    // release builds otherwise (issue 13).
+    .into_any();
 
     if count == 0 {
         return view! {
