@@ -72,6 +72,10 @@ struct IngestContext {
 
 impl ClientContext for IngestContext {
     fn error(&self, error: KafkaError, reason: &str) {
+        if self.status.note_client_error(reason) {
+            tracing::info!(reason, "a subscribed topic or pattern matches no topic yet");
+            return;
+        }
         tracing::warn!(%error, reason, "kafka client error");
         self.status.degraded(format!("kafka: {reason}"));
     }
@@ -195,6 +199,7 @@ impl Ingestor {
                         if pending.is_empty() {
                             batch_started = Instant::now();
                         }
+                        self.status.topic_seen(message.topic());
                         pending.push(to_raw(&message));
                         if !matches!(self.status.state(), ConsumerState::Running) {
                             self.status.set_state(ConsumerState::Running);

@@ -20,4 +20,4 @@ pub use group_lag::{
     watch_group_lag, GroupLagBoard, GroupLagPoller, GroupWatchConfig, GroupWatchError,
 };
 pub use ingest_metrics::{describe_ingest_metrics, record_batch};
-pub use ingest_status::{ConsumerState, IngestStatus, IngestStatusView};
+pub use ingest_status::{ConsumerState, IngestStatus, IngestStatusView, UnmatchedSubscription};
