@@ -4,12 +4,14 @@ import { defineConfig } from '@playwright/test';
 /**
  * End-to-end tests of the sagascope UI against `sagascope demo`: an
  * in-process Kafka mock cluster, a traffic simulator and SQLite. Build first
- * (`cargo leptos build` from the repository root), then `npx playwright test`
- * here. `SAGASCOPE_BIN` selects another binary (e.g. a release build).
+ * (`cargo leptos build --release` from the repository root, as README
+ * command 1 and CI do), then `npx playwright test` here. `SAGASCOPE_BIN`
+ * selects another binary (e.g. `../target/debug/sagascope` after a debug
+ * `cargo leptos build`).
  */
 const PORT = 3007;
 const BASE_URL = `http://127.0.0.1:${PORT}`;
-const BIN = process.env.SAGASCOPE_BIN ?? '../target/debug/sagascope';
+const BIN = process.env.SAGASCOPE_BIN ?? '../target/release/sagascope';
 const SITE_ROOT = path.resolve(__dirname, '..', 'target', 'site');
 
 export default defineConfig({

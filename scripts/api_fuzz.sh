@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The API contract check: starts the demo from the debug binary, validates
+# The API contract check: starts the demo from the release binary, validates
 # its OpenAPI document (/api/v1/openapi.json) with openapi-spec-validator,
 # then lets schemathesis generate valid and invalid requests for every
 # operation, signed in with an operator API token. Any 5xx fails the run
@@ -8,11 +8,12 @@
 #
 # Bounded (about a minute on 2 cores): SAGASCOPE_API_FUZZ_EXAMPLES cases
 # per operation (default 100). The SSE stream is left out: it never ends.
-# Needs: a built target/debug/sagascope (cargo build -p sagascope), python3.
+# Needs: a built target/release/sagascope (cargo leptos build --release, as
+# scripts/test.sh does; SAGASCOPE_BIN picks another binary), python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN="${SAGASCOPE_BIN:-target/debug/sagascope}"
+BIN="${SAGASCOPE_BIN:-target/release/sagascope}"
 PORT="${SAGASCOPE_API_FUZZ_PORT:-18471}"
 EXAMPLES="${SAGASCOPE_API_FUZZ_EXAMPLES:-100}"
 VENV=target/fuzz-venv

@@ -36,12 +36,18 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --exclude frontend --locked
 fi
+# The site is built once, in release, exactly as README command 1 builds it
+# (a release-only compile failure once went unnoticed while CI built debug);
+# the API fuzz pass, the smoke run and Playwright all run against it.
+step "build the site in release (README command 1's build)"
+cargo leptos build --release --cargo-locked
+step "wasm size budget"
+scripts/wasm_budget.sh
 step "API contract: the OpenAPI document validates, a schemathesis pass answers no 5xx"
-cargo build -p sagascope --locked
-scripts/api_fuzz.sh
+SAGASCOPE_BIN=target/release/sagascope scripts/api_fuzz.sh
 step "bounded fuzz pass: 100,000 inputs per decoder property (release)"
 SAGASCOPE_FUZZ_CASES=100000 cargo test -p sagascope-domain --release --locked --test decoder_fuzz
-step "build the site (server + wasm)"
-cargo leptos build --cargo-locked
-step "browser tests (Playwright, Chromium)"
-(cd end2end && CI="${CI:-}" npx playwright test)
+step "smoke run of README command 1 (scripts/demo.sh --smoke)"
+scripts/demo.sh --smoke
+step "browser tests (Playwright, Chromium) against the release build"
+(cd end2end && CI="${CI:-}" SAGASCOPE_BIN=../target/release/sagascope npx playwright test)
