@@ -153,8 +153,8 @@ pub fn meaning(event_type: &str) -> NameMeaning {
         return NameMeaning::Compensated;
     }
     let context: Vec<String> = previous.iter().chain(&last).cloned().collect();
-    let request = ends_in(&last, &REQUEST_WORDS)
-        && has_compensation_word(&context[..context.len() - 1]);
+    let request =
+        ends_in(&last, &REQUEST_WORDS) && has_compensation_word(&context[..context.len() - 1]);
     if request || last.first().is_some_and(|w| w == "compensate") {
         return NameMeaning::CompensationRequest;
     }
@@ -303,8 +303,14 @@ mod tests {
 
     #[test]
     fn completion_events_name_the_entity_they_end() {
-        assert_eq!(completion_entity("OrderCompleted").as_deref(), Some("order"));
-        assert_eq!(completion_entity("OrderConfirmed").as_deref(), Some("order"));
+        assert_eq!(
+            completion_entity("OrderCompleted").as_deref(),
+            Some("order")
+        );
+        assert_eq!(
+            completion_entity("OrderConfirmed").as_deref(),
+            Some("order")
+        );
         assert_eq!(
             completion_entity("com.acme.order.completed").as_deref(),
             Some("order")

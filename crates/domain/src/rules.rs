@@ -462,8 +462,16 @@ mod tests {
         for (name, phase, step) in [
             ("PaymentRejected", Phase::StepFailed, "PaymentRejected"),
             ("PaymentTimedOut", Phase::StepFailed, "PaymentTimedOut"),
-            ("com.acme.payment.failed", Phase::StepFailed, "payment.failed"),
-            ("com.acme.payment.Declined", Phase::StepFailed, "payment.Declined"),
+            (
+                "com.acme.payment.failed",
+                Phase::StepFailed,
+                "payment.failed",
+            ),
+            (
+                "com.acme.payment.Declined",
+                Phase::StepFailed,
+                "payment.Declined",
+            ),
             (
                 "ReleaseStockRequested",
                 Phase::CompensationStarted,
@@ -480,8 +488,16 @@ mod tests {
                 "release_requested",
             ),
             ("StockReleased", Phase::StepCompensated, "StockReleased"),
-            ("TransferRolledBack", Phase::StepCompensated, "TransferRolledBack"),
-            ("com.acme.stock.released", Phase::StepCompensated, "stock.released"),
+            (
+                "TransferRolledBack",
+                Phase::StepCompensated,
+                "TransferRolledBack",
+            ),
+            (
+                "com.acme.stock.released",
+                Phase::StepCompensated,
+                "stock.released",
+            ),
             ("OrderConfirmed", Phase::StepSucceeded, "OrderConfirmed"),
             ("PaymentRequested", Phase::Event, "PaymentRequested"),
         ] {

@@ -73,7 +73,13 @@ fn assert_order_independent(events: &[SagaEvent]) {
 
 // ---- Debezium EventRouter, correlated by the `trace_id` header only ----
 
-fn event_router(offset: i64, aggregate: &str, key: &str, event_type: &str, payload: Value) -> RawMessage {
+fn event_router(
+    offset: i64,
+    aggregate: &str,
+    key: &str,
+    event_type: &str,
+    payload: Value,
+) -> RawMessage {
     raw(
         &format!("events.{aggregate}"),
         offset,
@@ -94,8 +100,20 @@ fn event_router(offset: i64, aggregate: &str, key: &str, event_type: &str, paylo
 #[test]
 fn event_router_failure_then_compensation() {
     let events = decode(&[
-        event_router(1, "order", "ord-1", "OrderCreated", json!({"order_id": "ord-1"})),
-        event_router(2, "stock", "ord-1", "StockReserved", json!({"order_id": "ord-1"})),
+        event_router(
+            1,
+            "order",
+            "ord-1",
+            "OrderCreated",
+            json!({"order_id": "ord-1"}),
+        ),
+        event_router(
+            2,
+            "stock",
+            "ord-1",
+            "StockReserved",
+            json!({"order_id": "ord-1"}),
+        ),
         event_router(
             3,
             "payment",
@@ -103,10 +121,24 @@ fn event_router_failure_then_compensation() {
             "PaymentFailed",
             json!({"order_id": "ord-1", "reason": "card declined"}),
         ),
-        event_router(4, "order", "ord-1", "ReleaseStockRequested", json!({"order_id": "ord-1"})),
-        event_router(5, "stock", "ord-1", "StockReleased", json!({"order_id": "ord-1"})),
+        event_router(
+            4,
+            "order",
+            "ord-1",
+            "ReleaseStockRequested",
+            json!({"order_id": "ord-1"}),
+        ),
+        event_router(
+            5,
+            "stock",
+            "ord-1",
+            "StockReleased",
+            json!({"order_id": "ord-1"}),
+        ),
     ]);
-    assert!(events.iter().all(|e| e.saga_id == TRACE && e.saga_type.is_none()));
+    assert!(events
+        .iter()
+        .all(|e| e.saga_id == TRACE && e.saga_type.is_none()));
     let phases: Vec<Phase> = events.iter().map(|e| e.phase).collect();
     assert_eq!(
         phases,
@@ -139,7 +171,10 @@ fn event_router_failure_then_compensation() {
     assert!(!failed.status_inferred);
     let compensating = project_all(TRACE, &events[..4]).summary();
     assert_eq!(compensating.ended_at, None);
-    assert_eq!(project_all(TRACE, &events[..4]).quiet_status(), Some(SagaStatus::Compensated));
+    assert_eq!(
+        project_all(TRACE, &events[..4]).quiet_status(),
+        Some(SagaStatus::Compensated)
+    );
     let done = project_all(TRACE, &events).summary();
     assert_eq!(done.ended_at, Some(at(500)));
     assert_eq!(done.failure_reason.as_deref(), Some("card declined"));
@@ -149,10 +184,28 @@ fn event_router_failure_then_compensation() {
 #[test]
 fn event_router_type_completed_ends_the_saga() {
     let events = decode(&[
-        event_router(1, "order", "ord-2", "OrderCreated", json!({"order_id": "ord-2"})),
-        event_router(2, "payment", "ord-2", "PaymentRejected", json!({"error": "limit"})),
+        event_router(
+            1,
+            "order",
+            "ord-2",
+            "OrderCreated",
+            json!({"order_id": "ord-2"}),
+        ),
+        event_router(
+            2,
+            "payment",
+            "ord-2",
+            "PaymentRejected",
+            json!({"error": "limit"}),
+        ),
         event_router(3, "payment", "ord-2", "PaymentCompleted", json!({})),
-        event_router(4, "order", "ord-2", "OrderCompleted", json!({"order_id": "ord-2"})),
+        event_router(
+            4,
+            "order",
+            "ord-2",
+            "OrderCompleted",
+            json!({"order_id": "ord-2"}),
+        ),
     ]);
     assert_eq!(
         statuses(&events),
@@ -172,7 +225,13 @@ fn event_router_type_completed_ends_the_saga() {
 
 // ---- Debezium CDC envelopes of an outbox table ----
 
-fn cdc(offset: i64, aggregate: &str, event_type: &str, payload: Value, with_schema: bool) -> RawMessage {
+fn cdc(
+    offset: i64,
+    aggregate: &str,
+    event_type: &str,
+    payload: Value,
+    with_schema: bool,
+) -> RawMessage {
     let envelope = json!({
         "before": null,
         "after": {
@@ -206,12 +265,48 @@ fn cdc(offset: i64, aggregate: &str, event_type: &str, payload: Value, with_sche
 #[test]
 fn debezium_cdc_outbox_failure_then_compensation() {
     let events = decode(&[
-        cdc(1, "Order", "OrderCreated", json!({"order_id": "ord-3"}), true),
-        cdc(2, "Stock", "StockReserved", json!({"order_id": "ord-3"}), false),
-        cdc(3, "Order", "PaymentRequested", json!({"order_id": "ord-3"}), true),
-        cdc(4, "Payment", "PaymentDeclined", json!({"reason": "insufficient funds"}), false),
-        cdc(5, "Order", "ReleaseStockRequested", json!({"order_id": "ord-3"}), true),
-        cdc(6, "Stock", "StockReleased", json!({"order_id": "ord-3"}), false),
+        cdc(
+            1,
+            "Order",
+            "OrderCreated",
+            json!({"order_id": "ord-3"}),
+            true,
+        ),
+        cdc(
+            2,
+            "Stock",
+            "StockReserved",
+            json!({"order_id": "ord-3"}),
+            false,
+        ),
+        cdc(
+            3,
+            "Order",
+            "PaymentRequested",
+            json!({"order_id": "ord-3"}),
+            true,
+        ),
+        cdc(
+            4,
+            "Payment",
+            "PaymentDeclined",
+            json!({"reason": "insufficient funds"}),
+            false,
+        ),
+        cdc(
+            5,
+            "Order",
+            "ReleaseStockRequested",
+            json!({"order_id": "ord-3"}),
+            true,
+        ),
+        cdc(
+            6,
+            "Stock",
+            "StockReleased",
+            json!({"order_id": "ord-3"}),
+            false,
+        ),
     ]);
     assert!(events.iter().all(|e| e.saga_id == TRACE));
     assert_eq!(
@@ -234,10 +329,28 @@ fn debezium_cdc_outbox_failure_then_compensation() {
 #[test]
 fn debezium_cdc_outbox_order_confirmed_completes() {
     let events = decode(&[
-        cdc(1, "Order", "OrderCreated", json!({"order_id": "ord-3"}), false),
-        cdc(2, "Stock", "StockReserved", json!({"order_id": "ord-3"}), true),
+        cdc(
+            1,
+            "Order",
+            "OrderCreated",
+            json!({"order_id": "ord-3"}),
+            false,
+        ),
+        cdc(
+            2,
+            "Stock",
+            "StockReserved",
+            json!({"order_id": "ord-3"}),
+            true,
+        ),
         cdc(3, "Payment", "PaymentAuthorized", json!({}), false),
-        cdc(4, "Order", "OrderConfirmed", json!({"order_id": "ord-3"}), true),
+        cdc(
+            4,
+            "Order",
+            "OrderConfirmed",
+            json!({"order_id": "ord-3"}),
+            true,
+        ),
     ]);
     assert_eq!(
         statuses(&events),
@@ -295,7 +408,10 @@ fn cloudevent(offset: i64, event_type: &str, data: Value, binary: bool) -> RawMe
             offset,
             "ord-4",
             Some(value),
-            &[("content-type", "application/cloudevents+json; charset=UTF-8".into())],
+            &[(
+                "content-type",
+                "application/cloudevents+json; charset=UTF-8".into(),
+            )],
         )
     }
 }
@@ -303,9 +419,19 @@ fn cloudevent(offset: i64, event_type: &str, data: Value, binary: bool) -> RawMe
 #[test]
 fn cloudevents_reverse_dns_failure_then_compensation() {
     let events = decode(&[
-        cloudevent(1, "com.acme.order.created", json!({"order_id": "ord-4"}), false),
+        cloudevent(
+            1,
+            "com.acme.order.created",
+            json!({"order_id": "ord-4"}),
+            false,
+        ),
         cloudevent(2, "com.acme.stock.reserved", json!({}), true),
-        cloudevent(3, "com.acme.payment.failed", json!({"reason": "card declined"}), true),
+        cloudevent(
+            3,
+            "com.acme.payment.failed",
+            json!({"reason": "card declined"}),
+            true,
+        ),
         cloudevent(4, "com.acme.stock.release.requested", json!({}), false),
         cloudevent(5, "com.acme.stock.released", json!({}), true),
     ]);
@@ -340,12 +466,20 @@ fn cloudevents_reverse_dns_failure_then_compensation() {
 #[test]
 fn cloudevents_reverse_dns_timeouts_fail_and_type_completed_completes() {
     // Case and separators do not matter in the last token.
-    for failure in ["com.acme.payment.TIMED_OUT", "com.acme.payment.timedout", "com.acme.payment.rejected"] {
+    for failure in [
+        "com.acme.payment.TIMED_OUT",
+        "com.acme.payment.timedout",
+        "com.acme.payment.rejected",
+    ] {
         let events = decode(&[
             cloudevent(1, "com.acme.order.created", json!({}), true),
             cloudevent(2, failure, json!({"error": "no answer"}), false),
         ]);
-        assert_eq!(statuses(&events), [SagaStatus::Running, SagaStatus::Failed], "{failure}");
+        assert_eq!(
+            statuses(&events),
+            [SagaStatus::Running, SagaStatus::Failed],
+            "{failure}"
+        );
     }
     // The saga's type is its first event's (the source is a URI): the
     // completion of the same entity ends it.
@@ -355,7 +489,10 @@ fn cloudevents_reverse_dns_timeouts_fail_and_type_completed_completes() {
         cloudevent(3, "com.acme.payment.completed", json!({}), true),
         cloudevent(4, "com.acme.order.completed", json!({}), false),
     ]);
-    assert_eq!(project_all(TRACE, &events).saga_type(), "com.acme.order.created");
+    assert_eq!(
+        project_all(TRACE, &events).saga_type(),
+        "com.acme.order.created"
+    );
     assert_eq!(
         statuses(&events),
         [
@@ -374,10 +511,9 @@ fn cloudevents_reverse_dns_timeouts_fail_and_type_completed_completes() {
 fn declared_sagas_keep_their_own_status_logic() {
     // A rules file that declares the type: a failure alone leaves the saga
     // running until a declared end (or the stall sweep) comes.
-    let rules = sagascope_domain::Rules::parse(
-        "[[saga]]\ntype = 'order'\nstart = ['OrderCreated']\n",
-    )
-    .unwrap();
+    let rules =
+        sagascope_domain::Rules::parse("[[saga]]\ntype = 'order'\nstart = ['OrderCreated']\n")
+            .unwrap();
     let decoder = Decoder::new(rules);
     let events: Vec<SagaEvent> = [
         event_router(1, "order", "ord-5", "OrderCreated", json!({})),
@@ -389,15 +525,34 @@ fn declared_sagas_keep_their_own_status_logic() {
     .collect();
     assert_eq!(
         statuses(&events),
-        [SagaStatus::Running, SagaStatus::Running, SagaStatus::Running]
+        [
+            SagaStatus::Running,
+            SagaStatus::Running,
+            SagaStatus::Running
+        ]
     );
     assert_eq!(project_all(TRACE, &events).quiet_status(), None);
 
     // An explicit saga id (here in the payload) declares the instance.
     let events = decode(&[
-        event_router(1, "order", "ord-6", "OrderCreated", json!({"saga_id": "s-6"})),
-        event_router(2, "payment", "ord-6", "PaymentFailed", json!({"saga_id": "s-6"})),
+        event_router(
+            1,
+            "order",
+            "ord-6",
+            "OrderCreated",
+            json!({"saga_id": "s-6"}),
+        ),
+        event_router(
+            2,
+            "payment",
+            "ord-6",
+            "PaymentFailed",
+            json!({"saga_id": "s-6"}),
+        ),
     ]);
     assert_eq!(events[1].saga_id, "s-6");
-    assert_eq!(statuses(&events), [SagaStatus::Running, SagaStatus::Running]);
+    assert_eq!(
+        statuses(&events),
+        [SagaStatus::Running, SagaStatus::Running]
+    );
 }

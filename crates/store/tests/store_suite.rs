@@ -834,7 +834,9 @@ async fn quiet_choreographies_end_with_their_inferred_outcome(store: &Store) {
 /// A Debezium EventRouter message of the outbox on `events.{aggregate}`,
 /// correlated by its `trace_id` header alone.
 fn event_router(offset: i64, aggregate: &str, event_type: &str, trace: &str) -> RawMessage {
-    let occurred = Utc.timestamp_millis_opt(1_763_700_000_000 + offset * 100).unwrap();
+    let occurred = Utc
+        .timestamp_millis_opt(1_763_700_000_000 + offset * 100)
+        .unwrap();
     RawMessage {
         coords: KafkaCoords {
             topic: format!("events.{aggregate}"),
@@ -946,7 +948,10 @@ async fn choreographies_without_rules_fail_and_compensate_at_once(store: &Store)
     assert_eq!(order_figures().await, ((1, 0, 1, 0, 0, 1, 0), Some(1.0)));
 
     write(vec![event_router(4, "order", "ReleaseStockRequested", T1)]).await;
-    assert_eq!(status_of(T1).await, (SagaStatus::Compensating, false, false));
+    assert_eq!(
+        status_of(T1).await,
+        (SagaStatus::Compensating, false, false)
+    );
     assert_eq!(order_figures().await, ((1, 1, 0, 0, 0, 0, 1), None));
 
     write(vec![event_router(5, "stock", "StockReleased", T1)]).await;
