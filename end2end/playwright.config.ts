@@ -11,6 +11,8 @@ import { defineConfig } from '@playwright/test';
  */
 const PORT = 3007;
 const BASE_URL = `http://127.0.0.1:${PORT}`;
+/** A second demo without the example rules (`without-rules.spec.ts`). */
+const WITHOUT_RULES_PORT = 3008;
 const BIN = process.env.SAGASCOPE_BIN ?? '../target/release/sagascope';
 const SITE_ROOT = path.resolve(__dirname, '..', 'target', 'site');
 
@@ -40,13 +42,26 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: `${BIN} demo --listen 127.0.0.1:${PORT} --database-path ../target/e2e/demo.db --rate 20 --history 60 --poison-ratio 0.05 --anonymous-viewer --operator-password operator-e2e-password --viewer-password viewer-e2e-password --otlp-token e2e-otlp-token`,
-    env: { LEPTOS_SITE_ROOT: SITE_ROOT },
-    url: `${BASE_URL}/healthz`,
-    timeout: 120_000,
-    reuseExistingServer: !process.env.CI,
-    stdout: 'pipe',
-    stderr: 'pipe',
-  },
+  webServer: [
+    {
+      command: `${BIN} demo --listen 127.0.0.1:${PORT} --database-path ../target/e2e/demo.db --rate 20 --history 60 --poison-ratio 0.05 --anonymous-viewer --operator-password operator-e2e-password --viewer-password viewer-e2e-password --otlp-token e2e-otlp-token`,
+      env: { LEPTOS_SITE_ROOT: SITE_ROOT },
+      url: `${BASE_URL}/healthz`,
+      timeout: 120_000,
+      reuseExistingServer: !process.env.CI,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+    {
+      // The same demo with no rules file: what the name defaults make of
+      // the simulated traffic (issue 13).
+      command: `${BIN} demo --listen 127.0.0.1:${WITHOUT_RULES_PORT} --without-rules --database-path ../target/e2e/demo-without-rules.db --rate 20 --history 60 --poison-ratio 0.05 --anonymous-viewer --operator-password operator-e2e-password --viewer-password viewer-e2e-password --otlp-token e2e-otlp-token`,
+      env: { LEPTOS_SITE_ROOT: SITE_ROOT },
+      url: `http://127.0.0.1:${WITHOUT_RULES_PORT}/healthz`,
+      timeout: 120_000,
+      reuseExistingServer: !process.env.CI,
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  ],
 });

@@ -5,6 +5,7 @@
 pub mod correlate;
 pub mod dead_letter;
 pub mod decode;
+pub mod event_names;
 pub mod glob;
 pub mod histogram;
 pub mod projection;

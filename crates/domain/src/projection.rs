@@ -5,6 +5,18 @@
 //! is the same for any arrival order. Duplicates are removed before merging
 //! (the store inserts events idempotently on event_id and merges only the
 //! new ones); `event_count` is the one field that relies on that.
+//!
+//! A saga known only from the defaults (no saga type from the rules or the
+//! messages, no explicit saga id: a choreography correlated by trace id)
+//! has no declared end. Its status comes from what its events' names say
+//! ([`crate::event_names`], as soon as each event is merged): the latest
+//! compensation event decides compensating (a request) or compensated (a
+//! done event); else a failure makes it failed, unless a later
+//! `{Type}Completed`/`Confirmed`/`Finished` event completed it; else that
+//! completion event alone makes it completed. Such an outcome rests on an
+//! event, so it has an end time (that event's) and is not shown as
+//! inferred; only the stall sweep's quiet inference
+//! ([`SagaProjection::quiet_status`]) is.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +24,7 @@ use chrono::{TimeZone, Utc};
 use sagascope_model::{Phase, SagaStatus, SagaSummary, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use crate::event_names;
 use crate::saga_event::SagaEvent;
 
 /// A value remembered together with the key of the event it came from.
@@ -89,6 +102,21 @@ pub struct SagaProjection {
     /// per-step metrics).
     #[serde(default)]
     pub steps: BTreeMap<String, StepSpan>,
+    /// Latest compensation request or done event (`compensation_started`,
+    /// `step_compensated`, `saga_compensated`): for an undeclared saga,
+    /// compensating or compensated.
+    #[serde(default)]
+    pub last_compensation: Option<Keyed<Phase>>,
+    /// Latest failure (`failure` keeps the earliest, for its step and
+    /// reason): a completion after it wins for an undeclared saga.
+    #[serde(default)]
+    pub last_failure: Option<Keyed<()>>,
+    /// Latest completion-named event (`OrderCompleted`,
+    /// `com.acme.order.completed`) per entity it names (`order`), matched
+    /// against the saga type when the status is read (the type is the
+    /// earliest event's, which may still change).
+    #[serde(default)]
+    pub completions: BTreeMap<String, Keyed<()>>,
 }
 
 /// The events of one step of a saga, reduced to min/max/flags.
@@ -145,6 +173,9 @@ impl SagaProjection {
             explicit_id: false,
             type_sample: BTreeSet::new(),
             steps: BTreeMap::new(),
+            last_compensation: None,
+            last_failure: None,
+            completions: BTreeMap::new(),
         }
     }
 
@@ -200,6 +231,26 @@ impl SagaProjection {
                 &mut self.failure,
                 keyed(at_us, event, (event.step.clone(), event.error.clone())),
             );
+            keep_max(&mut self.last_failure, keyed(at_us, event, ()));
+        }
+        if matches!(
+            event.phase,
+            Phase::CompensationStarted | Phase::StepCompensated | Phase::SagaCompensated
+        ) {
+            keep_max(
+                &mut self.last_compensation,
+                keyed(at_us, event, event.phase),
+            );
+        }
+        if let Some(entity) = event_names::completion_entity(&event.event_type) {
+            let candidate = keyed(at_us, event, ());
+            match self.completions.get_mut(&entity) {
+                Some(current) if candidate.key() > current.key() => *current = candidate,
+                Some(_) => {}
+                None => {
+                    self.completions.insert(entity, candidate);
+                }
+            }
         }
         if event.phase.is_terminal() {
             keep_max(&mut self.terminal, keyed(at_us, event, event.phase));
@@ -226,8 +277,50 @@ impl SagaProjection {
             Some(Phase::SagaFailed) => SagaStatus::Failed,
             Some(Phase::SagaCompensated) => SagaStatus::Compensated,
             Some(Phase::SagaTimedOut) => SagaStatus::TimedOut,
-            _ if self.compensating => SagaStatus::Compensating,
-            _ => SagaStatus::Running,
+            _ => match self.named_outcome() {
+                Some((status, _)) => status,
+                None if self.compensating => SagaStatus::Compensating,
+                None => SagaStatus::Running,
+            },
+        }
+    }
+
+    /// Known only from the defaults: no saga type from the rules or the
+    /// messages, and no explicit saga id (a choreography correlated by
+    /// trace id or aggregate). Its outcome comes from its events' names.
+    pub fn is_undeclared(&self) -> bool {
+        self.saga_type.is_none() && !self.explicit_id
+    }
+
+    /// The outcome of an undeclared saga by its events' names (see the
+    /// module doc), with the time of the event that decided it; None for
+    /// declared sagas and while nothing decided one (running).
+    fn named_outcome(&self) -> Option<(SagaStatus, i64)> {
+        if !self.is_undeclared() {
+            return None;
+        }
+        if let Some(latest) = &self.last_compensation {
+            let status = if latest.value == Phase::CompensationStarted {
+                SagaStatus::Compensating
+            } else {
+                SagaStatus::Compensated
+            };
+            return Some((status, latest.at_us));
+        }
+        let entities = event_names::type_entities(&self.saga_type());
+        let completion = self
+            .completions
+            .iter()
+            .filter(|(entity, _)| entities.contains(entity))
+            .map(|(_, k)| k)
+            .max_by(|a, b| a.key().cmp(&b.key()));
+        match (completion, &self.last_failure) {
+            (Some(done), Some(failed)) if done.key() > failed.key() => {
+                Some((SagaStatus::Completed, done.at_us))
+            }
+            (_, Some(failed)) => Some((SagaStatus::Failed, failed.at_us)),
+            (Some(done), None) => Some((SagaStatus::Completed, done.at_us)),
+            (None, None) => None,
         }
     }
 
@@ -241,10 +334,13 @@ impl SagaProjection {
     /// or id the messages or rules state are `stalled` (None): they have
     /// a known end that has not come. A choreography known only from the
     /// defaults has no end event anyone declared, so its quiet end is its
-    /// outcome so far: compensated, failed or completed (shown as
-    /// inferred).
+    /// outcome so far (shown as inferred): a compensation still asked for
+    /// becomes compensated, a saga with no failure, compensation or
+    /// completion event completed. (Failures and compensations done end it
+    /// at once: `status` is already failed or compensated, which the sweep
+    /// leaves alone.)
     pub fn quiet_status(&self) -> Option<SagaStatus> {
-        if self.saga_type.is_some() || self.explicit_id {
+        if !self.is_undeclared() {
             return None;
         }
         match self.status() {
@@ -272,11 +368,16 @@ impl SagaProjection {
     }
 
     /// When the saga finished: its latest terminal event or its failed
-    /// compensation, whichever is later.
+    /// compensation, whichever is later; for an undeclared saga with a
+    /// finished outcome by name, the event that decided it.
     pub fn ended_at_us(&self) -> Option<i64> {
         let terminal = self.terminal.as_ref().map(|k| k.at_us);
         let stuck = self.compensation_failed.as_ref().map(|k| k.at_us);
-        terminal.max(stuck)
+        terminal.max(stuck).or_else(|| {
+            self.named_outcome()
+                .filter(|(status, _)| status.is_finished())
+                .map(|(_, at_us)| at_us)
+        })
     }
 
     pub fn summary(&self) -> SagaSummary {
@@ -301,6 +402,8 @@ impl SagaProjection {
             business_keys: self.business_keys.iter().cloned().collect(),
             event_count: self.event_count,
             last_event_at: from_micros(self.last_event_at_us()),
+            // An outcome by name rests on an event: not inferred. Only the
+            // stall sweep's quiet inference is (set by the store).
             status_inferred: false,
         }
     }

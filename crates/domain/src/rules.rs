@@ -22,6 +22,7 @@ use sagascope_model::Phase;
 use serde::Deserialize;
 
 use crate::decode::Format;
+use crate::event_names::{self, NameMeaning};
 use crate::glob::glob_match;
 use crate::redaction::Redaction;
 
@@ -315,8 +316,8 @@ impl Rules {
     /// For names with or without a namespace (the CloudEvents type
     /// `com.shop.order.PaymentFailed`): an exact rule for the full name,
     /// then for the last segment; then globs, on the full name and then the
-    /// last segment; then start events; else the suffix defaults for the
-    /// last segment.
+    /// last segment; then start events; else the name defaults
+    /// ([`default_classification`], by the last segment).
     pub fn classify(&self, event_type: &str) -> Classification {
         let short = short_name(event_type);
         let candidates = [event_type, short];
@@ -349,7 +350,7 @@ impl Rules {
                 };
             }
         }
-        default_classification(short)
+        default_classification(event_type)
     }
 }
 
@@ -362,35 +363,32 @@ fn short_name(event_type: &str) -> &str {
     }
 }
 
-const COMPENSATION_SUFFIXES: [&str; 5] = [
-    "Compensated",
-    "Released",
-    "Cancelled",
-    "Refunded",
-    "Reverted",
-];
-const SUCCESS_SUFFIXES: [&str; 4] = ["Completed", "Succeeded", "Acquired", "Updated"];
-
-/// Defaults by name: `*Failed` → step failed, `*Compensated|Released|…` →
-/// step compensated, `*Completed|Succeeded|…` → step succeeded; anything else
-/// is a plain event. The saga type stays open (the projection uses the first
-/// event's aggregate type or name).
+/// Defaults by name (see [`crate::event_names`]; the last dotted segment of
+/// a namespaced name, case-insensitively, whole words only):
+///
+/// | name ends in | phase |
+/// |---|---|
+/// | Failed, Failure, Rejected, Declined, Error, Errored, TimedOut, Timeout, Aborted, Expired | `step_failed` |
+/// | Compensated, Released, Cancelled/Canceled, Refunded, Reverted, RolledBack, Undone | `step_compensated` |
+/// | Requested, Request, Command, Cmd, Started, Initiated with a compensation word (Compensat…, Release, Refund, Cancel…, Revert, Rollback, Undo), or starts with Compensate | `compensation_started` |
+/// | Completed, Succeeded, Acquired, Updated, Confirmed, Finished | `step_succeeded` |
+/// | anything else | `event` |
+///
+/// The step is the last dotted segment (the last two when the last is a
+/// single word: `com.acme.payment.failed` → `payment.failed`). The saga
+/// type stays open (the projection uses the first event's aggregate type
+/// or name, and infers an undeclared saga's outcome from these phases).
 pub fn default_classification(event_type: &str) -> Classification {
-    let phase = if event_type.ends_with("Failed") {
-        Phase::StepFailed
-    } else if COMPENSATION_SUFFIXES
-        .iter()
-        .any(|s| event_type.ends_with(s))
-    {
-        Phase::StepCompensated
-    } else if SUCCESS_SUFFIXES.iter().any(|s| event_type.ends_with(s)) {
-        Phase::StepSucceeded
-    } else {
-        Phase::Event
+    let phase = match event_names::meaning(event_type) {
+        NameMeaning::Failure => Phase::StepFailed,
+        NameMeaning::Compensated => Phase::StepCompensated,
+        NameMeaning::CompensationRequest => Phase::CompensationStarted,
+        NameMeaning::Success => Phase::StepSucceeded,
+        NameMeaning::Plain => Phase::Event,
     };
     Classification {
         saga_type: None,
-        step: Some(event_type.to_string()),
+        step: Some(event_names::default_step(event_type)),
         phase,
     }
 }
@@ -456,6 +454,66 @@ mod tests {
         );
         assert_eq!(rules.classify("ImageRegistered").phase, Phase::Event);
         assert_eq!(rules.classify("ImageRegistered").saga_type, None);
+    }
+
+    #[test]
+    fn defaults_tell_failures_compensation_requests_and_done_apart() {
+        let rules = Rules::default();
+        for (name, phase, step) in [
+            ("PaymentRejected", Phase::StepFailed, "PaymentRejected"),
+            ("PaymentTimedOut", Phase::StepFailed, "PaymentTimedOut"),
+            (
+                "com.acme.payment.failed",
+                Phase::StepFailed,
+                "payment.failed",
+            ),
+            (
+                "com.acme.payment.Declined",
+                Phase::StepFailed,
+                "payment.Declined",
+            ),
+            (
+                "ReleaseStockRequested",
+                Phase::CompensationStarted,
+                "ReleaseStockRequested",
+            ),
+            (
+                "CancelOrderCommand",
+                Phase::CompensationStarted,
+                "CancelOrderCommand",
+            ),
+            (
+                "com.acme.stock.release_requested",
+                Phase::CompensationStarted,
+                "release_requested",
+            ),
+            ("StockReleased", Phase::StepCompensated, "StockReleased"),
+            (
+                "TransferRolledBack",
+                Phase::StepCompensated,
+                "TransferRolledBack",
+            ),
+            (
+                "com.acme.stock.released",
+                Phase::StepCompensated,
+                "stock.released",
+            ),
+            ("OrderConfirmed", Phase::StepSucceeded, "OrderConfirmed"),
+            ("PaymentRequested", Phase::Event, "PaymentRequested"),
+        ] {
+            let c = rules.classify(name);
+            assert_eq!((c.phase, c.step.as_deref()), (phase, Some(step)), "{name}");
+            assert_eq!(c.saga_type, None);
+        }
+        // A rule for the name still wins over the defaults.
+        let rules = Rules::parse(
+            "[[saga]]\ntype='order'\n[saga.events]\nReleaseStockRequested = { step = 'Release', phase = 'step_started' }\n",
+        )
+        .unwrap();
+        assert_eq!(
+            rules.classify("ReleaseStockRequested").phase,
+            Phase::StepStarted
+        );
     }
 
     #[test]

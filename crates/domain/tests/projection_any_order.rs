@@ -3,7 +3,7 @@
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
-use sagascope_domain::{project_all, KafkaCoords, SagaEvent};
+use sagascope_domain::{project_all, KafkaCoords, Rules, SagaEvent};
 use sagascope_model::{Phase, SagaStatus};
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>, error: Option<&str>) -> SagaEvent {
@@ -103,6 +103,73 @@ fn compensation_failed_then_compensated() -> Vec<SagaEvent> {
     ]
 }
 
+/// An event of a choreography known only from the defaults (no saga id,
+/// no rules): type, step and phase from its name, as the decoders set them.
+fn undeclared(saga: &str, n: i64, name: &str) -> SagaEvent {
+    let classification = Rules::default().classify(name);
+    let mut e = event(saga, n, classification.phase, None, None);
+    e.explicit_saga_id = None;
+    e.rule_classified = true;
+    e.saga_type = classification.saga_type;
+    e.step = classification.step;
+    e.event_type = name.to_string();
+    e.source_type = Some("order".into());
+    if classification.phase.is_failure() {
+        e.error = Some("card declined".into());
+    }
+    e
+}
+
+/// Failed, asked to compensate, compensated; two failures and two
+/// compensation events share instants with their neighbours.
+fn undeclared_compensated() -> Vec<SagaEvent> {
+    vec![
+        undeclared("u", 0, "OrderCreated"),
+        undeclared("u", 1, "StockReserved"),
+        undeclared("u", 2, "PaymentDeclined"),
+        undeclared("u", 3, "PaymentFailed"),
+        undeclared("u", 4, "ReleaseStockRequested"),
+        undeclared("u", 5, "RefundPaymentRequested"),
+        undeclared("u", 6, "PaymentRefunded"),
+        undeclared("u", 7, "StockReleased"),
+    ]
+}
+
+/// A failure, then a completion of another entity, then the saga type's.
+fn undeclared_retried_then_completed() -> Vec<SagaEvent> {
+    vec![
+        undeclared("v", 0, "OrderCreated"),
+        undeclared("v", 1, "PaymentTimedOut"),
+        undeclared("v", 2, "PaymentCompleted"),
+        undeclared("v", 3, "com.shop.order.OrderConfirmed"),
+        undeclared("v", 4, "InvoiceFinished"),
+    ]
+}
+
+#[test]
+fn undeclared_choreographies_end_by_their_event_names() {
+    let u = project_all("u", &undeclared_compensated());
+    assert_eq!(u.status(), SagaStatus::Compensated);
+    assert_eq!(u.quiet_status(), None, "already ended: nothing to infer");
+    let summary = u.summary();
+    assert_eq!(summary.failed_step.as_deref(), Some("PaymentDeclined"));
+    assert!(summary.ended_at.is_some());
+    assert_eq!(
+        project_all("u", &undeclared_compensated()[..4]).status(),
+        SagaStatus::Failed
+    );
+    assert_eq!(
+        project_all("u", &undeclared_compensated()[..6]).status(),
+        SagaStatus::Compensating
+    );
+    let v = project_all("v", &undeclared_retried_then_completed());
+    assert_eq!(v.status(), SagaStatus::Completed);
+    assert_eq!(
+        project_all("v", &undeclared_retried_then_completed()[..3]).status(),
+        SagaStatus::Failed
+    );
+}
+
 #[test]
 fn in_order_outcomes() {
     let a = project_all("a", &completed()).summary();
@@ -179,5 +246,39 @@ proptest! {
         let summary = project_all("c", &events).summary();
         prop_assert_eq!(summary.status, SagaStatus::CompensationFailed);
         prop_assert_eq!(project_all("c", &events), project_all("c", &compensation_failed_then_compensated()));
+    }
+
+    #[test]
+    fn undeclared_compensated_choreography_is_order_and_duplicate_independent(events in shuffled_with_duplicates(undeclared_compensated())) {
+        let projection = project_all("u", &events);
+        prop_assert_eq!(projection.status(), SagaStatus::Compensated);
+        prop_assert_eq!(projection, project_all("u", &undeclared_compensated()));
+    }
+
+    #[test]
+    fn undeclared_completed_choreography_is_order_and_duplicate_independent(events in shuffled_with_duplicates(undeclared_retried_then_completed())) {
+        let projection = project_all("v", &events);
+        prop_assert_eq!(projection.status(), SagaStatus::Completed);
+        prop_assert_eq!(projection.summary(), project_all("v", &undeclared_retried_then_completed()).summary());
+        prop_assert_eq!(projection, project_all("v", &undeclared_retried_then_completed()));
+    }
+
+    /// Any subset in any order: the status is the one of the same events
+    /// merged in order (no state depends on arrival).
+    #[test]
+    fn undeclared_partial_choreographies_are_order_independent(
+        picked in prop::collection::vec(any::<bool>(), 8),
+        seed in any::<u64>(),
+    ) {
+        let all = undeclared_compensated();
+        let chosen: Vec<SagaEvent> = all.iter().zip(&picked).filter(|(_, p)| **p).map(|(e, _)| e.clone()).collect();
+        let mut shuffled = chosen.clone();
+        // A cheap deterministic shuffle from the seed.
+        let len = shuffled.len();
+        for i in (1..len).rev() {
+            let j = (seed.wrapping_mul(6364136223846793005).wrapping_add(i as u64) >> 33) as usize % (i + 1);
+            shuffled.swap(i, j);
+        }
+        prop_assert_eq!(project_all("u", &shuffled), project_all("u", &chosen));
     }
 }

@@ -1,7 +1,8 @@
 //! `sagascope reproject`: rebuild every saga from the stored events under
 //! (changed) rules. Each event is re-classified (when the rules classified
-//! it) and re-correlated, then placed and projected by the same code as the
-//! ingest, page by page in event-time order.
+//! it: by a rule or the name defaults, so events stored by an older version
+//! get today's defaults too) and re-correlated, then placed and projected
+//! by the same code as the ingest, page by page in event-time order.
 //!
 //! It runs in one transaction, so readers keep the old sagas until the new
 //! ones are complete (Postgres MVCC, SQLite WAL snapshots): the UI stays

@@ -22,7 +22,9 @@ pub fn projection_from_json(text: &str) -> Result<SagaProjection> {
 
 /// A saga row (`status`, `projection`) as its summary. Status comes from the
 /// projection except what only the stall sweep sets: `stalled`, or the
-/// inferred end of a quiet choreography.
+/// inferred end of a quiet choreography (`status_inferred`). An undeclared
+/// choreography that a failure, compensation or `{Type}Completed` event
+/// ended is the projection's own status (with its end time): not inferred.
 pub fn summary_from_row(row: &AnyRow) -> Result<SagaSummary> {
     let text: String = row.try_get("projection")?;
     let mut summary = projection_from_json(&text)?.summary();

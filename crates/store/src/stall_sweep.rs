@@ -3,7 +3,10 @@
 //! for choreographies known only from the default rules, their inferred
 //! outcome: see `SagaProjection::quiet_status`);
 //! the next event of the saga recomputes the status from its projection,
-//! which clears it.
+//! which clears it. Such a choreography that failed, compensated or
+//! completed by its events' names is already `failed`/`compensated`/
+//! `completed` when written, so the sweep (running and compensating only)
+//! leaves it alone.
 
 use std::time::Duration;
 

@@ -33,6 +33,7 @@ store_suite!(
     streams_that_are_not_sagas_are_kept_but_not_listed,
     reproject_applies_changed_rules_online,
     quiet_choreographies_end_with_their_inferred_outcome,
+    choreographies_without_rules_fail_and_compensate_at_once,
 );
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
@@ -521,6 +522,7 @@ events = ["Product*"]
 
 const T1: &str = "0af7651916cd43dd8448eb211c80319c";
 const T2: &str = "1bf7651916cd43dd8448eb211c80319d";
+const T3: &str = "2cf7651916cd43dd8448eb211c80319f";
 
 /// A plain JSON domain event as a service would publish it.
 fn raw(offset: i64, event_type: &str, trace: Option<&str>, order_id: &str) -> RawMessage {
@@ -751,11 +753,30 @@ async fn reproject_applies_changed_rules_online(store: &Store) {
 async fn quiet_choreographies_end_with_their_inferred_outcome(store: &Store) {
     // Without rules: T2 holds OrderCreated + StockReserved (a two-hop
     // choreography, nothing failed), T1 holds PaymentFailed, `ord-1` holds
-    // StockReleased (a compensation).
-    store
-        .write_batch(&batch(broken_trace_order(&Decoder::default())))
-        .await
-        .unwrap();
+    // StockReleased (a compensation), T3 a compensation still asked for.
+    let mut events = broken_trace_order(&Decoder::default());
+    events.extend(
+        [raw(5, "ReleaseStockRequested", Some(T3), "ord-3")]
+            .iter()
+            .map(|m| {
+                Decoder::default()
+                    .decode(m, Utc.timestamp_millis_opt(1_763_700_009_000).unwrap())
+                    .unwrap()
+            }),
+    );
+    store.write_batch(&batch(events)).await.unwrap();
+    // A failure and a compensation done end their sagas at once, by name:
+    // not inferred, and nothing for the sweep.
+    for (id, expected) in [
+        (T1, SagaStatus::Failed),
+        ("ord-1", SagaStatus::Compensated),
+        (T2, SagaStatus::Running),
+        (T3, SagaStatus::Compensating),
+    ] {
+        let saga = store.saga_detail(id).await.unwrap().unwrap().saga;
+        assert_eq!(saga.status, expected, "{id}");
+        assert!(!saga.status_inferred, "{id}");
+    }
     let policy = sagascope_store::StallPolicy {
         default_timeout: std::time::Duration::from_secs(60),
         per_type: vec![],
@@ -767,15 +788,16 @@ async fn quiet_choreographies_end_with_their_inferred_outcome(store: &Store) {
         )
         .await
         .unwrap();
-    assert_eq!(swept.len(), 3);
-    for (id, expected) in [
-        (T2, SagaStatus::Completed),
-        (T1, SagaStatus::Failed),
-        ("ord-1", SagaStatus::Compensated),
+    assert_eq!(swept.len(), 2, "{swept:?}");
+    for (id, expected, inferred) in [
+        (T2, SagaStatus::Completed, true),
+        (T3, SagaStatus::Compensated, true),
+        (T1, SagaStatus::Failed, false),
+        ("ord-1", SagaStatus::Compensated, false),
     ] {
         let saga = store.saga_detail(id).await.unwrap().unwrap().saga;
         assert_eq!(saga.status, expected, "{id}");
-        assert!(saga.status_inferred, "{id}");
+        assert_eq!(saga.status_inferred, inferred, "{id}");
     }
     // With rules the same quiet saga has a declared end still to come.
     let typed = Decoder::new(Rules::parse(CHOREOGRAPHY_RULES).unwrap())
@@ -805,4 +827,192 @@ async fn quiet_choreographies_end_with_their_inferred_outcome(store: &Store) {
         .saga;
     assert_eq!(saga.status, SagaStatus::Stalled);
     assert!(!saga.status_inferred);
+}
+
+// ---- outcomes without a rules file (issue 13) ----
+
+/// A Debezium EventRouter message of the outbox on `events.{aggregate}`,
+/// correlated by its `trace_id` header alone.
+fn event_router(offset: i64, aggregate: &str, event_type: &str, trace: &str) -> RawMessage {
+    let occurred = Utc
+        .timestamp_millis_opt(1_763_700_000_000 + offset * 100)
+        .unwrap();
+    RawMessage {
+        coords: KafkaCoords {
+            topic: format!("events.{aggregate}"),
+            partition: 0,
+            offset,
+        },
+        key: Some(b"ord-13".to_vec()),
+        value: Some(
+            serde_json::json!({"order_id": "ord-13", "reason": "card declined"})
+                .to_string()
+                .into_bytes(),
+        ),
+        headers: [
+            ("id", format!("{trace}-{offset}")),
+            ("type", event_type.to_string()),
+            ("trace_id", trace.to_string()),
+            ("created_at", occurred.to_rfc3339()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Some(v.into_bytes())))
+        .collect(),
+        timestamp: Some(occurred + chrono::Duration::milliseconds(20)),
+    }
+}
+
+async fn choreographies_without_rules_fail_and_compensate_at_once(store: &Store) {
+    use sagascope_model::MetricsWindow;
+    let decoder = Decoder::new(Rules::default());
+    let write = |messages: Vec<RawMessage>| {
+        let events: Vec<SagaEvent> = messages
+            .iter()
+            .map(|m| {
+                decoder
+                    .decode(m, Utc.timestamp_millis_opt(1_763_700_009_000).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        async move { store.write_batch(&batch(events)).await.unwrap() }
+    };
+    let now = Utc.timestamp_millis_opt(1_763_700_010_000).unwrap();
+    // (status, inferred, ended) of T1, then the overview's figures of
+    // type `order`: (started, running, failed, compensated, completed,
+    // finished, began compensating) and the failure rate.
+    let status_of = |id: &'static str| async move {
+        let saga = store.saga_detail(id).await.unwrap().unwrap().saga;
+        (saga.status, saga.status_inferred, saga.ended_at.is_some())
+    };
+    let order_figures = || async move {
+        let m = store
+            .window_metrics(MetricsWindow::Hour1, now)
+            .await
+            .unwrap();
+        let o = m
+            .saga_types
+            .iter()
+            .find(|t| t.saga_type == "order")
+            .expect("type order in the overview");
+        let c = o.counts;
+        (
+            (
+                c.started,
+                c.running,
+                c.failed,
+                c.compensated,
+                c.completed,
+                c.finished,
+                c.began_compensating,
+            ),
+            o.failure_rate,
+        )
+    };
+
+    let outcome = write(vec![
+        event_router(1, "order", "OrderCreated", T1),
+        event_router(2, "stock", "StockReserved", T1),
+    ])
+    .await;
+    assert_eq!(outcome.sagas[0].status, SagaStatus::Running);
+    assert_eq!(order_figures().await, ((1, 1, 0, 0, 0, 0, 0), None));
+
+    // The batch that carries the failure makes it failed, and the
+    // overview counts it at once.
+    let outcome = write(vec![event_router(3, "payment", "PaymentFailed", T1)]).await;
+    assert_eq!(outcome.sagas[0].status, SagaStatus::Failed);
+    assert_eq!(
+        outcome.transitions[0].to,
+        SagaStatus::Failed,
+        "{:?}",
+        outcome.transitions
+    );
+    assert_eq!(status_of(T1).await, (SagaStatus::Failed, false, true));
+    let detail = store.saga_detail(T1).await.unwrap().unwrap();
+    assert_eq!(detail.saga.saga_type, "order");
+    assert_eq!(detail.saga.failed_step.as_deref(), Some("PaymentFailed"));
+    assert_eq!(detail.saga.failure_reason.as_deref(), Some("card declined"));
+    assert_eq!(detail.saga.duration_ms, Some(200));
+    let failed = store
+        .list_sagas(
+            &SagaFilter {
+                status: Some("failed".into()),
+                ..SagaFilter::default()
+            }
+            .validate()
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(failed.items.len(), 1);
+    assert_eq!(order_figures().await, ((1, 0, 1, 0, 0, 1, 0), Some(1.0)));
+
+    write(vec![event_router(4, "order", "ReleaseStockRequested", T1)]).await;
+    assert_eq!(
+        status_of(T1).await,
+        (SagaStatus::Compensating, false, false)
+    );
+    assert_eq!(order_figures().await, ((1, 1, 0, 0, 0, 0, 1), None));
+
+    write(vec![event_router(5, "stock", "StockReleased", T1)]).await;
+    assert_eq!(status_of(T1).await, (SagaStatus::Compensated, false, true));
+    let phases: Vec<Phase> = store
+        .saga_detail(T1)
+        .await
+        .unwrap()
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.phase)
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            Phase::Event,
+            Phase::Event,
+            Phase::StepFailed,
+            Phase::CompensationStarted,
+            Phase::StepCompensated
+        ]
+    );
+    assert_eq!(order_figures().await, ((1, 0, 0, 1, 0, 1, 1), Some(0.0)));
+
+    // `{Type}Completed` ends another one as completed.
+    write(vec![
+        event_router(11, "order", "OrderCreated", T2),
+        event_router(12, "payment", "PaymentAuthorized", T2),
+        event_router(13, "order", "OrderCompleted", T2),
+    ])
+    .await;
+    assert_eq!(status_of(T2).await, (SagaStatus::Completed, false, true));
+    assert_eq!(order_figures().await, ((2, 0, 0, 1, 1, 2, 1), Some(0.0)));
+
+    // A second failed one moves the failure rate as soon as it is written.
+    write(vec![
+        event_router(21, "order", "OrderCreated", T3),
+        event_router(22, "payment", "PaymentDeclined", T3),
+    ])
+    .await;
+    assert_eq!(status_of(T3).await, (SagaStatus::Failed, false, true));
+    let (_, rate) = order_figures().await;
+    assert_eq!(rate, Some(1.0 / 3.0));
+
+    // Nothing left for the stall sweep: all three ended by their events.
+    let policy = sagascope_store::StallPolicy {
+        default_timeout: std::time::Duration::from_secs(60),
+        per_type: vec![],
+    };
+    let swept = store
+        .mark_stalled(&policy, now + chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(swept.is_empty(), "{swept:?}");
+
+    // Reprojection under the same (no) rules rebuilds the same outcomes.
+    store.reproject(&decoder, 4, |_| {}).await.unwrap();
+    assert_eq!(status_of(T1).await, (SagaStatus::Compensated, false, true));
+    assert_eq!(status_of(T2).await, (SagaStatus::Completed, false, true));
+    assert_eq!(status_of(T3).await, (SagaStatus::Failed, false, true));
+    let (_, rate) = order_figures().await;
+    assert_eq!(rate, Some(1.0 / 3.0));
 }

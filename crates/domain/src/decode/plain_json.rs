@@ -245,7 +245,8 @@ mod tests {
         assert_eq!(event.event_id, "hdr-1");
         assert_eq!(event.saga_id, "0af7651916cd43dd8448eb211c80319c");
         assert_eq!(event.span_id.as_deref(), Some("b7ad6b7169203331"));
-        assert_eq!(event.step.as_deref(), Some("shipped"));
+        // A lone last word keeps its entity as the default step.
+        assert_eq!(event.step.as_deref(), Some("order.shipped"));
         assert_eq!(
             event.payload,
             json!({"event_type":"order.shipped","trace_id":"zz zz","order_id":"O-1"})

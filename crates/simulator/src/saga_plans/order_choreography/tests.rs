@@ -228,3 +228,65 @@ fn payment_cloudevents_in_binary_and_structured_mode() {
         "{binary} binary, {structured} structured"
     );
 }
+
+#[test]
+fn without_rules_each_outcome_shows_as_soon_as_its_event_is_decoded() {
+    // Issue 13: the demo's choreography through the default rules, each
+    // message at its planned time: the status after every event.
+    use sagascope_domain::SagaProjection;
+    use sagascope_model::SagaStatus;
+    let mut rng = StdRng::seed_from_u64(15);
+    let expected = [
+        (
+            PlannedOutcome::Completed,
+            SagaStatus::Completed,
+            "OrderConfirmed",
+        ),
+        (
+            PlannedOutcome::Compensated,
+            SagaStatus::Compensated,
+            "StockReleased",
+        ),
+        (
+            PlannedOutcome::Stalled,
+            SagaStatus::Running,
+            "PaymentRequested",
+        ),
+    ];
+    for (outcome, end, last_type) in expected {
+        let plan = SagaPlan::with_outcome(SagaKind::OrderChoreography, outcome, &mut rng);
+        let mut projection = SagaProjection::new(&plan.trace_id);
+        let mut seen = Vec::new();
+        for (index, planned) in plan.messages.iter().enumerate() {
+            let sent = at() + chrono::Duration::milliseconds(planned.delay_ms as i64);
+            let message = plan.render(index, sent, &mut rng);
+            let Ok(event) = decode(&message, sent) else {
+                continue;
+            };
+            projection.merge(&event);
+            seen.push((event.event_type.clone(), projection.status()));
+        }
+        assert_eq!(projection.saga_type(), "Order", "{outcome:?}");
+        assert_eq!(
+            seen.last().unwrap(),
+            &(last_type.to_string(), end),
+            "{seen:?}"
+        );
+        if outcome == PlannedOutcome::Compensated {
+            let statuses: Vec<SagaStatus> = seen[3..].iter().map(|(_, s)| *s).collect();
+            assert_eq!(
+                statuses,
+                [
+                    SagaStatus::Failed,
+                    SagaStatus::Compensating,
+                    SagaStatus::Compensated
+                ],
+                "{seen:?}"
+            );
+            assert!(projection.summary().ended_at.is_some());
+        }
+        if outcome == PlannedOutcome::Stalled {
+            assert_eq!(projection.quiet_status(), Some(SagaStatus::Completed));
+        }
+    }
+}
