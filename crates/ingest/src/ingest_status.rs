@@ -3,7 +3,10 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use sagascope_model::IngestCatchUp;
 use serde::Serialize;
+
+use crate::catchup::CatchUp;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
@@ -29,6 +32,8 @@ pub struct IngestStatus {
     pub ignored: AtomicU64,
     pub batches: AtomicU64,
     pub last_batch_at_us: AtomicI64,
+    /// The start-up catch-up (see [`crate::catchup`]).
+    catchup: Mutex<CatchUp>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +47,10 @@ pub struct IngestStatusView {
     pub ignored: u64,
     pub batches: u64,
     pub last_batch_at_us: Option<i64>,
+    /// Partitions assigned to this consumer.
+    pub assigned_partitions: usize,
+    /// The start-up catch-up, once the consumer had a backlog.
+    pub catchup: Option<IngestCatchUp>,
 }
 
 impl Default for IngestStatus {
@@ -55,6 +64,7 @@ impl Default for IngestStatus {
             ignored: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             last_batch_at_us: AtomicI64::new(0),
+            catchup: Mutex::new(CatchUp::default()),
         }
     }
 }
@@ -84,6 +94,16 @@ impl IngestStatus {
         });
     }
 
+    /// The catch-up tracker, locked for `f`.
+    pub fn catch_up<R>(&self, f: impl FnOnce(&mut CatchUp) -> R) -> R {
+        f(&mut self.catchup.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The catch-up report now, if the consumer had a backlog.
+    pub fn catch_up_view(&self) -> Option<IngestCatchUp> {
+        self.catch_up(|c| c.view(chrono::Utc::now()))
+    }
+
     pub fn state(&self) -> ConsumerState {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -99,6 +119,8 @@ impl IngestStatus {
             ignored: self.ignored.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
             last_batch_at_us: (last > 0).then_some(last),
+            assigned_partitions: self.catch_up(|c| c.assigned_partitions()),
+            catchup: self.catch_up_view(),
         }
     }
 }

@@ -169,6 +169,7 @@ mod tests {
                         ..Percentiles::default()
                     },
                     consumer: Percentiles::default(),
+                    catchup: Percentiles::default(),
                 },
                 series: vec![],
                 level: AlertLevel::Ok,
@@ -189,6 +190,7 @@ mod tests {
                 events: 0,
                 errors: 0,
                 own_lag: None,
+                catchup: None,
                 series: vec![],
             },
             dlq: DlqSummary {
@@ -242,6 +244,70 @@ mod tests {
         let mut o = overview();
         evaluate_alerts(&thresholds, &mut o);
         assert_eq!(o.dlq.topics[2].level, AlertLevel::Warning);
+    }
+
+    #[test]
+    fn the_catch_up_is_never_an_alert_steady_consumer_lag_is() {
+        // The demo's first screen: 28 minutes of history read at start on
+        // every topic, steady-state consumer lag in milliseconds.
+        let history = Percentiles {
+            count: 400,
+            p50_ms: Some(900_000),
+            p95_ms: Some(1_680_000),
+            p99_ms: Some(1_740_000),
+            max_ms: Some(1_790_000),
+        };
+        let steady = Percentiles {
+            count: 40,
+            p50_ms: Some(30),
+            p95_ms: Some(120),
+            p99_ms: Some(150),
+            max_ms: Some(150),
+        };
+        let mut o = overview();
+        o.dlq.topics.clear();
+        o.topics[0].lag = LagStats {
+            relay: Percentiles::default(),
+            consumer: steady,
+            catchup: history,
+        };
+        let started = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        o.ingest.catchup = Some(sagascope_model::IngestCatchUp {
+            state: sagascope_model::CatchUpState::CatchingUp,
+            began_at: started,
+            ended_at: None,
+            duration_ms: 3_000,
+            backlog: 1_234,
+            consumed: 400,
+            remaining: 834,
+            oldest_age_ms: Some(1_790_000),
+            partitions: 27,
+        });
+        let alerts = evaluate_alerts(&Thresholds::default(), &mut o);
+        assert!(alerts.is_empty(), "{alerts:?}");
+        assert_eq!(o.topics[0].level, AlertLevel::Ok);
+
+        // Only the backlog, no steady-state sample yet: still calm.
+        let mut o = overview();
+        o.dlq.topics.clear();
+        o.topics[0].lag = LagStats {
+            catchup: history,
+            ..LagStats::default()
+        };
+        assert!(evaluate_alerts(&Thresholds::default(), &mut o).is_empty());
+
+        // The same 28 minutes on messages produced after the start is lag.
+        let mut o = overview();
+        o.dlq.topics.clear();
+        o.topics[0].lag = LagStats {
+            consumer: history,
+            ..LagStats::default()
+        };
+        let alerts = evaluate_alerts(&Thresholds::default(), &mut o);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].metric, "consumer_lag_p95_ms");
+        assert_eq!(alerts[0].level, AlertLevel::Warning);
+        assert_eq!(o.topics[0].level, AlertLevel::Warning);
     }
 
     #[test]

@@ -170,6 +170,9 @@ impl OverviewService {
                 };
                 health.state = state.to_string();
                 health.reason = reason;
+                // Information, never an alert: see `sagascope_ingest`'s
+                // catch-up.
+                health.catchup = view.catchup;
             }
         }
         health.own_lag = self.own_group.as_ref().and_then(|own| {
