@@ -121,6 +121,16 @@ impl CatchUp {
         self.started_at.is_some()
     }
 
+    /// When the consumer got past the backlog it found at start: None
+    /// before its first assignment and while it catches up; the first
+    /// assignment's time when there was nothing to catch up.
+    pub fn caught_up_at(&self) -> Option<Timestamp> {
+        match &self.episode {
+            Some(episode) => episode.ended_at,
+            None => self.started_at,
+        }
+    }
+
     /// Partitions assigned to this consumer now.
     pub fn assigned_partitions(&self) -> usize {
         self.partitions
@@ -431,6 +441,7 @@ mod tests {
         assert_eq!(v.state, CatchUpState::CaughtUp);
         assert_eq!((v.backlog, v.consumed, v.remaining), (150, 150, 0));
         assert_eq!(v.ended_at, Some(at(4)));
+        assert_eq!(c.caught_up_at(), Some(at(4)));
         assert_eq!(v.duration_ms, 4_000);
         assert_eq!(
             v.summary(),
@@ -490,8 +501,10 @@ mod tests {
     #[test]
     fn nothing_to_catch_up_reports_nothing() {
         let mut c = CatchUp::default();
+        assert_eq!(c.caught_up_at(), None);
         c.assigned(&[tp("a", 0)], &[marks("a", 0, 5, 5)], at(0));
         assert_eq!(c.view(at(1)), None);
+        assert_eq!(c.caught_up_at(), Some(at(0)));
         assert!(!c.classify(&coords("a", 0, 5), Some(at(0)), at(1)));
     }
 

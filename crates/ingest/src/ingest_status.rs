@@ -104,6 +104,12 @@ impl IngestStatus {
         self.catch_up(|c| c.view(chrono::Utc::now()))
     }
 
+    /// When the consumer got past the backlog it found at start (see
+    /// [`CatchUp::caught_up_at`]).
+    pub fn caught_up_at(&self) -> Option<sagascope_model::Timestamp> {
+        self.catch_up(|c| c.caught_up_at())
+    }
+
     pub fn state(&self) -> ConsumerState {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -33,6 +33,17 @@ fn label(metric: ThresholdMetric) -> &'static str {
 /// Checks every figure that has a threshold; returns the breaches, worst
 /// first, and sets the level of each saga type, topic and group.
 pub fn evaluate_alerts(thresholds: &Thresholds, overview: &mut OverviewMetrics) -> Vec<Alert> {
+    evaluate_alerts_catching_up(thresholds, overview, None)
+}
+
+/// Like [`evaluate_alerts`]; the lag of `catching_up` (sagascope's own
+/// group, polled before its consumer caught up with the backlog it found at
+/// start) is that catch-up, shown on the ingest card, not an alert.
+pub fn evaluate_alerts_catching_up(
+    thresholds: &Thresholds,
+    overview: &mut OverviewMetrics,
+    catching_up: Option<&str>,
+) -> Vec<Alert> {
     let mut alerts = Vec::new();
     let mut check = |metric: ThresholdMetric, subject: &str, value: Option<f64>| -> AlertLevel {
         let Some(value) = value else {
@@ -96,7 +107,8 @@ pub fn evaluate_alerts(thresholds: &Thresholds, overview: &mut OverviewMetrics) 
     }
     for group in &mut overview.groups {
         let subject = group.group.clone();
-        let value = group.error.is_none().then_some(group.lag as f64);
+        let value = (group.error.is_none() && catching_up != Some(subject.as_str()))
+            .then_some(group.lag as f64);
         group.level = check(ThresholdMetric::GroupLag, &subject, value);
     }
     // DLQ depth per DLQ topic (a `topic` subject names a DLQ topic here).
@@ -308,6 +320,34 @@ mod tests {
         assert_eq!(alerts[0].metric, "consumer_lag_p95_ms");
         assert_eq!(alerts[0].level, AlertLevel::Warning);
         assert_eq!(o.topics[0].level, AlertLevel::Warning);
+    }
+
+    #[test]
+    fn own_group_lag_polled_during_the_catch_up_is_not_an_alert() {
+        let mut o = overview();
+        o.dlq.topics.clear();
+        o.groups[0].error = None;
+        o.groups[0].lag = 1074;
+        let mut other = o.groups[0].clone();
+        other.group = "sagascope".into();
+        o.groups.push(other);
+        let thresholds = Thresholds::with(&[Threshold {
+            metric: sagascope_domain::ThresholdMetric::GroupLag,
+            subject: None,
+            warning: Some(500.0),
+            critical: None,
+        }]);
+        let alerts = evaluate_alerts_catching_up(&thresholds, &mut o, Some("sagascope"));
+        let subjects: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.metric == "group_lag")
+            .map(|a| a.subject.as_str())
+            .collect();
+        assert_eq!(subjects, ["payments"], "a service's lag still alerts");
+        assert_eq!(o.groups[1].level, AlertLevel::Ok);
+        assert_eq!(o.groups[1].lag, 1074, "the figure stays");
+        let alerts = evaluate_alerts(&thresholds, &mut o);
+        assert_eq!(alerts.iter().filter(|a| a.metric == "group_lag").count(), 2);
     }
 
     #[test]
