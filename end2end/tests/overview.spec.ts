@@ -79,6 +79,14 @@ test('the overview is the landing page: a row per saga type, cards, alerts and l
   await expect(dlq.locator('[data-test=dlq-oldest-age]')).toHaveText(/^(\d.*|—)$/);
   await expect(dlq).not.toContainText('Not available');
   await expect(page.locator('[data-test=alerts]')).toBeVisible();
+  // The demo's history, already in Kafka when it started, is a catch-up
+  // shown as information on the ingest card, never a consumer-lag alert.
+  const catchUp = ingest.locator('[data-test=ingest-catchup]');
+  await expect(catchUp).toHaveAttribute('data-state', /^(catching_up|caught_up)$/);
+  await expect(catchUp.locator('[data-test=ingest-catchup-summary]')).toHaveText(
+    /^(Caught up with [\d,]+ messages? of history in .+|Catching up: [\d,]+ messages? behind)$/,
+  );
+  await expect(page.locator('[data-test=alerts] li[data-metric=consumer_lag_p95_ms]')).toHaveCount(0);
 
   // Lag per topic: the orchestrator's state topic is read by the demo.
   const stateTopic = page.locator('[data-test="topic-lag-saga.state"]');

@@ -381,6 +381,7 @@ async fn spans_through_the_api(store: Store) {
             errors: vec![],
             dead_letters: vec![],
             offsets: vec![],
+            backlog: vec![],
         })
         .await
         .unwrap();

@@ -5,13 +5,14 @@
 
 use leptos::prelude::*;
 use sagascope_model::{
-    format_duration_ms, percent_encode, Alert, AlertLevel, DlqSummary, GroupLag, IngestHealth,
-    LagPoint, MetricsWindow, OverviewMetrics, Percentiles, SagaTypeMetrics, Timestamp, TopicLag,
+    format_duration_ms, percent_encode, Alert, AlertLevel, CatchUpState, DlqSummary, GroupLag,
+    IngestCatchUp, IngestHealth, LagPoint, MetricsWindow, OverviewMetrics, Percentiles,
+    SagaTypeMetrics, Timestamp, TopicLag,
 };
 
 use crate::components::charts::{ChartLegend, ChartSeries, LineChart, SeriesStyle, Sparkline};
 use crate::components::states::EmptyState;
-use crate::time::absolute;
+use crate::time::{absolute, machine};
 
 /// How often a live overview fetches its figures again.
 pub const REFRESH_SECONDS: u64 = 5;
@@ -55,7 +56,8 @@ pub mod defs {
     pub const RELAY_LAG: &str =
         "Outbox relay lag = Kafka timestamp − outbox created_at of each event read from the topic";
     pub const CONSUMER_LAG: &str =
-        "Consumer lag = ingested at − Kafka timestamp (how far sagascope's own reading is behind)";
+        "Consumer lag = ingested at − Kafka timestamp (how far sagascope's own reading is behind), of the messages produced after it got their partition";
+    pub const CATCH_UP: &str = "Catch-up = the messages that were already in Kafka when sagascope's consumer got its partitions (history read at start, after a restart or a rebalance). Their ingested − Kafka time is their age, not a delay: it is not consumer lag and raises no alert";
     pub const LAG_P50: &str = "p50 = median over the events of the window";
     pub const LAG_P95: &str = "p95 = 95th percentile over the events of the window";
     pub const LAG_MAX: &str = "max = the largest lag of any event in the window";
@@ -696,6 +698,7 @@ pub fn IngestCard(ingest: IngestHealth, point_seconds: i64) -> impl IntoView {
                 </div>
             </dl>
             {ingest.reason.clone().map(|r| view! { <p class="ov-card-sub muted">{r}</p> })}
+            {ingest.catchup.clone().map(|catch_up| view! { <CatchUpLine catch_up/> }.into_any())}
             <Sparkline
                 values
                 times
@@ -708,6 +711,41 @@ pub fn IngestCard(ingest: IngestHealth, point_seconds: i64) -> impl IntoView {
             />
         </article>
     }
+}
+
+/// The consumer's catch-up on the ingest card: calm information, never a
+/// level ("Caught up with 1,234 messages of history in 41.0 s at 12:00:03
+/// UTC", "Catching up: 120 messages behind").
+#[component]
+fn CatchUpLine(catch_up: IngestCatchUp) -> impl IntoView {
+    let state = match catch_up.state {
+        CatchUpState::CatchingUp => "catching_up",
+        CatchUpState::CaughtUp => "caught_up",
+    };
+    let mut title = format!(
+        "{} — {} of {} messages read from {} partitions",
+        defs::CATCH_UP,
+        fmt_count(catch_up.consumed),
+        fmt_count(catch_up.backlog),
+        fmt_count(catch_up.partitions)
+    );
+    if let Some(age) = catch_up.oldest_age_ms {
+        title.push_str(&format!("; the oldest was {} old", format_duration_ms(age)));
+    }
+    let ended = catch_up.ended_at.map(|at| {
+        view! {
+            " at "
+            <time datetime=machine(&at) title=absolute(&at)>{at.format("%H:%M:%S UTC").to_string()}</time>
+        }
+    });
+    view! {
+        <p class="ov-card-sub ov-catchup" data-test="ingest-catchup" data-state=state title=title>
+            <span class="ov-catchup-icon" aria-hidden="true">"↻ "</span>
+            <span data-test="ingest-catchup-summary">{catch_up.summary()}</span>
+            {ended}
+        </p>
+    }
+    .into_any()
 }
 
 fn alert_icon(level: AlertLevel) -> &'static str {
@@ -874,7 +912,24 @@ pub fn TopicLagTable(topics: Vec<TopicLag>, point_seconds: i64) -> impl IntoView
                     data-test=format!("topic-lag-{name}")
                     data-topic=name.clone()
                 >
-                    <th scope="row" class="mono topic" title=name.clone()>{name.clone()}</th>
+                    <th scope="row" class="mono topic" title=name.clone()>
+                        {name.clone()}
+                        {(topic.lag.catchup.count > 0).then(|| view! {
+                            <span
+                                class="ov-topic-catchup"
+                                data-test=format!("topic-catchup-{name}")
+                                title=format!(
+                                    "{} — p95 age {}, max {}",
+                                    defs::CATCH_UP,
+                                    fmt_ms(topic.lag.catchup.p95_ms),
+                                    fmt_ms(topic.lag.catchup.max_ms)
+                                )
+                            >
+                                {format!("{} caught up at start", fmt_count(topic.lag.catchup.count))}
+                            </span>
+                        }
+                        .into_any())}
+                    </th>
                     <td class="num" title=defs::TOPIC_EVENTS>{fmt_count(topic.events)}</td>
                     {lag_cells(topic.lag.relay, defs::RELAY_LAG)}
                     {lag_cells(topic.lag.consumer, defs::CONSUMER_LAG)}

@@ -79,6 +79,29 @@ pub fn decode_batch(
     DecodedBatch { batch, ignored }
 }
 
+/// The backlog of a batch as the store takes it: per partition, the offset
+/// after its last backlog message (backlog messages come before the others
+/// of their partition: see `crate::catchup`). `backlog[i]` tells whether
+/// `messages[i]` is backlog.
+pub fn backlog_bounds(messages: &[RawMessage], backlog: &[bool]) -> Vec<PartitionOffset> {
+    let mut bounds: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for (message, _) in messages.iter().zip(backlog).filter(|(_, b)| **b) {
+        let coords = &message.coords;
+        let bound = bounds
+            .entry((coords.topic.as_str(), coords.partition))
+            .or_insert(0);
+        *bound = (*bound).max(coords.offset + 1);
+    }
+    bounds
+        .into_iter()
+        .map(|((topic, partition), next_offset)| PartitionOffset {
+            topic: topic.to_string(),
+            partition,
+            next_offset,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,6 +257,35 @@ mod tests {
             next,
             [("orders.dlq", 1), ("saga.state", 8), ("saga.state.DLT", 5)]
         );
+    }
+
+    #[test]
+    fn backlog_bounds_cover_the_backlog_messages_of_each_partition() {
+        let messages = vec![
+            raw(0, 7, None),
+            raw(0, 8, None),
+            raw(0, 9, None),
+            raw(1, 3, None),
+        ];
+        let bounds = backlog_bounds(&messages, &[true, true, false, false]);
+        assert_eq!(
+            bounds,
+            [PartitionOffset {
+                topic: "saga.state".into(),
+                partition: 0,
+                next_offset: 9
+            }]
+        );
+        let batch = IngestBatch {
+            backlog: bounds,
+            ..IngestBatch::default()
+        };
+        let flags: Vec<bool> = messages
+            .iter()
+            .map(|m| batch.is_backlog(&m.coords))
+            .collect();
+        assert_eq!(flags, [true, true, false, false]);
+        assert!(backlog_bounds(&messages, &[false; 4]).is_empty());
     }
 
     #[test]

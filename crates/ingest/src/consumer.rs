@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
@@ -14,7 +16,8 @@ use sagascope_model::StreamMessage;
 use sagascope_store::{BatchOutcome, IngestBatch, Store};
 use tokio::sync::{broadcast, watch};
 
-use crate::batch::{decode_batch, DecodedBatch};
+use crate::batch::{backlog_bounds, decode_batch, DecodedBatch};
+use crate::catchup::PartitionMarks;
 use crate::dlq_topics::{DlqPatternError, DlqTopics};
 use crate::ingest_status::{ConsumerState, IngestStatus};
 
@@ -81,7 +84,102 @@ impl ClientContext for IngestContext {
     }
 }
 
-impl ConsumerContext for IngestContext {}
+/// How long the first assignment's watermark queries may take in all; the
+/// partitions left after that fall back to timestamps (see
+/// [`crate::catchup`]).
+const MARKS_BUDGET: Duration = Duration::from_secs(10);
+const MARKS_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ConsumerContext for IngestContext {
+    /// Runs on the thread that polls (inside `recv`), after librdkafka
+    /// applied the assignment and before any message of it is handed out:
+    /// so every message finds its partition's backlog boundary.
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let now = chrono::Utc::now();
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = partitions_of(tpl);
+                let marks = if self.status.catch_up(|c| c.started()) {
+                    Vec::new()
+                } else {
+                    first_assignment_marks(consumer, tpl)
+                };
+                tracing::info!(
+                    partitions = partitions.len(),
+                    backlog = marks
+                        .iter()
+                        .map(|m| (m.high - m.start.unwrap_or(m.high)).max(0))
+                        .sum::<i64>(),
+                    "partitions assigned"
+                );
+                self.status
+                    .catch_up(|c| c.assigned(&partitions, &marks, now));
+            }
+            Rebalance::Revoke(tpl) => {
+                let partitions = partitions_of(tpl);
+                tracing::info!(partitions = partitions.len(), "partitions revoked");
+                self.status.catch_up(|c| c.revoked(&partitions, now));
+            }
+            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+        }
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
+    tpl.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+/// The high watermark and the start offset (committed, else the low
+/// watermark, as `auto.offset.reset` is earliest) of each partition of the
+/// first assignment. Blocking, once per process: one `OffsetFetch` and one
+/// `ListOffsets` per partition, within [`MARKS_BUDGET`]. A partition whose
+/// watermark cannot be read is left out (it falls back to timestamps).
+fn first_assignment_marks(
+    consumer: &BaseConsumer<IngestContext>,
+    tpl: &TopicPartitionList,
+) -> Vec<PartitionMarks> {
+    let started = Instant::now();
+    let committed = match consumer.committed_offsets(tpl.clone(), MARKS_TIMEOUT) {
+        Ok(committed) => committed,
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the committed offsets; the catch-up counts from the low watermarks");
+            TopicPartitionList::new()
+        }
+    };
+    let mut marks = Vec::new();
+    for element in tpl.elements() {
+        let left = MARKS_BUDGET.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            tracing::warn!("watermark queries took too long; the remaining partitions' backlog goes by timestamps");
+            break;
+        }
+        let (topic, partition) = (element.topic(), element.partition());
+        match consumer.fetch_watermarks(topic, partition, left.min(MARKS_TIMEOUT)) {
+            Ok((low, high)) => {
+                let committed =
+                    committed
+                        .find_partition(topic, partition)
+                        .and_then(|e| match e.offset() {
+                            Offset::Offset(offset) if offset >= 0 => Some(offset),
+                            _ => None,
+                        });
+                marks.push(PartitionMarks {
+                    topic: topic.to_string(),
+                    partition,
+                    high,
+                    start: Some(committed.map_or(low, |c| c.clamp(low, high))),
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, topic, partition, "cannot read the high watermark; its backlog goes by timestamps");
+            }
+        }
+    }
+    marks
+}
 
 pub struct Ingestor {
     consumer: StreamConsumer<IngestContext>,
@@ -179,6 +277,9 @@ impl Ingestor {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(topics = ?self.config.topics, dlq_topics = ?self.config.dlq_topics, group_id = %self.config.group_id, "ingest started");
         let mut pending: Vec<RawMessage> = Vec::with_capacity(self.config.batch_size);
+        // Whether each pending message is backlog (see `crate::catchup`),
+        // decided when it arrives.
+        let mut backlog: Vec<bool> = Vec::with_capacity(self.config.batch_size);
         let mut batch_started = Instant::now();
         loop {
             let wait = if pending.is_empty() {
@@ -200,7 +301,11 @@ impl Ingestor {
                             batch_started = Instant::now();
                         }
                         self.status.topic_seen(message.topic());
-                        pending.push(to_raw(&message));
+                        let raw = to_raw(&message);
+                        backlog.push(self.status.catch_up(|c| {
+                            c.classify(&raw.coords, raw.timestamp, chrono::Utc::now())
+                        }));
+                        pending.push(raw);
                         if !matches!(self.status.state(), ConsumerState::Running) {
                             self.status.set_state(ConsumerState::Running);
                         }
@@ -214,17 +319,24 @@ impl Ingestor {
                         self.status.degraded(format!("consume: {error}"));
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                    Err(_linger_elapsed) => {}
+                    Err(_linger_elapsed) => {
+                        if pending.is_empty() {
+                            // Nothing left to read: quiet partitions are
+                            // past their backlog.
+                            self.status.catch_up(|c| c.idle(chrono::Utc::now()));
+                            crate::ingest_metrics::record_catch_up(self.status.catch_up_view().as_ref());
+                        }
+                    }
                 },
             }
             let full = pending.len() >= self.config.batch_size;
             let lingered =
                 !pending.is_empty() && batch_started.elapsed() >= self.config.batch_linger;
             if full || lingered {
-                self.flush(&mut pending, &shutdown).await;
+                self.flush(&mut pending, &mut backlog, &shutdown).await;
             }
         }
-        self.flush(&mut pending, &shutdown).await;
+        self.flush(&mut pending, &mut backlog, &shutdown).await;
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing pending is reported as NoOffset: not a failure.
             if !matches!(
@@ -255,18 +367,25 @@ impl Ingestor {
             group_id = %self.config.group_id,
         )
     )]
-    async fn flush(&self, pending: &mut Vec<RawMessage>, shutdown: &watch::Receiver<bool>) {
+    async fn flush(
+        &self,
+        pending: &mut Vec<RawMessage>,
+        backlog: &mut Vec<bool>,
+        shutdown: &watch::Receiver<bool>,
+    ) {
         if pending.is_empty() {
             return;
         }
         let started = std::time::Instant::now();
-        let DecodedBatch { batch, ignored } = decode_batch(
+        let ingested_at = chrono::Utc::now();
+        let DecodedBatch { mut batch, ignored } = decode_batch(
             &self.config.group_id,
             &self.decoder,
             &self.dlq_topics,
             pending,
-            chrono::Utc::now(),
+            ingested_at,
         );
+        batch.backlog = backlog_bounds(pending, backlog);
         let mut backoff = Duration::from_millis(100);
         let outcome = loop {
             match self.store.write_batch(&batch).await {
@@ -276,6 +395,7 @@ impl Ingestor {
                     self.status.degraded(format!("store: {error}"));
                     if *shutdown.borrow() {
                         pending.clear();
+                        backlog.clear();
                         return;
                     }
                     tokio::time::sleep(backoff).await;
@@ -285,9 +405,28 @@ impl Ingestor {
         };
         self.commit(&batch);
         self.record(pending.len(), ignored, &outcome);
-        crate::ingest_metrics::record_batch(pending.len(), ignored, &outcome, started.elapsed());
+        self.status.catch_up(|c| {
+            c.stored(
+                pending
+                    .iter()
+                    .zip(backlog.iter())
+                    .map(|(m, b)| (&m.coords, m.timestamp, *b)),
+                ingested_at,
+                chrono::Utc::now(),
+            )
+        });
+        crate::ingest_metrics::record_batch(
+            pending.len(),
+            backlog.iter().filter(|b| **b).count(),
+            ignored,
+            &outcome,
+            &batch,
+            started.elapsed(),
+        );
+        crate::ingest_metrics::record_catch_up(self.status.catch_up_view().as_ref());
         self.publish(outcome);
         pending.clear();
+        backlog.clear();
     }
 
     fn commit(&self, batch: &IngestBatch) {

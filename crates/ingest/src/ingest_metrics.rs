@@ -5,9 +5,12 @@
 
 use std::time::Duration;
 
-use metrics::{counter, describe_counter, describe_gauge, describe_histogram, histogram, Unit};
-use sagascope_model::{SagaStatus, Timestamp};
-use sagascope_store::BatchOutcome;
+use metrics::{
+    counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram, Unit,
+};
+use sagascope_domain::KafkaCoords;
+use sagascope_model::{CatchUpState, IngestCatchUp, SagaStatus, Timestamp};
+use sagascope_store::{BatchOutcome, IngestBatch};
 
 /// Registers the help text of every series once, at start.
 pub fn describe_ingest_metrics() {
@@ -44,7 +47,24 @@ pub fn describe_ingest_metrics() {
     describe_histogram!(
         "sagascope_consumer_lag_seconds",
         Unit::Seconds,
-        "Ingest time minus Kafka timestamp: how far sagascope's own consumer is behind, by topic."
+        "Ingest time minus Kafka timestamp: how far sagascope's own consumer is behind, by topic; messages that were already in Kafka when the consumer started (its catch-up) are left out: see sagascope_catchup_lag_seconds."
+    );
+    describe_histogram!(
+        "sagascope_catchup_lag_seconds",
+        Unit::Seconds,
+        "Ingest time minus Kafka timestamp of the backlog, the messages that were already in Kafka when the consumer got their partition (history read at start), by topic."
+    );
+    describe_counter!(
+        "sagascope_ingest_catchup_messages_total",
+        "Backlog messages read by the start-up catch-up."
+    );
+    describe_gauge!(
+        "sagascope_ingest_catchup_remaining",
+        "Backlog messages the start-up catch-up has not read yet (0 once caught up)."
+    );
+    describe_gauge!(
+        "sagascope_ingest_catching_up",
+        "1 while the consumer reads the backlog it found at start, else 0."
     );
     describe_counter!(
         "sagascope_sagas_started_total",
@@ -90,8 +110,16 @@ fn seconds_between(from: Timestamp, to: Timestamp) -> f64 {
     (to - from).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
 }
 
-/// Records one committed batch.
-pub fn record_batch(messages: usize, ignored: usize, outcome: &BatchOutcome, took: Duration) {
+/// Records one committed batch (`batch` tells which messages were backlog;
+/// `backlog_messages` of the `messages` were).
+pub fn record_batch(
+    messages: usize,
+    backlog_messages: usize,
+    ignored: usize,
+    outcome: &BatchOutcome,
+    batch: &IngestBatch,
+    took: Duration,
+) {
     counter!("sagascope_ingest_messages_total").increment(messages as u64);
     counter!("sagascope_ingest_events_total").increment(outcome.new_events.len() as u64);
     counter!("sagascope_ingest_duplicates_total").increment(outcome.duplicates as u64);
@@ -111,8 +139,21 @@ pub fn record_batch(messages: usize, ignored: usize, outcome: &BatchOutcome, too
         let topic = event.topic.clone();
         histogram!("sagascope_outbox_relay_lag_seconds", "topic" => topic.clone())
             .record(seconds_between(event.occurred_at, published).max(0.0));
-        histogram!("sagascope_consumer_lag_seconds", "topic" => topic)
+        let coords = KafkaCoords {
+            topic: event.topic.clone(),
+            partition: i32::try_from(event.partition).unwrap_or_default(),
+            offset: event.offset,
+        };
+        let series = if batch.is_backlog(&coords) {
+            "sagascope_catchup_lag_seconds"
+        } else {
+            "sagascope_consumer_lag_seconds"
+        };
+        histogram!(series, "topic" => topic)
             .record(seconds_between(published, event.ingested_at).max(0.0));
+    }
+    if backlog_messages > 0 {
+        counter!("sagascope_ingest_catchup_messages_total").increment(backlog_messages as u64);
     }
     for change in &outcome.transitions {
         let saga_type = change.saga_type.clone();
@@ -143,4 +184,14 @@ pub fn record_batch(messages: usize, ignored: usize, outcome: &BatchOutcome, too
             }
         }
     }
+}
+
+/// The catch-up's gauges, after each batch and while idle.
+pub fn record_catch_up(catch_up: Option<&IngestCatchUp>) {
+    let (catching_up, remaining) = match catch_up {
+        Some(c) if c.state == CatchUpState::CatchingUp => (1.0, c.remaining as f64),
+        _ => (0.0, 0.0),
+    };
+    gauge!("sagascope_ingest_catching_up").set(catching_up);
+    gauge!("sagascope_ingest_catchup_remaining").set(remaining);
 }

@@ -4,7 +4,10 @@ use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use regex::Regex;
+use sagascope_model::IngestCatchUp;
 use serde::Serialize;
+
+use crate::catchup::CatchUp;
 
 /// How librdkafka words a subscribed topic or `^pattern` that names no topic
 /// in the cluster (yet): "Subscribed topic not available: {topic}: {error}".
@@ -34,6 +37,8 @@ pub struct IngestStatus {
     pub ignored: AtomicU64,
     pub batches: AtomicU64,
     pub last_batch_at_us: AtomicI64,
+    /// The start-up catch-up (see [`crate::catchup`]).
+    catchup: Mutex<CatchUp>,
     /// Subscriptions (names or `^patterns`) that match no topic yet: on a
     /// new cluster the default DLQ pattern matches nothing until the first
     /// dead letter. That is information, not a broken consumer.
@@ -67,6 +72,10 @@ pub struct IngestStatusView {
     /// Subscribed names or patterns that match no topic yet (information:
     /// the consumer is ready and picks such topics up when they appear).
     pub unmatched_subscriptions: Vec<UnmatchedSubscription>,
+    /// Partitions assigned to this consumer.
+    pub assigned_partitions: usize,
+    /// The start-up catch-up, once the consumer had a backlog.
+    pub catchup: Option<IngestCatchUp>,
 }
 
 impl Default for IngestStatus {
@@ -82,6 +91,7 @@ impl Default for IngestStatus {
             last_batch_at_us: AtomicI64::new(0),
             unmatched: Mutex::new(Vec::new()),
             unmatched_count: AtomicUsize::new(0),
+            catchup: Mutex::new(CatchUp::default()),
         }
     }
 }
@@ -159,6 +169,22 @@ impl IngestStatus {
             .store(unmatched.len(), Ordering::Relaxed);
     }
 
+    /// The catch-up tracker, locked for `f`.
+    pub fn catch_up<R>(&self, f: impl FnOnce(&mut CatchUp) -> R) -> R {
+        f(&mut self.catchup.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The catch-up report now, if the consumer had a backlog.
+    pub fn catch_up_view(&self) -> Option<IngestCatchUp> {
+        self.catch_up(|c| c.view(chrono::Utc::now()))
+    }
+
+    /// When the consumer got past the backlog it found at start (see
+    /// [`CatchUp::caught_up_at`]).
+    pub fn caught_up_at(&self) -> Option<sagascope_model::Timestamp> {
+        self.catch_up(|c| c.caught_up_at())
+    }
+
     pub fn state(&self) -> ConsumerState {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -179,6 +205,8 @@ impl IngestStatus {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .clone(),
+            assigned_partitions: self.catch_up(|c| c.assigned_partitions()),
+            catchup: self.catch_up_view(),
         }
     }
 }

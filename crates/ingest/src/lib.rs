@@ -7,6 +7,7 @@
 //! after the store) and duplicates nothing (events are idempotent on id).
 
 mod batch;
+mod catchup;
 mod consumer;
 mod dlq_topics;
 mod group_lag;
@@ -14,10 +15,11 @@ mod ingest_metrics;
 mod ingest_status;
 
 pub use batch::{decode_batch, first_bytes, DecodedBatch};
+pub use catchup::{BacklogEnd, CatchUp, PartitionMarks, QUIET};
 pub use consumer::{IngestConfig, IngestError, Ingestor};
 pub use dlq_topics::{DlqPatternError, DlqTopics, DEFAULT_DLQ_TOPICS};
 pub use group_lag::{
     watch_group_lag, GroupLagBoard, GroupLagPoller, GroupWatchConfig, GroupWatchError,
 };
-pub use ingest_metrics::{describe_ingest_metrics, record_batch};
+pub use ingest_metrics::{describe_ingest_metrics, record_batch, record_catch_up};
 pub use ingest_status::{ConsumerState, IngestStatus, IngestStatusView, UnmatchedSubscription};

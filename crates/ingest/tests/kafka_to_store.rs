@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::{IngestConfig, Ingestor};
-use sagascope_model::{SagaStatus, StreamMessage};
+use sagascope_model::{CatchUpState, MetricsWindow, SagaStatus, StreamMessage};
 use sagascope_simulator::{
     MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
     DEMO_RULES,
@@ -294,5 +294,97 @@ async fn poison_messages_become_ingest_errors_and_ingest_continues() {
             .status,
         SagaStatus::Compensated
     );
+    running.stop().await;
+}
+
+/// Sagas already in Kafka when the ingest starts (stamped 20 minutes ago)
+/// are its catch-up: stored like any others, their ingested − Kafka time
+/// goes to the catch-up, not to the consumer lag; a saga produced after
+/// the start is consumer lag as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_present_at_start_is_a_catch_up_not_consumer_lag() {
+    let kafka = MockKafka::start(1, &ALL_TOPICS, 3).unwrap();
+    let store = fresh_sqlite_store().await;
+    let mut rng = StdRng::seed_from_u64(7);
+    let plans = every_kind_of_saga(&mut rng);
+    let producer = simulator(&kafka);
+    let long_ago = chrono::Utc::now() - chrono::Duration::minutes(20);
+    for plan in &plans {
+        producer
+            .produce_plan_now(plan, long_ago, &mut rng)
+            .await
+            .unwrap();
+    }
+    let history: usize = plans.iter().map(|p| p.event_count()).sum();
+
+    let mut config = IngestConfig::new(
+        kafka.bootstrap_servers(),
+        vec!["saga.state".into(), "^events\\..*".into()],
+        "g-catch-up",
+    );
+    config.batch_linger = Duration::from_millis(50);
+    config.session_timeout = Duration::from_secs(6);
+    let (live, _live_rx) = broadcast::channel(10_000);
+    let decoder = Decoder::new(Rules::parse(DEMO_RULES).unwrap());
+    let ingestor = Ingestor::new(config, store.clone(), decoder, live).unwrap();
+    let status = ingestor.status();
+    let (stop, stop_rx) = watch::channel(false);
+    let running = Running {
+        stop,
+        task: tokio::spawn(ingestor.run(stop_rx)),
+    };
+    wait_for("the history", async || {
+        store.count(CountedTable::Events).await.unwrap() == history as i64
+    })
+    .await;
+    wait_for("the end of the catch-up", async || {
+        status
+            .catch_up_view()
+            .is_some_and(|c| c.state == CatchUpState::CaughtUp)
+    })
+    .await;
+    let view = status.view();
+    assert!(view.assigned_partitions > 0, "{view:?}");
+    let catch_up = view.catchup.unwrap();
+    assert_eq!(
+        (catch_up.backlog, catch_up.consumed, catch_up.remaining),
+        (history as i64, history as i64, 0),
+        "{catch_up:?}"
+    );
+    assert!(
+        catch_up.oldest_age_ms.unwrap() >= 20 * 60_000,
+        "{catch_up:?}"
+    );
+    assert!(catch_up
+        .summary()
+        .starts_with(&format!("Caught up with {history} messages of history in ")));
+
+    let lag_counts = async || {
+        let m = store
+            .window_metrics(MetricsWindow::Hour1, chrono::Utc::now())
+            .await
+            .unwrap();
+        let consumer: i64 = m.topics.iter().map(|t| t.lag.consumer.count).sum();
+        let catchup: i64 = m.topics.iter().map(|t| t.lag.catchup.count).sum();
+        (consumer, catchup)
+    };
+    assert_eq!(lag_counts().await, (0, history as i64));
+
+    // Produced after the start: consumer lag, as before.
+    let fresh = SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Completed, &mut rng);
+    producer
+        .produce_plan_now(&fresh, chrono::Utc::now(), &mut rng)
+        .await
+        .unwrap();
+    let total = history + fresh.event_count();
+    wait_for("the fresh saga", async || {
+        store.count(CountedTable::Events).await.unwrap() == total as i64
+    })
+    .await;
+    assert_eq!(
+        lag_counts().await,
+        (fresh.event_count() as i64, history as i64)
+    );
+    assert_eq!(status.catch_up_view().unwrap().consumed, history as i64);
     running.stop().await;
 }

@@ -32,9 +32,9 @@ pub use dlq_shapes::{
 };
 pub use format::{format_duration_ms, shorten_id};
 pub use metrics_shapes::{
-    ratio, Alert, AlertLevel, AlertList, DlqSummary, GroupLag, GroupPartitionLag, IngestHealth,
-    IngestPoint, LagPoint, LagReport, LagStats, MetricsWindow, OutcomeCounts, OverviewMetrics,
-    Percentiles, RatePoint, SagaTypeMetrics, StepMetrics, TopicLag,
+    ratio, Alert, AlertLevel, AlertList, CatchUpState, DlqSummary, GroupLag, GroupPartitionLag,
+    IngestCatchUp, IngestHealth, IngestPoint, LagPoint, LagReport, LagStats, MetricsWindow,
+    OutcomeCounts, OverviewMetrics, Percentiles, RatePoint, SagaTypeMetrics, StepMetrics, TopicLag,
 };
 pub use phase::Phase;
 pub use retry_shapes::{

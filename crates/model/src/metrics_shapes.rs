@@ -205,8 +205,16 @@ pub struct SagaTypeMetrics {
 pub struct LagStats {
     /// Outbox relay lag: Kafka timestamp − outbox `created_at`.
     pub relay: Percentiles,
-    /// Consumer lag: ingested − Kafka timestamp.
+    /// Consumer lag: ingested − Kafka timestamp, of the messages produced
+    /// after the consumer got their partition (steady state; the
+    /// thresholds watch this one).
     pub consumer: Percentiles,
+    /// Catch-up: ingested − Kafka timestamp of the backlog, the messages
+    /// that were already in Kafka when the consumer got their partition
+    /// (history read at start, after a restart or a rebalance). Shown as
+    /// information, never checked against a threshold.
+    #[serde(default)]
+    pub catchup: Percentiles,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,7 +276,96 @@ pub struct IngestHealth {
     pub errors: i64,
     /// sagascope's own consumer-group lag in messages, when it is known.
     pub own_lag: Option<i64>,
+    /// This process's latest catch-up, if its consumer had any backlog.
+    #[serde(default)]
+    pub catchup: Option<IngestCatchUp>,
     pub series: Vec<IngestPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUpState {
+    /// Backlog messages are still being read.
+    CatchingUp,
+    /// Every assigned partition got past its backlog.
+    CaughtUp,
+}
+
+/// The catch-up of this process's consumer: the backlog is the messages
+/// that were already in Kafka when it got its partitions (offsets below
+/// each partition's high watermark at assignment), at start, after a
+/// restart or after a rebalance. Reading them takes a while and their
+/// ingested − Kafka time is their age, not a delay: it is reported here
+/// and in `LagStats::catchup`, never as consumer lag, never as an alert.
+/// Each replica reports its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct IngestCatchUp {
+    pub state: CatchUpState,
+    /// When the partitions were assigned.
+    pub began_at: Timestamp,
+    /// When the last partition got past its backlog.
+    pub ended_at: Option<Timestamp>,
+    /// `ended_at` (or now) − `began_at`.
+    pub duration_ms: i64,
+    /// Backlog messages at assignment: high watermark − start offset,
+    /// summed over the partitions (offsets: compacted or transactional
+    /// topics have fewer messages).
+    pub backlog: i64,
+    /// Backlog messages read and stored so far.
+    pub consumed: i64,
+    /// Backlog messages not read yet.
+    pub remaining: i64,
+    /// The oldest backlog message's age when it was read (ingested − its
+    /// Kafka timestamp).
+    pub oldest_age_ms: Option<i64>,
+    /// Partitions assigned in this catch-up.
+    pub partitions: i64,
+}
+
+impl IngestCatchUp {
+    /// "Caught up with 1,234 messages of history in 41 s" or "Catching
+    /// up: 120 messages behind" (the UI adds the time).
+    pub fn summary(&self) -> String {
+        match self.state {
+            CatchUpState::CaughtUp => format!(
+                "Caught up with {} {} of history in {}",
+                group_thousands(self.consumed),
+                if self.consumed == 1 {
+                    "message"
+                } else {
+                    "messages"
+                },
+                crate::format_duration_ms(self.duration_ms)
+            ),
+            CatchUpState::CatchingUp => format!(
+                "Catching up: {} {} behind",
+                group_thousands(self.remaining),
+                if self.remaining == 1 {
+                    "message"
+                } else {
+                    "messages"
+                },
+            ),
+        }
+    }
+}
+
+/// `12,345`.
+fn group_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -396,6 +493,33 @@ mod tests {
         let (from, to) = MetricsWindow::Minutes15.bounds_us(now);
         assert_eq!(to, 36_480_000_000);
         assert_eq!(from, 35_580_000_000);
+    }
+
+    #[test]
+    fn catch_up_reads_as_information() {
+        let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let mut c = IngestCatchUp {
+            state: CatchUpState::CatchingUp,
+            began_at: at,
+            ended_at: None,
+            duration_ms: 2_000,
+            backlog: 1_234,
+            consumed: 1_114,
+            remaining: 120,
+            oldest_age_ms: Some(1_740_000),
+            partitions: 9,
+        };
+        assert_eq!(c.summary(), "Catching up: 120 messages behind");
+        c.state = CatchUpState::CaughtUp;
+        c.consumed = 1_234;
+        c.remaining = 0;
+        c.duration_ms = 41_000;
+        assert_eq!(
+            c.summary(),
+            "Caught up with 1,234 messages of history in 41.0 s"
+        );
+        c.consumed = 1;
+        assert!(c.summary().starts_with("Caught up with 1 message of"));
     }
 
     #[test]

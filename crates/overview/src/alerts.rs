@@ -33,6 +33,17 @@ fn label(metric: ThresholdMetric) -> &'static str {
 /// Checks every figure that has a threshold; returns the breaches, worst
 /// first, and sets the level of each saga type, topic and group.
 pub fn evaluate_alerts(thresholds: &Thresholds, overview: &mut OverviewMetrics) -> Vec<Alert> {
+    evaluate_alerts_catching_up(thresholds, overview, None)
+}
+
+/// Like [`evaluate_alerts`]; the lag of `catching_up` (sagascope's own
+/// group, polled before its consumer caught up with the backlog it found at
+/// start) is that catch-up, shown on the ingest card, not an alert.
+pub fn evaluate_alerts_catching_up(
+    thresholds: &Thresholds,
+    overview: &mut OverviewMetrics,
+    catching_up: Option<&str>,
+) -> Vec<Alert> {
     let mut alerts = Vec::new();
     let mut check = |metric: ThresholdMetric, subject: &str, value: Option<f64>| -> AlertLevel {
         let Some(value) = value else {
@@ -96,7 +107,8 @@ pub fn evaluate_alerts(thresholds: &Thresholds, overview: &mut OverviewMetrics) 
     }
     for group in &mut overview.groups {
         let subject = group.group.clone();
-        let value = group.error.is_none().then_some(group.lag as f64);
+        let value = (group.error.is_none() && catching_up != Some(subject.as_str()))
+            .then_some(group.lag as f64);
         group.level = check(ThresholdMetric::GroupLag, &subject, value);
     }
     // DLQ depth per DLQ topic (a `topic` subject names a DLQ topic here).
@@ -169,6 +181,7 @@ mod tests {
                         ..Percentiles::default()
                     },
                     consumer: Percentiles::default(),
+                    catchup: Percentiles::default(),
                 },
                 series: vec![],
                 level: AlertLevel::Ok,
@@ -189,6 +202,7 @@ mod tests {
                 events: 0,
                 errors: 0,
                 own_lag: None,
+                catchup: None,
                 series: vec![],
             },
             dlq: DlqSummary {
@@ -242,6 +256,98 @@ mod tests {
         let mut o = overview();
         evaluate_alerts(&thresholds, &mut o);
         assert_eq!(o.dlq.topics[2].level, AlertLevel::Warning);
+    }
+
+    #[test]
+    fn the_catch_up_is_never_an_alert_steady_consumer_lag_is() {
+        // The demo's first screen: 28 minutes of history read at start on
+        // every topic, steady-state consumer lag in milliseconds.
+        let history = Percentiles {
+            count: 400,
+            p50_ms: Some(900_000),
+            p95_ms: Some(1_680_000),
+            p99_ms: Some(1_740_000),
+            max_ms: Some(1_790_000),
+        };
+        let steady = Percentiles {
+            count: 40,
+            p50_ms: Some(30),
+            p95_ms: Some(120),
+            p99_ms: Some(150),
+            max_ms: Some(150),
+        };
+        let mut o = overview();
+        o.dlq.topics.clear();
+        o.topics[0].lag = LagStats {
+            relay: Percentiles::default(),
+            consumer: steady,
+            catchup: history,
+        };
+        let started = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        o.ingest.catchup = Some(sagascope_model::IngestCatchUp {
+            state: sagascope_model::CatchUpState::CatchingUp,
+            began_at: started,
+            ended_at: None,
+            duration_ms: 3_000,
+            backlog: 1_234,
+            consumed: 400,
+            remaining: 834,
+            oldest_age_ms: Some(1_790_000),
+            partitions: 27,
+        });
+        let alerts = evaluate_alerts(&Thresholds::default(), &mut o);
+        assert!(alerts.is_empty(), "{alerts:?}");
+        assert_eq!(o.topics[0].level, AlertLevel::Ok);
+
+        // Only the backlog, no steady-state sample yet: still calm.
+        let mut o = overview();
+        o.dlq.topics.clear();
+        o.topics[0].lag = LagStats {
+            catchup: history,
+            ..LagStats::default()
+        };
+        assert!(evaluate_alerts(&Thresholds::default(), &mut o).is_empty());
+
+        // The same 28 minutes on messages produced after the start is lag.
+        let mut o = overview();
+        o.dlq.topics.clear();
+        o.topics[0].lag = LagStats {
+            consumer: history,
+            ..LagStats::default()
+        };
+        let alerts = evaluate_alerts(&Thresholds::default(), &mut o);
+        assert_eq!(alerts.len(), 1);
+        assert_eq!(alerts[0].metric, "consumer_lag_p95_ms");
+        assert_eq!(alerts[0].level, AlertLevel::Warning);
+        assert_eq!(o.topics[0].level, AlertLevel::Warning);
+    }
+
+    #[test]
+    fn own_group_lag_polled_during_the_catch_up_is_not_an_alert() {
+        let mut o = overview();
+        o.dlq.topics.clear();
+        o.groups[0].error = None;
+        o.groups[0].lag = 1074;
+        let mut other = o.groups[0].clone();
+        other.group = "sagascope".into();
+        o.groups.push(other);
+        let thresholds = Thresholds::with(&[Threshold {
+            metric: sagascope_domain::ThresholdMetric::GroupLag,
+            subject: None,
+            warning: Some(500.0),
+            critical: None,
+        }]);
+        let alerts = evaluate_alerts_catching_up(&thresholds, &mut o, Some("sagascope"));
+        let subjects: Vec<&str> = alerts
+            .iter()
+            .filter(|a| a.metric == "group_lag")
+            .map(|a| a.subject.as_str())
+            .collect();
+        assert_eq!(subjects, ["payments"], "a service's lag still alerts");
+        assert_eq!(o.groups[1].level, AlertLevel::Ok);
+        assert_eq!(o.groups[1].lag, 1074, "the figure stays");
+        let alerts = evaluate_alerts(&thresholds, &mut o);
+        assert_eq!(alerts.iter().filter(|a| a.metric == "group_lag").count(), 2);
     }
 
     #[test]

@@ -10,12 +10,12 @@ use std::sync::Arc;
 use sagascope_domain::Thresholds;
 use sagascope_ingest::{GroupLagBoard, IngestStatus};
 use sagascope_model::{
-    AlertLevel, AlertList, DlqSummary, IngestHealth, LagReport, MetricsWindow, OverviewMetrics,
-    SagaTypeMetrics, Timestamp,
+    AlertLevel, AlertList, DlqSummary, GroupLag, IngestHealth, LagReport, MetricsWindow,
+    OverviewMetrics, SagaTypeMetrics, Timestamp,
 };
 use sagascope_store::{Store, StoreError};
 
-pub use alerts::evaluate_alerts;
+pub use alerts::{evaluate_alerts, evaluate_alerts_catching_up};
 
 /// Cheap to clone: shared by the API handlers and the pages' server
 /// functions.
@@ -29,6 +29,24 @@ pub struct OverviewService {
     own_group: Option<String>,
     /// DLQ topics are consumed (`--dlq-topics` is not empty).
     dlq_configured: bool,
+}
+
+/// sagascope's own group, when its lag was polled before the consumer
+/// caught up with the backlog it found at start (`caught_up_at`: None
+/// while it has no partitions yet or catches up; no ingest, no excuse):
+/// that lag is the catch-up, reported on the ingest card, not an alert. A
+/// poll after the catch-up measures real lag again.
+fn catching_up_group<'a>(
+    own: Option<&'a str>,
+    groups: &[GroupLag],
+    caught_up_at: Option<Option<Timestamp>>,
+) -> Option<&'a str> {
+    let own = own?;
+    let caught_up_at = caught_up_at?;
+    let observed_at = groups.iter().find(|g| g.group == own)?.observed_at?;
+    caught_up_at
+        .is_none_or(|end| observed_at < end)
+        .then_some(own)
 }
 
 impl OverviewService {
@@ -81,7 +99,12 @@ impl OverviewService {
             dlq: self.dlq_summary(now).await?,
             alerts: Vec::new(),
         };
-        overview.alerts = evaluate_alerts(&self.thresholds, &mut overview);
+        let catching_up = catching_up_group(
+            self.own_group.as_deref(),
+            &overview.groups,
+            self.ingest.as_ref().map(|status| status.caught_up_at()),
+        );
+        overview.alerts = evaluate_alerts_catching_up(&self.thresholds, &mut overview, catching_up);
         Ok(overview)
     }
 
@@ -170,6 +193,9 @@ impl OverviewService {
                 };
                 health.state = state.to_string();
                 health.reason = reason;
+                // Information, never an alert: see `sagascope_ingest`'s
+                // catch-up.
+                health.catchup = view.catchup;
             }
         }
         health.own_lag = self.own_group.as_ref().and_then(|own| {
@@ -179,5 +205,41 @@ impl OverviewService {
                 .map(|g| g.lag)
         });
         health
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: i64) -> Timestamp {
+        chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap()
+    }
+
+    fn polled(group: &str, observed_at: i64) -> GroupLag {
+        GroupLag {
+            group: group.into(),
+            lag: 1074,
+            partitions: vec![],
+            error: None,
+            observed_at: Some(at(observed_at)),
+            level: AlertLevel::Ok,
+        }
+    }
+
+    #[test]
+    fn own_group_lag_is_the_catch_up_until_a_poll_after_its_end() {
+        let groups = [polled("sagascope", 10), polled("payments", 10)];
+        let own = Some("sagascope");
+        // No partitions yet, or still catching up.
+        assert_eq!(catching_up_group(own, &groups, Some(None)), own);
+        // Polled before the catch-up ended at 12 s.
+        assert_eq!(catching_up_group(own, &groups, Some(Some(at(12)))), own);
+        // Polled after it: real lag.
+        assert_eq!(catching_up_group(own, &groups, Some(Some(at(9)))), None);
+        // No ingest in this process, no own group, or not polled.
+        assert_eq!(catching_up_group(own, &groups, None), None);
+        assert_eq!(catching_up_group(None, &groups, Some(None)), None);
+        assert_eq!(catching_up_group(Some("other"), &groups, Some(None)), None);
     }
 }

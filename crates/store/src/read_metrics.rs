@@ -135,7 +135,7 @@ impl Store {
         }
         let rows = sqlx::query(
             "SELECT series, subject, (bucket_start_us - $2) / $4 AS point, value_ms, CAST(SUM(n) AS BIGINT) AS n FROM histograms \
-             WHERE grain_s = $1 AND series IN ('relay_lag', 'consumer_lag') AND bucket_start_us >= $2 AND bucket_start_us < $3 \
+             WHERE grain_s = $1 AND series IN ('relay_lag', 'consumer_lag', 'catchup_lag') AND bucket_start_us >= $2 AND bucket_start_us < $3 \
              GROUP BY series, subject, (bucket_start_us - $2) / $4, value_ms",
         )
         .bind(grain)
@@ -254,21 +254,23 @@ impl Store {
         let topics = lag_topics
             .into_iter()
             .map(|topic| {
+                let point_of_series = |series: &str, i: usize| {
+                    lag_points
+                        .get(&(series.to_string(), topic.clone(), i as i64))
+                        .map(|h| percentiles(h))
+                        .unwrap_or_default()
+                };
                 let point_stats = |i: usize| LagStats {
-                    relay: lag_points
-                        .get(&("relay_lag".to_string(), topic.clone(), i as i64))
-                        .map(|h| percentiles(h))
-                        .unwrap_or_default(),
-                    consumer: lag_points
-                        .get(&("consumer_lag".to_string(), topic.clone(), i as i64))
-                        .map(|h| percentiles(h))
-                        .unwrap_or_default(),
+                    relay: point_of_series("relay_lag", i),
+                    consumer: point_of_series("consumer_lag", i),
+                    catchup: point_of_series("catchup_lag", i),
                 };
                 TopicLag {
                     events: topic_events.get(&topic).copied().unwrap_or_default(),
                     lag: LagStats {
                         relay: percentiles_of("relay_lag", &topic, ""),
                         consumer: percentiles_of("consumer_lag", &topic, ""),
+                        catchup: percentiles_of("catchup_lag", &topic, ""),
                     },
                     series: (0..points)
                         .map(|i| LagPoint {
@@ -296,6 +298,7 @@ impl Store {
                 events,
                 errors,
                 own_lag: None,
+                catchup: None,
                 series: ingest_points,
             },
         })

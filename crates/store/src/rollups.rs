@@ -96,10 +96,18 @@ impl RollupDelta {
 
     /// A newly stored event: counted on its topic by ingest time; its relay
     /// lag (Kafka time − occurred) and consumer lag (ingested − Kafka
-    /// time) by Kafka time, when the message had a Kafka timestamp.
-    pub(crate) fn event(&mut self, event: &SagaEvent) {
+    /// time) by Kafka time, when the message had a Kafka timestamp. The
+    /// ingested − Kafka time of a backlog message (already in Kafka when
+    /// the consumer got its partition) is the catch-up's, `catchup_lag`:
+    /// kept apart so that history read at start never counts as delay.
+    pub(crate) fn event(&mut self, event: &SagaEvent, backlog: bool) {
         let topic = &event.coords.topic;
         let ingested = micros(event.ingested_at);
+        let waited_series = if backlog {
+            "catchup_lag"
+        } else {
+            "consumer_lag"
+        };
         for grain in GRAINS_S {
             self.topics
                 .entry((grain, bucket_start(ingested, grain), topic.clone()))
@@ -108,8 +116,8 @@ impl RollupDelta {
             if let Some(published) = event.published_at.map(micros) {
                 let bucket = bucket_start(published, grain);
                 let relay = (published - micros(event.occurred_at)) / 1000;
-                let consumer = (ingested - published) / 1000;
-                for (series, ms) in [("relay_lag", relay), ("consumer_lag", consumer)] {
+                let waited = (ingested - published) / 1000;
+                for (series, ms) in [("relay_lag", relay), (waited_series, waited)] {
                     *self
                         .histograms
                         .entry((

@@ -47,6 +47,25 @@ pub struct IngestBatch {
     /// Messages of the DLQ topics (never decoded as events).
     pub dead_letters: Vec<DeadLetter>,
     pub offsets: Vec<PartitionOffset>,
+    /// The consumer's catch-up, per partition: offsets below `next_offset`
+    /// were already in Kafka when the consumer got the partition (at start,
+    /// after a restart or a rebalance: see `sagascope_ingest`'s catch-up).
+    /// Their ingest − Kafka time is history, not delay: it goes to the
+    /// `catchup_lag` series, never to `consumer_lag` (which the thresholds
+    /// watch). A partition not listed has no backlog. Offsets, idempotence
+    /// and everything else are the same for backlog and new messages.
+    pub backlog: Vec<PartitionOffset>,
+}
+
+impl IngestBatch {
+    /// Whether a message was backlog (see [`IngestBatch::backlog`]).
+    pub fn is_backlog(&self, coords: &KafkaCoords) -> bool {
+        self.backlog.iter().any(|b| {
+            b.partition == coords.partition
+                && coords.offset < b.next_offset
+                && b.topic == coords.topic
+        })
+    }
 }
 
 /// A saga whose status the batch changed (for outcome metrics). Sagas
@@ -127,7 +146,7 @@ impl Store {
             .collect();
         let mut rollups = RollupDelta::default();
         for event in &new_events {
-            rollups.event(event);
+            rollups.event(event, batch.is_backlog(&event.coords));
         }
         let (sagas, keys, transitions) = self
             .project_events(&mut tx, &new_events, &placement, &mut rollups)

@@ -6,7 +6,7 @@
 use chrono::{DateTime, TimeZone, Utc};
 use sagascope_domain::{Decoder, KafkaCoords, Rules, SagaEvent};
 use sagascope_model::{MetricsWindow, Percentiles, Phase};
-use sagascope_store::{IngestBatch, NewIngestError, StallPolicy, Store};
+use sagascope_store::{IngestBatch, NewIngestError, PartitionOffset, StallPolicy, Store};
 use sqlx::Row;
 
 macro_rules! metrics_suite {
@@ -25,6 +25,7 @@ macro_rules! metrics_suite {
 metrics_suite!(
     overview_figures_match_hand_computed_values,
     rollups_equal_a_recount_through_reorders_merges_stalls_and_reproject,
+    backlog_counts_as_catch_up_never_as_consumer_lag,
 );
 
 /// 2026-11-21T10:00:00Z.
@@ -146,6 +147,7 @@ fn batch(events: Vec<SagaEvent>) -> IngestBatch {
         errors: vec![],
         dead_letters: vec![],
         offsets: vec![],
+        backlog: vec![],
     }
 }
 
@@ -457,4 +459,118 @@ async fn rollups_equal_a_recount_through_reorders_merges_stalls_and_reproject(st
         after.topics, before.topics,
         "lag rollups belong to the events"
     );
+}
+
+/// Events numbered as consecutive offsets of partition 0 from `first`.
+fn at_offsets(mut events: Vec<SagaEvent>, first: i64) -> Vec<SagaEvent> {
+    for (i, event) in events.iter_mut().enumerate() {
+        event.coords.offset = first + i as i64;
+    }
+    events
+}
+
+fn next_offset(topic: &str, next_offset: i64) -> PartitionOffset {
+    PartitionOffset {
+        topic: topic.into(),
+        partition: 0,
+        next_offset,
+    }
+}
+
+/// The start-up catch-up: the events of messages that were already in
+/// Kafka when the consumer got the partition (below the batch's backlog
+/// bound) add their ingested − Kafka time to the catch-up, never to the
+/// consumer lag that the thresholds watch; the messages after them, in the
+/// same batch or later ones, are consumer lag as before. Events, counts
+/// and offsets are stored alike, and a redelivery changes nothing.
+async fn backlog_counts_as_catch_up_never_as_consumer_lag(store: &Store) {
+    // History read at start: 1,700,000 ms (28 min 20 s) between Kafka and
+    // the ingest. Two sagas of 6 events: offsets 0..12.
+    let history = |saga, start| Spec {
+        saga,
+        saga_type: "order",
+        start,
+        topic: "saga.state",
+        relay_ms: 50,
+        consumer_ms: 1_700_000,
+    };
+    let mut events = history("h1", t0()).saga(Some((Phase::SagaCompleted, 1000)));
+    events.extend(history("h2", ms(t0(), 60_000)).saga(Some((Phase::SagaCompleted, 1000))));
+    let mut events = at_offsets(events, 0);
+    assert_eq!(events.len(), 12);
+    // Produced after the start, in the same batch: offsets 12..18.
+    let fresh = order("n1", ms(t0(), 28 * 60_000)).saga(Some((Phase::SagaCompleted, 1000)));
+    events.extend(at_offsets(fresh, 12));
+    let first = IngestBatch {
+        events,
+        offsets: vec![next_offset("saga.state", 18)],
+        backlog: vec![next_offset("saga.state", 12)],
+        ..batch(vec![])
+    };
+    assert!(first.is_backlog(&first.events[11].coords));
+    assert!(!first.is_backlog(&first.events[12].coords));
+    store.write_batch(&first).await.unwrap();
+    // A later batch, no backlog: consumer lag 300 ms. Offsets 18..24.
+    let mut later = Spec {
+        consumer_ms: 300,
+        ..order("n2", ms(t0(), 29 * 60_000))
+    }
+    .saga(Some((Phase::SagaCompleted, 1000)));
+    later = at_offsets(later, 18);
+    store
+        .write_batch(&IngestBatch {
+            offsets: vec![next_offset("saga.state", 24)],
+            ..batch(later)
+        })
+        .await
+        .unwrap();
+
+    let now = ms(t0(), 30 * 60_000);
+    let check = |m: &sagascope_store::WindowMetrics| {
+        assert_eq!(m.topics.len(), 1);
+        let t = &m.topics[0];
+        assert_eq!((t.topic.as_str(), t.events), ("saga.state", 24));
+        assert_eq!(t.lag.relay, pct(24, 50, 50, 50, 50));
+        // 200 ms ×6 then 300 ms ×6: p50 = 6th, p95 = p99 = 12th.
+        assert_eq!(t.lag.consumer, pct(12, 200, 300, 300, 300));
+        assert_eq!(
+            t.lag.catchup,
+            pct(12, 1_700_000, 1_700_000, 1_700_000, 1_700_000)
+        );
+        let points: i64 = t.series.iter().map(|p| p.lag.catchup.count).sum();
+        assert_eq!(points, 12);
+        let points: i64 = t.series.iter().map(|p| p.lag.consumer.count).sum();
+        assert_eq!(points, 12);
+        assert_eq!(m.totals.started, 4);
+        assert_eq!(m.ingest.events, 24);
+    };
+    let m = store
+        .window_metrics(MetricsWindow::Hour1, now)
+        .await
+        .unwrap();
+    check(&m);
+
+    // The offsets moved as for any batch.
+    let next: i64 = sqlx::query(
+        "SELECT next_offset FROM consumer_offsets WHERE group_id = 'g' AND topic = 'saga.state' AND kafka_partition = 0",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+    .get("next_offset");
+    assert_eq!(next, 24);
+
+    // Redelivered after a restart (now below nobody's bound): duplicates,
+    // no figure moves.
+    let again = IngestBatch {
+        backlog: vec![],
+        ..first
+    };
+    let outcome = store.write_batch(&again).await.unwrap();
+    assert_eq!((outcome.duplicates, outcome.new_events.len()), (18, 0));
+    let m = store
+        .window_metrics(MetricsWindow::Hour1, now)
+        .await
+        .unwrap();
+    check(&m);
 }

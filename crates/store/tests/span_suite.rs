@@ -114,6 +114,7 @@ async fn write_events(store: &Store, events: Vec<SagaEvent>) {
             errors: vec![],
             dead_letters: vec![],
             offsets: vec![],
+            backlog: vec![],
         })
         .await
         .unwrap();

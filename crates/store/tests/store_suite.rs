@@ -106,6 +106,7 @@ fn batch(events: Vec<SagaEvent>) -> IngestBatch {
         errors: vec![],
         dead_letters: vec![],
         offsets: vec![],
+        backlog: vec![],
     }
 }
 
@@ -338,6 +339,7 @@ async fn ingest_errors_are_kept_once_per_coordinate(store: &Store) {
         errors: vec![error.clone()],
         dead_letters: vec![],
         offsets: vec![],
+        backlog: vec![],
     };
     assert_eq!(store.write_batch(&b).await.unwrap().errors.len(), 1);
     assert_eq!(
