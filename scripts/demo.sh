@@ -18,14 +18,18 @@ if [ "${1:-}" = "--smoke" ]; then
 fi
 
 started=$(date +%s)
-scripts/setup.sh
+if [ "$SMOKE" = 1 ]; then
+  scripts/setup.sh --browser   # the smoke run drives Chromium
+else
+  scripts/setup.sh
+fi
 export PATH="$PWD/end2end/node_modules/.bin:$PATH"
 cargo leptos build --release --cargo-locked
-scripts/wasm_budget.sh
 
 if [ "$SMOKE" = 0 ]; then
   exec target/release/sagascope demo "$@"
 fi
+scripts/wasm_budget.sh
 
 # --smoke: the release binary just built, on a port of its own, with a known
 # viewer password (the demo otherwise generates one) and a throwaway database.

@@ -3,12 +3,15 @@
 # whatever is already there. Safe to run again. Needs root (or sudo) for the
 # Debian packages; everything else comes from crates.io and npm.
 #   scripts/setup.sh            tools for the demo
+#   scripts/setup.sh --browser  plus Chromium (scripts/demo.sh --smoke)
 #   scripts/setup.sh --tests    plus Chromium and a running Postgres
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_TESTS=0
-[ "${1:-}" = "--tests" ] && WITH_TESTS=1
+WITH_BROWSER=0
+[ "${1:-}" = "--tests" ] && WITH_TESTS=1 && WITH_BROWSER=1
+[ "${1:-}" = "--browser" ] && WITH_BROWSER=1
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 log() { printf '\033[1;34m[setup]\033[0m %s\n' "$*"; }
@@ -19,8 +22,10 @@ command -v make >/dev/null || apt_packages+=(make)
 command -v pkg-config >/dev/null || apt_packages+=(pkg-config)
 command -v npm >/dev/null || apt_packages+=(nodejs npm)
 dpkg -s zlib1g-dev >/dev/null 2>&1 || apt_packages+=(zlib1g-dev)
-if [ "$WITH_TESTS" = 1 ]; then
+if [ "$WITH_BROWSER" = 1 ]; then
   [ -x /usr/bin/chromium ] || apt_packages+=(chromium)
+fi
+if [ "$WITH_TESTS" = 1 ]; then
   command -v pg_ctlcluster >/dev/null || command -v postgres >/dev/null || apt_packages+=(postgresql)
   # scripts/api_fuzz.sh: schemathesis and openapi-spec-validator in a venv.
   command -v curl >/dev/null || apt_packages+=(curl)

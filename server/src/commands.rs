@@ -240,6 +240,7 @@ pub async fn demo(mut args: DemoArgs) -> anyhow::Result<()> {
     )?;
     let retry_task = tokio::spawn(retry_consumer.run(stop_rx.clone()));
     produce_history(&simulator, args.history, args.poison_ratio > 0.0).await?;
+    wait_for_first_commit(kafka.bootstrap_servers(), PAYMENT_SERVICE_GROUP).await;
 
     let kafka_args = KafkaArgs {
         brokers: kafka.bootstrap_servers().to_string(),
@@ -366,4 +367,32 @@ async fn produce_history(
         }
     }
     Ok(())
+}
+
+/// Waits (at most 15 s) until `group` has committed on some partition of the
+/// demo's topics. Until its first commit a watched group's lag is its whole
+/// backlog, which would greet a fresh demo with a group-lag warning that no
+/// real service in steady state would show.
+async fn wait_for_first_commit(brokers: &str, group: &str) {
+    let config = GroupWatchConfig::new(
+        brokers,
+        vec![group.to_string()],
+        ALL_TOPICS.iter().map(|t| t.to_string()).collect(),
+    );
+    let Ok(poller) = sagascope_ingest::GroupLagPoller::new(&config) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while tokio::time::Instant::now() < deadline {
+        let committed = poller
+            .poll()
+            .await
+            .iter()
+            .any(|g| g.partitions.iter().any(|p| p.committed.is_some()));
+        if committed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    poller.close().await;
 }

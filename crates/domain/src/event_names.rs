@@ -63,6 +63,9 @@ const COMPLETION_WORDS: [&str; 3] = ["completed", "confirmed", "finished"];
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameMeaning {
     Failure,
+    /// A failure of a compensation (`ReleaseStockFailed`,
+    /// `RefundPaymentDeclined`): the saga cannot undo what it did.
+    CompensationFailure,
     /// A compensation asked for (a request or command).
     CompensationRequest,
     /// A compensation done.
@@ -147,12 +150,22 @@ pub fn meaning(event_type: &str) -> NameMeaning {
         return NameMeaning::Plain;
     }
     if ends_in(&last, &FAILURE_WORDS) {
+        if has_compensation_word(&last[..last.len() - 1]) {
+            return NameMeaning::CompensationFailure;
+        }
         return NameMeaning::Failure;
     }
     if ends_in(&last, &COMPENSATED_WORDS) {
         return NameMeaning::Compensated;
     }
-    let context: Vec<String> = previous.iter().chain(&last).cloned().collect();
+    // The segment before names the compensation only when the last one is
+    // a lone request word (`com.acme.stock.release.requested`), not in
+    // `com.acme.refund.PaymentRequested`.
+    let context: Vec<String> = if last.len() == 1 {
+        previous.iter().chain(&last).cloned().collect()
+    } else {
+        last.clone()
+    };
     let request =
         ends_in(&last, &REQUEST_WORDS) && has_compensation_word(&context[..context.len() - 1]);
     if request || last.first().is_some_and(|w| w == "compensate") {
@@ -255,7 +268,10 @@ mod tests {
             ("com.acme.payment.timedout", Failure),
             ("com.acme.payment.error", Failure),
             ("com.shop.payment.PaymentFailed", Failure),
-            ("ReleaseStockFailed", Failure),
+            ("ReleaseStockFailed", CompensationFailure),
+            ("RefundPaymentDeclined", CompensationFailure),
+            ("com.acme.refund.PaymentRequested", Plain),
+            ("com.acme.release.DeployStarted", Plain),
             ("Prefailed", Plain),
             ("StockReleased", Compensated),
             ("PaymentRefunded", Compensated),

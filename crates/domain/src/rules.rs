@@ -381,6 +381,7 @@ fn short_name(event_type: &str) -> &str {
 pub fn default_classification(event_type: &str) -> Classification {
     let phase = match event_names::meaning(event_type) {
         NameMeaning::Failure => Phase::StepFailed,
+        NameMeaning::CompensationFailure => Phase::CompensationFailed,
         NameMeaning::Compensated => Phase::StepCompensated,
         NameMeaning::CompensationRequest => Phase::CompensationStarted,
         NameMeaning::Success => Phase::StepSucceeded,

@@ -283,7 +283,7 @@ impl CatchUp {
         self.finish_if_done(now);
     }
 
-    /// The consumer has nothing to read (its queue is empty): a start-up
+    /// Checked every second by the consumer loop: a start-up
     /// partition that delivered nothing for [`QUIET`] has no backlog left.
     pub fn idle(&mut self, now: Timestamp) {
         for p in self.partitions.values_mut().flat_map(BTreeMap::values_mut) {

@@ -87,8 +87,10 @@ impl ClientContext for IngestContext {
 /// How long the first assignment's watermark queries may take in all; the
 /// partitions left after that fall back to timestamps (see
 /// [`crate::catchup`]).
-const MARKS_BUDGET: Duration = Duration::from_secs(10);
-const MARKS_TIMEOUT: Duration = Duration::from_secs(5);
+/// Short: the callback runs inside `recv` on a runtime worker, and
+/// librdkafka wants rebalance callbacks to return quickly.
+const MARKS_BUDGET: Duration = Duration::from_secs(3);
+const MARKS_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl ConsumerContext for IngestContext {
     /// Runs on the thread that polls (inside `recv`), after librdkafka
@@ -281,6 +283,7 @@ impl Ingestor {
         // decided when it arrives.
         let mut backlog: Vec<bool> = Vec::with_capacity(self.config.batch_size);
         let mut batch_started = Instant::now();
+        let mut quiet_check = Instant::now();
         loop {
             let wait = if pending.is_empty() {
                 Duration::from_millis(250)
@@ -319,15 +322,18 @@ impl Ingestor {
                         self.status.degraded(format!("consume: {error}"));
                         tokio::time::sleep(Duration::from_millis(200)).await;
                     }
-                    Err(_linger_elapsed) => {
-                        if pending.is_empty() {
-                            // Nothing left to read: quiet partitions are
-                            // past their backlog.
-                            self.status.catch_up(|c| c.idle(chrono::Utc::now()));
-                            crate::ingest_metrics::record_catch_up(self.status.catch_up_view().as_ref());
-                        }
-                    }
+                    Err(_linger_elapsed) => {}
                 },
+            }
+            // Start-up partitions quiet for a while are past their backlog.
+            // Checked every second whatever else is arriving: a partition
+            // whose last offsets are transaction markers never delivers its
+            // high watermark, and busy topics may never let the consumer
+            // go idle as a whole.
+            if quiet_check.elapsed() >= Duration::from_secs(1) {
+                quiet_check = Instant::now();
+                self.status.catch_up(|c| c.idle(chrono::Utc::now()));
+                crate::ingest_metrics::record_catch_up(self.status.catch_up_view().as_ref());
             }
             let full = pending.len() >= self.config.batch_size;
             let lingered =

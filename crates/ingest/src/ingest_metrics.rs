@@ -76,7 +76,7 @@ pub fn describe_ingest_metrics() {
     );
     describe_counter!(
         "sagascope_saga_outcomes_total",
-        "Sagas that reached a final status (completed, failed, compensated, compensation_failed, timed_out), by type and status."
+        "Sagas that reached a final status (completed, failed, compensated, compensation_failed, timed_out), by type and status. A saga that ends again after reopening (a choreography without rules: failed, then compensating, then compensated) counts once per end; the overview's rollups count each saga once, by its current status."
     );
     describe_histogram!(
         "sagascope_saga_duration_seconds",

@@ -128,6 +128,11 @@ impl IngestStatus {
         let Some(rest) = reason.strip_prefix(NOT_AVAILABLE_PREFIX) else {
             return false;
         };
+        // Only "unknown topic" means "no such topic yet"; an authorisation
+        // failure on a subscribed topic is a real problem.
+        if !rest.to_ascii_lowercase().contains("unknown topic") {
+            return false;
+        }
         // "{topic}: Broker: Unknown topic or partition" (or "Local: …").
         let subscription = [": Broker: ", ": Local: "]
             .iter()
@@ -249,6 +254,9 @@ mod tests {
         let status = IngestStatus::default();
         assert!(!status.note_client_error("1/1 brokers are down"));
         assert!(!status.note_client_error("Subscribed topic not available: "));
+        assert!(!status.note_client_error(
+            "Subscribed topic not available: saga.state: Broker: Topic authorization failed"
+        ));
         assert!(status.view().unmatched_subscriptions.is_empty());
     }
 }
