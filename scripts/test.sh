@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --tests
 export PATH="$PWD/end2end/node_modules/.bin:$PATH"
-step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
+# Each step prints the seconds since the start, to see where CI's time goes.
+started=$(date +%s)
+step() { printf '\n\033[1;34m== %s\033[0m (%d s)\n' "$*" "$(($(date +%s) - started))"; }
 
 # Postgres for the store and API suites: trust auth locally, or the
 # password set here on a machine whose Postgres asks for one.
@@ -51,3 +53,4 @@ step "smoke run of README command 1 (scripts/demo.sh --smoke)"
 scripts/demo.sh --smoke
 step "browser tests (Playwright, Chromium) against the release build"
 (cd end2end && CI="${CI:-}" SAGASCOPE_BIN=../target/release/sagascope npx playwright test)
+step "all passed"
