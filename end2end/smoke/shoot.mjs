@@ -1,3 +1,6 @@
+// Screenshots of pages of a running sagascope, in the dark and the light
+// theme, to look at what was built as a user would:
+//   node end2end/smoke/shoot.mjs http://127.0.0.1:3000 /tmp/shots / /sagas
 import { chromium } from '@playwright/test';
 const [base, out, ...paths] = process.argv.slice(2);
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu'] });
