@@ -10,11 +10,13 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sagascope_domain::{Decoder, KafkaCoords, RawMessage};
 use sagascope_model::StreamMessage;
 use sagascope_store::{BatchOutcome, IngestBatch, Store};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
 
 use crate::batch::{backlog_bounds, decode_batch, DecodedBatch};
 use crate::catchup::PartitionMarks;
@@ -68,9 +70,12 @@ impl IngestConfig {
 }
 
 /// Records librdkafka's client-level errors (broker down, auth) in the
-/// ingest status so `/readyz` and the UI can say "Kafka unreachable since …".
+/// ingest status so `/readyz` and the UI can say "Kafka unreachable since …",
+/// and starts each assigned partition at the offset stored with the data.
 struct IngestContext {
     status: Arc<IngestStatus>,
+    store: Store,
+    group_id: String,
 }
 
 impl ClientContext for IngestContext {
@@ -91,8 +96,49 @@ impl ClientContext for IngestContext {
 /// librdkafka wants rebalance callbacks to return quickly.
 const MARKS_BUDGET: Duration = Duration::from_secs(3);
 const MARKS_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long reading the stored offsets may hold up an assignment.
+const STORED_OFFSETS_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ConsumerContext for IngestContext {
+    /// The default rebalance, except that an assignment starts each
+    /// partition where the read model says (quickwit's model): the offsets
+    /// stored in the same transaction as the data are the truth, Kafka's
+    /// committed offsets are advisory (kept for lag tools). So a commit to
+    /// Kafka that was lost, or one the database lost, can neither skip nor
+    /// repeat a batch, and a new database re-reads the topics from the start.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            rdkafka::consumer::RebalanceProtocol::Cooperative
+        );
+        let result = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.start_at_stored_offsets(tpl);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            _ if cooperative => consumer.incremental_unassign(tpl),
+            _ => consumer.unassign(),
+        };
+        if let Err(error) = result {
+            tracing::warn!(%error, "applying the rebalance failed");
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            other => Rebalance::Error(KafkaError::Rebalance(other.into())),
+        };
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     /// Runs on the thread that polls (inside `recv`), after librdkafka
     /// applied the assignment and before any message of it is handed out:
     /// so every message finds its partition's backlog boundary.
@@ -127,6 +173,64 @@ impl ConsumerContext for IngestContext {
     }
 }
 
+impl IngestContext {
+    /// Sets each assigned partition's start to the offset the read model
+    /// stored for it, or the beginning when it has none. When the store
+    /// cannot be read, leaves the assignment to Kafka's committed offsets:
+    /// they are committed only after the store's commit, so they are never
+    /// ahead of the data (a batch may be read twice, idempotently).
+    fn start_at_stored_offsets(&self, tpl: &mut TopicPartitionList) {
+        let stored = match self.read_stored_offsets() {
+            Ok(stored) => stored,
+            Err(reason) => {
+                tracing::warn!(%reason, "cannot read the stored offsets; the assignment starts at Kafka's committed offsets");
+                return;
+            }
+        };
+        let mut started_at_stored = 0usize;
+        for (topic, partition) in partitions_of(tpl) {
+            let offset = match stored.get(&(topic.clone(), partition)) {
+                Some(next) => {
+                    started_at_stored += 1;
+                    Offset::Offset(*next)
+                }
+                None => Offset::Beginning,
+            };
+            if let Err(error) = tpl.set_partition_offset(&topic, partition, offset) {
+                tracing::warn!(%error, topic, partition, "cannot set the start offset");
+            }
+        }
+        tracing::info!(
+            partitions = tpl.count(),
+            started_at_stored,
+            "assigned partitions start at the offsets stored with the data"
+        );
+    }
+
+    /// The store's next offsets of this group. The rebalance callback is
+    /// synchronous and runs inside `recv` on a runtime worker, so the query
+    /// runs there with the worker handed off (`block_in_place`); a
+    /// current-thread runtime cannot do that and gets an error instead.
+    fn read_stored_offsets(&self) -> Result<std::collections::HashMap<(String, i32), i64>, String> {
+        let handle = tokio::runtime::Handle::try_current().map_err(|e| e.to_string())?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return Err("the ingest runs on a current-thread runtime".into());
+        }
+        let progress = tokio::task::block_in_place(|| {
+            handle.block_on(tokio::time::timeout(
+                STORED_OFFSETS_TIMEOUT,
+                self.store.partition_progress(&self.group_id),
+            ))
+        })
+        .map_err(|_| format!("no answer within {STORED_OFFSETS_TIMEOUT:?}"))?
+        .map_err(|e| e.to_string())?;
+        Ok(progress
+            .into_iter()
+            .filter_map(|p| Some(((p.topic, i32::try_from(p.partition).ok()?), p.next_offset)))
+            .collect())
+    }
+}
+
 fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
     tpl.elements()
         .iter()
@@ -134,23 +238,16 @@ fn partitions_of(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
-/// The high watermark and the start offset (committed, else the low
-/// watermark, as `auto.offset.reset` is earliest) of each partition of the
-/// first assignment. Blocking, once per process: one `OffsetFetch` and one
-/// `ListOffsets` per partition, within [`MARKS_BUDGET`]. A partition whose
-/// watermark cannot be read is left out (it falls back to timestamps).
+/// The high watermark and the start offset (the stored offset the
+/// assignment starts at, else the low watermark) of each partition of the
+/// first assignment. Blocking, once per process: one `ListOffsets` per
+/// partition, within [`MARKS_BUDGET`]. A partition whose watermark cannot
+/// be read is left out (it falls back to timestamps).
 fn first_assignment_marks(
     consumer: &BaseConsumer<IngestContext>,
     tpl: &TopicPartitionList,
 ) -> Vec<PartitionMarks> {
     let started = Instant::now();
-    let committed = match consumer.committed_offsets(tpl.clone(), MARKS_TIMEOUT) {
-        Ok(committed) => committed,
-        Err(error) => {
-            tracing::warn!(%error, "cannot read the committed offsets; the catch-up counts from the low watermarks");
-            TopicPartitionList::new()
-        }
-    };
     let mut marks = Vec::new();
     for element in tpl.elements() {
         let left = MARKS_BUDGET.saturating_sub(started.elapsed());
@@ -161,18 +258,15 @@ fn first_assignment_marks(
         let (topic, partition) = (element.topic(), element.partition());
         match consumer.fetch_watermarks(topic, partition, left.min(MARKS_TIMEOUT)) {
             Ok((low, high)) => {
-                let committed =
-                    committed
-                        .find_partition(topic, partition)
-                        .and_then(|e| match e.offset() {
-                            Offset::Offset(offset) if offset >= 0 => Some(offset),
-                            _ => None,
-                        });
+                let start = match element.offset() {
+                    Offset::Offset(offset) if offset >= 0 => offset.clamp(low, high),
+                    _ => low,
+                };
                 marks.push(PartitionMarks {
                     topic: topic.to_string(),
                     partition,
                     high,
-                    start: Some(committed.map_or(low, |c| c.clamp(low, high))),
+                    start: Some(start),
                 });
             }
             Err(error) => {
@@ -184,13 +278,33 @@ fn first_assignment_marks(
 }
 
 pub struct Ingestor {
-    consumer: StreamConsumer<IngestContext>,
+    consumer: Arc<StreamConsumer<IngestContext>>,
     store: Store,
-    decoder: Decoder,
-    dlq_topics: DlqTopics,
+    decoder: Arc<Decoder>,
+    dlq_topics: Arc<DlqTopics>,
     live: broadcast::Sender<StreamMessage>,
     status: Arc<IngestStatus>,
     config: IngestConfig,
+}
+
+/// Batches decoded or being decoded, waiting for the writer: with the one
+/// being written and the one being received, at most this many + 2 batches
+/// are in memory, so memory stays flat while the store is slow (the
+/// receiver waits, and librdkafka's prefetch queue is bounded too).
+const DECODED_AHEAD: usize = 2;
+
+/// One batch in the pipeline: its messages, which of them were backlog,
+/// and the decode running off the async workers.
+struct PendingBatch {
+    messages: Vec<RawMessage>,
+    backlog: Vec<bool>,
+    received_at: Instant,
+}
+
+struct DecodedWork {
+    pending: PendingBatch,
+    decoded: DecodedBatch,
+    ingested_at: chrono::DateTime<chrono::Utc>,
 }
 
 fn to_raw(message: &BorrowedMessage<'_>) -> RawMessage {
@@ -239,6 +353,8 @@ impl Ingestor {
         }
         let status = Arc::new(IngestStatus::default());
         let mut client = ClientConfig::new();
+        // The prefetch queue holds at most this much per consumer (the
+        // default, 64 MB, would dominate the process's memory).
         client
             .set("bootstrap.servers", &config.brokers)
             .set("group.id", &config.group_id)
@@ -250,20 +366,23 @@ impl Ingestor {
                 config.session_timeout.as_millis().to_string(),
             )
             // Regex subscriptions pick up new topics at this interval.
-            .set("topic.metadata.refresh.interval.ms", "5000");
+            .set("topic.metadata.refresh.interval.ms", "5000")
+            .set("queued.max.messages.kbytes", "16384");
         for (key, value) in &config.client_properties {
             client.set(key, value);
         }
         let consumer: StreamConsumer<IngestContext> =
             client.create_with_context(IngestContext {
                 status: status.clone(),
+                store: store.clone(),
+                group_id: config.group_id.clone(),
             })?;
         consumer.subscribe(&subscription)?;
         Ok(Ingestor {
-            consumer,
+            consumer: Arc::new(consumer),
             store,
-            decoder,
-            dlq_topics,
+            decoder: Arc::new(decoder),
+            dlq_topics: Arc::new(dlq_topics),
             live,
             status,
             config,
@@ -276,12 +395,24 @@ impl Ingestor {
 
     /// Runs until `shutdown` turns true, then writes and commits what it has
     /// (graceful drain) and returns.
+    ///
+    /// A pipeline: this loop receives and batches; each full (or lingered)
+    /// batch is decoded on the blocking pool while the writer task stores
+    /// the one before it, then commits it to Kafka and publishes it, in
+    /// batch order. The channel between them is bounded
+    /// ([`DECODED_AHEAD`]): when the store is slow, receiving waits.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::info!(topics = ?self.config.topics, dlq_topics = ?self.config.dlq_topics, group_id = %self.config.group_id, "ingest started");
+        let (to_writer, from_receiver) = mpsc::channel(DECODED_AHEAD);
+        let writer = BatchWriter {
+            consumer: self.consumer.clone(),
+            store: self.store.clone(),
+            live: self.live.clone(),
+            status: self.status.clone(),
+            shutdown: shutdown.clone(),
+        };
+        let writing = tokio::spawn(writer.run(from_receiver));
         let mut pending: Vec<RawMessage> = Vec::with_capacity(self.config.batch_size);
-        // Whether each pending message is backlog (see `crate::catchup`),
-        // decided when it arrives.
-        let mut backlog: Vec<bool> = Vec::with_capacity(self.config.batch_size);
         let mut batch_started = Instant::now();
         let mut quiet_check = Instant::now();
         loop {
@@ -304,11 +435,7 @@ impl Ingestor {
                             batch_started = Instant::now();
                         }
                         self.status.topic_seen(message.topic());
-                        let raw = to_raw(&message);
-                        backlog.push(self.status.catch_up(|c| {
-                            c.classify(&raw.coords, raw.timestamp, chrono::Utc::now())
-                        }));
-                        pending.push(raw);
+                        pending.push(to_raw(&message));
                         if !matches!(self.status.state(), ConsumerState::Running) {
                             self.status.set_state(ConsumerState::Running);
                         }
@@ -339,10 +466,15 @@ impl Ingestor {
             let lingered =
                 !pending.is_empty() && batch_started.elapsed() >= self.config.batch_linger;
             if full || lingered {
-                self.flush(&mut pending, &mut backlog, &shutdown).await;
+                self.hand_over(&mut pending, &to_writer).await;
             }
         }
-        self.flush(&mut pending, &mut backlog, &shutdown).await;
+        self.hand_over(&mut pending, &to_writer).await;
+        // The writer drains what it was handed, then stops.
+        drop(to_writer);
+        if let Err(error) = writing.await {
+            tracing::error!(%error, "the ingest writer stopped abnormally");
+        }
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
             // Nothing pending is reported as NoOffset: not a failure.
             if !matches!(
@@ -356,42 +488,96 @@ impl Ingestor {
         tracing::info!("ingest stopped");
     }
 
+    /// Classifies the batch's backlog (one lock and one clock read per
+    /// batch), starts its decode on the blocking pool and queues it for the
+    /// writer, waiting while the writer is [`DECODED_AHEAD`] batches behind.
+    async fn hand_over(
+        &self,
+        pending: &mut Vec<RawMessage>,
+        to_writer: &mpsc::Sender<JoinHandle<DecodedWork>>,
+    ) {
+        if pending.is_empty() {
+            return;
+        }
+        let messages = std::mem::replace(pending, Vec::with_capacity(self.config.batch_size));
+        let backlog: Vec<bool> = self.status.catch_up(|c| {
+            let now = chrono::Utc::now();
+            messages
+                .iter()
+                .map(|m| c.classify(&m.coords, m.timestamp, now))
+                .collect()
+        });
+        let batch = PendingBatch {
+            messages,
+            backlog,
+            received_at: Instant::now(),
+        };
+        let (decoder, dlq_topics) = (self.decoder.clone(), self.dlq_topics.clone());
+        let group_id = self.config.group_id.clone();
+        let decoding = tokio::task::spawn_blocking(move || {
+            let ingested_at = chrono::Utc::now();
+            let mut decoded = decode_batch(
+                &group_id,
+                &decoder,
+                &dlq_topics,
+                &batch.messages,
+                ingested_at,
+            );
+            decoded.batch.backlog = backlog_bounds(&batch.messages, &batch.backlog);
+            DecodedWork {
+                pending: batch,
+                decoded,
+                ingested_at,
+            }
+        });
+        if to_writer.send(decoding).await.is_err() {
+            tracing::error!("the ingest writer is gone; the batch is not stored (it is read again after a restart)");
+        }
+    }
+}
+
+/// The pipeline's last stage: stores each decoded batch (one transaction,
+/// offsets included), then commits its offsets to Kafka, updates the
+/// status and metrics and publishes it live, strictly in batch order.
+struct BatchWriter {
+    consumer: Arc<StreamConsumer<IngestContext>>,
+    store: Store,
+    live: broadcast::Sender<StreamMessage>,
+    status: Arc<IngestStatus>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl BatchWriter {
+    async fn run(self, mut batches: mpsc::Receiver<JoinHandle<DecodedWork>>) {
+        while let Some(decoding) = batches.recv().await {
+            match decoding.await {
+                Ok(work) => self.write(work).await,
+                Err(error) => {
+                    tracing::error!(%error, "decoding a batch failed; it is not stored (it is read again after a restart)")
+                }
+            }
+        }
+    }
+
     /// Writes one batch, retrying the store until it succeeds (or shutdown
     /// is requested while the store stays down: then the offsets are simply
-    /// not committed and the messages are consumed again next time).
+    /// not stored and the messages are consumed again next time).
     #[tracing::instrument(
         name = "ingest.batch",
         skip_all,
         fields(
             // As i64: the OpenTelemetry layer keeps unsigned numbers as text.
-            messages = pending.len() as i64,
-            partitions = pending
-                .iter()
-                .map(|m| (m.coords.topic.as_str(), m.coords.partition))
-                .collect::<std::collections::HashSet<_>>()
-                .len() as i64,
-            group_id = %self.config.group_id,
+            messages = work.pending.messages.len() as i64,
+            partitions = work.decoded.batch.offsets.len() as i64,
+            group_id = %work.decoded.batch.group_id,
         )
     )]
-    async fn flush(
-        &self,
-        pending: &mut Vec<RawMessage>,
-        backlog: &mut Vec<bool>,
-        shutdown: &watch::Receiver<bool>,
-    ) {
-        if pending.is_empty() {
-            return;
-        }
-        let started = std::time::Instant::now();
-        let ingested_at = chrono::Utc::now();
-        let DecodedBatch { mut batch, ignored } = decode_batch(
-            &self.config.group_id,
-            &self.decoder,
-            &self.dlq_topics,
+    async fn write(&self, work: DecodedWork) {
+        let DecodedWork {
             pending,
+            decoded: DecodedBatch { batch, ignored },
             ingested_at,
-        );
-        batch.backlog = backlog_bounds(pending, backlog);
+        } = work;
         let mut backoff = Duration::from_millis(100);
         let outcome = loop {
             match self.store.write_batch(&batch).await {
@@ -399,9 +585,7 @@ impl Ingestor {
                 Err(error) => {
                     tracing::error!(%error, "store write failed; retrying");
                     self.status.degraded(format!("store: {error}"));
-                    if *shutdown.borrow() {
-                        pending.clear();
-                        backlog.clear();
+                    if *self.shutdown.borrow() {
                         return;
                     }
                     tokio::time::sleep(backoff).await;
@@ -410,29 +594,28 @@ impl Ingestor {
             }
         };
         self.commit(&batch);
-        self.record(pending.len(), ignored, &outcome);
+        self.record(pending.messages.len(), ignored, &outcome);
         self.status.catch_up(|c| {
             c.stored(
                 pending
+                    .messages
                     .iter()
-                    .zip(backlog.iter())
+                    .zip(pending.backlog.iter())
                     .map(|(m, b)| (&m.coords, m.timestamp, *b)),
                 ingested_at,
                 chrono::Utc::now(),
             )
         });
         crate::ingest_metrics::record_batch(
-            pending.len(),
-            backlog.iter().filter(|b| **b).count(),
+            pending.messages.len(),
+            pending.backlog.iter().filter(|b| **b).count(),
             ignored,
             &outcome,
             &batch,
-            started.elapsed(),
+            pending.received_at.elapsed(),
         );
         crate::ingest_metrics::record_catch_up(self.status.catch_up_view().as_ref());
         self.publish(outcome);
-        pending.clear();
-        backlog.clear();
     }
 
     fn commit(&self, batch: &IngestBatch) {

@@ -135,10 +135,16 @@ impl Store {
         let pool = match backend {
             Backend::Postgres => AnyPoolOptions::new().max_connections(16),
             // One writer at a time is all SQLite allows; WAL lets readers
-            // proceed while the ingest writes.
+            // proceed while the ingest writes. `synchronous = NORMAL` is
+            // safe for the read model: a power cut may roll back the last
+            // batches, data and offsets together, and the consumer starts
+            // at the stored offsets, so it reads them again (see
+            // docs/operations.md, "Durability settings"). A 16 MB page
+            // cache per connection (the default is 2 MB) keeps the hot
+            // index pages of a batch write in memory.
             Backend::Sqlite => AnyPoolOptions::new().max_connections(8).after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA cache_size = -16384; PRAGMA temp_store = MEMORY;")
                         .await?;
                     Ok(())
                 })

@@ -9,7 +9,13 @@ impl Store {
     #[tracing::instrument(skip(self), err)]
     pub async fn trace(&self, trace_id: &str) -> Result<TraceView> {
         let trace_id = trace_id.trim().to_ascii_lowercase();
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE trace_id = $1 ORDER BY occurred_at_us, event_id");
+        // Every event's trace id is a search key of its saga: the sagas
+        // come from `saga_keys`, their events from events_by_saga (events
+        // has no trace index, which every ingested event would pay for).
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE saga_id IN (SELECT saga_id FROM saga_keys WHERE search_key = $1) \
+             AND trace_id = $1 ORDER BY occurred_at_us, event_id"
+        );
         let events = sqlx::query(&sql)
             .bind(trace_id.clone())
             .fetch_all(&self.pool)

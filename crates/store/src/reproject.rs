@@ -70,6 +70,10 @@ impl Store {
             // Unplaced until its page comes: merges rebuild a saga from
             // the events already placed in it, never from stale ones.
             "UPDATE events SET saga_id = ''",
+            // The event-time walk below needs this order; the ingest does
+            // not, so the index exists only for the run (dropped before
+            // the commit, or with the transaction if it fails).
+            "CREATE INDEX reproject_events_by_occurred ON events (occurred_at_us, event_id)",
         ] {
             sqlx::query(sql).execute(&mut *tx).await?;
         }
@@ -127,6 +131,9 @@ impl Store {
         // Dead letters follow the rebuilt instances (their saga may have
         // been merged, renamed or re-typed by the new rules).
         self.relink_all_dead_letters(&mut tx).await?;
+        sqlx::query("DROP INDEX reproject_events_by_occurred")
+            .execute(&mut *tx)
+            .await?;
         let sagas: i64 = sqlx::query("SELECT COUNT(*) AS n FROM sagas")
             .fetch_one(&mut *tx)
             .await?

@@ -210,22 +210,8 @@ impl Store {
             "batch write phases"
         );
 
-        let now_us = micros(chrono::Utc::now());
-        for offset in &batch.offsets {
-            sqlx::query(
-                "INSERT INTO consumer_offsets (group_id, topic, kafka_partition, next_offset, updated_at_us) VALUES ($1, $2, $3, $4, $5) \
-                 ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE SET \
-                 next_offset = CASE WHEN excluded.next_offset > consumer_offsets.next_offset THEN excluded.next_offset ELSE consumer_offsets.next_offset END, \
-                 updated_at_us = excluded.updated_at_us",
-            )
-            .bind(batch.group_id.clone())
-            .bind(offset.topic.clone())
-            .bind(i64::from(offset.partition))
-            .bind(offset.next_offset)
-            .bind(now_us)
-            .execute(&mut *tx)
+        self.store_offsets(&mut tx, &batch.group_id, &batch.offsets)
             .await?;
-        }
 
         tx.commit().await?;
         Ok(BatchOutcome {
@@ -246,6 +232,38 @@ impl Store {
 }
 
 impl Store {
+    /// The next offset per partition, in the batch's transaction: the
+    /// consumer starts each assigned partition here (the database, not
+    /// Kafka, is the source of truth). Never moves an offset backwards.
+    async fn store_offsets(
+        &self,
+        tx: &mut sqlx::Transaction<'_, Any>,
+        group_id: &str,
+        offsets: &[PartitionOffset],
+    ) -> Result<()> {
+        let now_us = micros(chrono::Utc::now());
+        for chunk in offsets.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO consumer_offsets (group_id, topic, kafka_partition, next_offset, updated_at_us) VALUES {} \
+                 ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE SET \
+                 next_offset = CASE WHEN excluded.next_offset > consumer_offsets.next_offset THEN excluded.next_offset ELSE consumer_offsets.next_offset END, \
+                 updated_at_us = excluded.updated_at_us",
+                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 5, 5))).collect::<Vec<_>>().join(", ")
+            );
+            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            for offset in chunk {
+                query = query
+                    .bind(group_id.to_string())
+                    .bind(offset.topic.clone())
+                    .bind(i64::from(offset.partition))
+                    .bind(offset.next_offset)
+                    .bind(now_us);
+            }
+            query.execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
     /// Inserts events (idempotent on event_id); returns the ids that were new.
     pub(crate) async fn insert_events(
         &self,
@@ -491,8 +509,20 @@ impl Store {
         events: &[SagaEvent],
         inserted: &HashSet<String>,
     ) -> Result<Vec<NewIngestError>> {
+        // Only ids seen twice (in the batch, or stored before) can conflict;
+        // the others' bodies are never serialised.
+        let mut copies: HashMap<&str, usize> = HashMap::new();
+        for event in events {
+            *copies.entry(event.event_id.as_str()).or_default() += 1;
+        }
+        let repeated = |e: &SagaEvent| {
+            !inserted.contains(&e.event_id) || copies.get(e.event_id.as_str()) > Some(&1)
+        };
         let mut kept: HashMap<&str, KeptCopy> = HashMap::new();
-        for event in events.iter().filter(|e| inserted.contains(&e.event_id)) {
+        for event in events
+            .iter()
+            .filter(|e| inserted.contains(&e.event_id) && repeated(e))
+        {
             kept.entry(event.event_id.as_str())
                 .or_insert_with(|| KeptCopy {
                     coords: event.coords.clone(),
@@ -535,7 +565,7 @@ impl Store {
             }
         }
         let mut conflicts = Vec::new();
-        for event in events {
+        for event in events.iter().filter(|e| repeated(e)) {
             let Some(first) = kept.get(event.event_id.as_str()) else {
                 continue;
             };

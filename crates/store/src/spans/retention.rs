@@ -27,8 +27,8 @@ impl Store {
     /// Deletes up to `batch_size` spans received before `cutoff` whose
     /// trace id no saga event carries: spans are kept for the traces of
     /// sagas, and only for a bounded window for the rest (their saga event
-    /// may still be on its way through Kafka when they arrive). Uses the
-    /// events' trace id index.
+    /// may still be on its way through Kafka when they arrive). An event's
+    /// trace id is a search key of its saga, so `saga_keys` answers.
     #[tracing::instrument(skip(self), err)]
     pub async fn delete_unmatched_spans_before(
         &self,
@@ -38,7 +38,7 @@ impl Store {
         let result = sqlx::query(
             "DELETE FROM spans WHERE (trace_id, span_id) IN ( \
              SELECT s.trace_id, s.span_id FROM spans s WHERE s.received_at_us < $1 \
-             AND NOT EXISTS (SELECT 1 FROM events e WHERE e.trace_id = s.trace_id) \
+             AND NOT EXISTS (SELECT 1 FROM saga_keys k WHERE k.search_key = s.trace_id) \
              ORDER BY s.received_at_us LIMIT $2)",
         )
         .bind(micros(cutoff))
