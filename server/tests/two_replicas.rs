@@ -2,8 +2,10 @@
 //! consumer group (librdkafka's mock cluster, 6 partitions): every produced
 //! event is stored exactly once through the rebalance that splits the
 //! partitions and through the graceful stop of one replica mid-stream (the
-//! other takes its partitions over), and both replicas' SSE streams carry
-//! the sagas the *other* replica ingested (the LISTEN/NOTIFY relay).
+//! other takes its partitions over), sagas whose events are split over
+//! partitions owned by both replicas end whole (the version compare-and-set
+//! of the saga rows), and both replicas' SSE streams carry the sagas the
+//! *other* replica ingested (the LISTEN/NOTIFY relay).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -152,7 +154,10 @@ impl Producer {
         }
     }
 
-    /// One saga's four events, keyed by saga id (so one partition each).
+    /// One saga's four events. Every other saga's events are keyed each
+    /// by its own id, so they land on different partitions, which the two
+    /// replicas own: both write that saga (the version compare-and-set
+    /// merges them). The others are keyed by saga id (one partition each).
     async fn produce_saga(&mut self) {
         self.produce_saga_with_note(0).await;
     }
@@ -172,7 +177,12 @@ impl Producer {
                 "note": if n == 0 { "n".repeat(note_len) } else { String::new() },
             })
             .to_string();
-            let record = FutureRecord::to(TOPIC).key(&saga_id).payload(&value);
+            let key = if self.sagas.len() % 2 == 1 {
+                format!("{saga_id}-{n}")
+            } else {
+                saga_id.clone()
+            };
+            let record = FutureRecord::to(TOPIC).key(&key).payload(&value);
             // Enqueued now, in order; acknowledged below.
             in_flight.push(
                 self.producer
@@ -346,6 +356,15 @@ async fn two_replicas_ingest_every_event_once_and_both_push_live_updates() {
         partitions.len() > 1,
         "spread over partitions: {partitions:?}"
     );
+    // Sagas whose events are spread over partitions (so, over replicas).
+    let spread: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM (SELECT saga_id FROM events GROUP BY saga_id HAVING COUNT(DISTINCT kafka_partition) > 1) AS s",
+    )
+    .fetch_one(checker.pool())
+    .await
+    .unwrap()
+    .get("n");
+    assert!(spread > 10, "only {spread} sagas spread over partitions");
     let counts: HashMap<String, i64> =
         sqlx::query("SELECT saga_id, event_count, status FROM sagas")
             .fetch_all(checker.pool())

@@ -7,6 +7,8 @@ mod audit_log;
 mod auth_records;
 mod dead_letters;
 mod place_events;
+mod project_sagas;
+mod projection_cache;
 mod read_ingest;
 mod read_metrics;
 mod read_sagas;
@@ -55,6 +57,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    #[error("saga rows kept changing under the write ({0}); the batch is retried")]
+    Contended(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -103,16 +107,19 @@ pub fn redact_url(url: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// The Postgres URL it was opened with, for connections outside the
-    /// pool (LISTEN); None on SQLite.
-    postgres_url: Option<PostgresUrl>,
+    /// The URL it was opened with: Postgres connections outside the pool
+    /// (LISTEN), and a second handle in tests.
+    url: SecretUrl,
+    /// Live sagas' rows as this process last wrote them (a hint checked by
+    /// compare-and-set: see `project_sagas.rs`), shared by every clone.
+    cache: std::sync::Arc<projection_cache::ProjectionCache>,
 }
 
-/// A Postgres URL whose Debug output hides the password.
+/// A database URL whose Debug output hides the password.
 #[derive(Clone)]
-struct PostgresUrl(std::sync::Arc<str>);
+struct SecretUrl(std::sync::Arc<str>);
 
-impl std::fmt::Debug for PostgresUrl {
+impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&redact_url(&self.0))
     }
@@ -153,18 +160,18 @@ impl Store {
         .acquire_timeout(Duration::from_secs(10))
         .connect_with(options)
         .await?;
-        let postgres_url = (backend == Backend::Postgres).then(|| PostgresUrl(url.as_str().into()));
         Ok(Store {
             pool,
             backend,
-            postgres_url,
+            url: SecretUrl(url.as_str().into()),
+            cache: Default::default(),
         })
     }
 
     /// The Postgres URL the store was opened with (None on SQLite), for a
     /// dedicated connection such as the live relay's `LISTEN`.
     pub fn postgres_url(&self) -> Option<&str> {
-        self.postgres_url.as_ref().map(|url| &*url.0)
+        (self.backend == Backend::Postgres).then_some(&*self.url.0)
     }
 
     /// A transaction that will write. SQLite starts it as `BEGIN IMMEDIATE`:
@@ -186,6 +193,11 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Projection cache (hits, misses) since start, for the benchmark.
+    pub fn projection_cache_counts(&self) -> (u64, u64) {
+        self.cache.counts()
     }
 
     pub async fn migrate(&self) -> Result<()> {

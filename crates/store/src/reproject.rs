@@ -115,12 +115,12 @@ impl Store {
             }
             let refs: Vec<&SagaEvent> = events.iter().collect();
             let mut rollups = RollupDelta::default();
-            let (sagas, keys, _) = self
-                .project_events(&mut tx, &refs, &placement, &mut rollups)
+            let projected = self
+                .project_and_write_sagas(&mut tx, &refs, &placement, &mut rollups, false)
                 .await?;
-            self.upsert_sagas(&mut tx, &sagas, &placement).await?;
             self.apply_rollups(&mut tx, rollups).await?;
-            self.insert_search_keys(&mut tx, keys, &placement).await?;
+            self.insert_search_keys(&mut tx, projected.keys, &placement)
+                .await?;
             merged += placement.merged.len() as u64;
             done += events.len() as u64;
             progress(ReprojectProgress {
@@ -139,6 +139,8 @@ impl Store {
             .await?
             .try_get("n")?;
         tx.commit().await?;
+        // Every saga row was rebuilt: no cached copy is current.
+        self.cache.clear();
         tracing::info!(
             events = done,
             sagas,

@@ -33,8 +33,9 @@ fn cutoff_us(now: Timestamp, timeout: Duration) -> i64 {
     micros(now).saturating_sub(i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// Bumps `version`: the ingest's cached copy of the row is stale now.
 const STALL: &str =
-    "UPDATE sagas SET status = COALESCE(quiet_status, 'stalled') WHERE kind = 'saga' AND status IN ('running', 'compensating') AND last_event_at_us < $1";
+    "UPDATE sagas SET status = COALESCE(quiet_status, 'stalled'), version = version + 1 WHERE kind = 'saga' AND status IN ('running', 'compensating') AND last_event_at_us < $1";
 
 impl Store {
     /// Marks the sagas that have stalled as of `now` and returns them.

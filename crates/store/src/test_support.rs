@@ -39,3 +39,11 @@ pub async fn fresh_postgres_store() -> Store {
     store.migrate().await.expect("migrate Postgres");
     store
 }
+
+/// A second handle on the same database, with its own pool and projection
+/// cache: what a second replica (or process) is to the first.
+pub async fn another_handle(store: &Store) -> Store {
+    Store::connect(&store.url.0)
+        .await
+        .expect("open the same database again")
+}

@@ -2,9 +2,9 @@
 //! the projections of the sagas they touch, search keys, ingest errors and
 //! the consumer offsets. Kafka offsets are committed only after this returns.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
-use sagascope_domain::{micros, DeadLetter, KafkaCoords, SagaEvent, SagaFact, SagaProjection};
+use sagascope_domain::{micros, DeadLetter, KafkaCoords, SagaEvent, SagaProjection};
 use sagascope_model::{
     DeadLetterSummary, IngestErrorView, SagaStatus, SagaSummary, TimelineEvent, Timestamp,
 };
@@ -12,10 +12,10 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
-use crate::place_events::{stored_fact, Placement};
+use crate::place_events::Placement;
 use crate::rollups::RollupDelta;
-use crate::rows::{ingest_error_from_row, projection_from_json, INGEST_ERROR_COLUMNS};
-use crate::{placeholders, Backend, Result, Store};
+use crate::rows::{ingest_error_from_row, INGEST_ERROR_COLUMNS};
+use crate::{placeholders, Result, Store};
 
 /// Rows per INSERT statement: 19 columns × 400 stays far below the bind
 /// limits of both SQLite (32 766) and Postgres (65 535).
@@ -148,13 +148,13 @@ impl Store {
         for event in &new_events {
             rollups.event(event, batch.is_backlog(&event.coords));
         }
-        let (sagas, keys, transitions) = self
-            .project_events(&mut tx, &new_events, &placement, &mut rollups)
+        let projected = self
+            .project_and_write_sagas(&mut tx, &new_events, &placement, &mut rollups, true)
             .await?;
+        let sagas = projected.sagas;
         let t3 = std::time::Instant::now();
-        self.upsert_sagas(&mut tx, &sagas, &placement).await?;
-        let t4 = std::time::Instant::now();
-        self.insert_search_keys(&mut tx, keys, &placement).await?;
+        self.insert_search_keys(&mut tx, projected.keys, &placement)
+            .await?;
         // After the sagas, so dead letters link to this batch's sagas too.
         let touched: BTreeSet<String> = sagas.iter().map(|p| p.saga_id.clone()).collect();
         self.relink_dead_letters(&mut tx, &new_events, &placement.merged, &touched)
@@ -202,9 +202,8 @@ impl Store {
         tracing::debug!(
             place_us = (t1 - t0).as_micros() as u64,
             insert_us = (t2 - t1).as_micros() as u64,
-            project_us = (t3 - t2).as_micros() as u64,
-            upsert_us = (t4 - t3).as_micros() as u64,
-            keys_us = (t5 - t4).as_micros() as u64,
+            project_and_write_sagas_us = (t3 - t2).as_micros() as u64,
+            keys_us = (t5 - t3).as_micros() as u64,
             errors_us = (t6 - t5).as_micros() as u64,
             rollups_us = (t7 - t6).as_micros() as u64,
             "batch write phases"
@@ -214,6 +213,11 @@ impl Store {
             .await?;
 
         tx.commit().await?;
+        // Committed: the rows written are the truth now; merged-away ones
+        // are gone.
+        self.cache.put(projected.written);
+        self.cache
+            .forget(placement.merged.iter().map(|(old, _)| old.as_str()));
         Ok(BatchOutcome {
             duplicates: batch.events.len() - new_events.len(),
             new_events: new_events.into_iter().map(timeline_event).collect(),
@@ -224,7 +228,7 @@ impl Store {
                 .map(SagaProjection::summary)
                 .collect(),
             merged: placement.merged,
-            transitions,
+            transitions: projected.transitions,
             errors,
             dead_letters,
         })
@@ -311,151 +315,6 @@ impl Store {
             }
         }
         Ok(inserted)
-    }
-
-    /// The projections of every saga the events touch: merged incrementally
-    /// from the stored state, or rebuilt from all events for sagas that
-    /// absorbed others. Also returns the search keys the events bring.
-    pub(crate) async fn project_events(
-        &self,
-        tx: &mut sqlx::Transaction<'_, Any>,
-        new_events: &[&SagaEvent],
-        placement: &Placement,
-        rollups: &mut RollupDelta,
-    ) -> Result<(Vec<SagaProjection>, Vec<SearchKey>, Vec<SagaTransition>)> {
-        for removed in &placement.removed {
-            rollups.change(Some(removed), None);
-        }
-        let mut by_saga: BTreeMap<&str, Vec<&SagaEvent>> = BTreeMap::new();
-        for event in new_events {
-            by_saga
-                .entry(event.saga_id.as_str())
-                .or_default()
-                .push(event);
-        }
-        for winner in &placement.rebuild {
-            by_saga.entry(winner.as_str()).or_default();
-        }
-        let saga_ids: Vec<&str> = by_saga.keys().copied().collect();
-        let mut projections: HashMap<String, SagaProjection> = HashMap::new();
-        let mut old_facts: HashMap<String, SagaFact> = HashMap::new();
-        for chunk in saga_ids.chunks(ROWS_PER_STATEMENT) {
-            // Postgres: lock the rows (in key order, so concurrent replicas
-            // cannot deadlock) before read-modify-write. SQLite has one writer.
-            let lock = if self.backend == Backend::Postgres {
-                " ORDER BY saga_id FOR UPDATE"
-            } else {
-                ""
-            };
-            let sql = format!(
-                "SELECT saga_id, status, projection FROM sagas WHERE saga_id IN ({}){lock}",
-                placeholders(0, chunk.len())
-            );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id.to_string());
-            }
-            for row in query.fetch_all(&mut **tx).await? {
-                let id: String = row.try_get("saga_id")?;
-                let text: String = row.try_get("projection")?;
-                if let Some(fact) = stored_fact(&row)? {
-                    old_facts.insert(id.clone(), fact);
-                }
-                projections.insert(id, projection_from_json(&text)?);
-            }
-        }
-        let mut sagas = Vec::with_capacity(by_saga.len());
-        let mut keys: Vec<SearchKey> = Vec::new();
-        let mut transitions = Vec::new();
-        for (saga_id, events) in &by_saga {
-            let projection = if placement.rebuild.contains(*saga_id) {
-                self.rebuild_projection(tx, saga_id).await?
-            } else {
-                let stored = projections.remove(*saga_id);
-                let from = stored.as_ref().filter(|p| p.is_saga()).map(|p| p.status());
-                let was_compensating = stored.as_ref().is_some_and(|p| p.compensating);
-                let mut projection = stored.unwrap_or_else(|| SagaProjection::new(*saga_id));
-                for event in events {
-                    projection.merge(event);
-                }
-                let to = projection.status();
-                let began_compensating = projection.compensating && !was_compensating;
-                if projection.is_saga() && (from != Some(to) || began_compensating) {
-                    transitions.push(SagaTransition {
-                        saga_type: projection.saga_type(),
-                        from,
-                        to,
-                        duration_ms: projection
-                            .ended_at_us()
-                            .map(|end| (end - projection.started_at_us()).max(0) / 1000),
-                        began_compensating,
-                        steps: if to.is_finished() && !from.is_some_and(SagaStatus::is_finished) {
-                            SagaFact::of(&projection, to)
-                                .map(|f| f.steps)
-                                .unwrap_or_default()
-                        } else {
-                            Vec::new()
-                        },
-                    });
-                }
-                projection
-            };
-            rollups.change(
-                old_facts.get(*saga_id),
-                SagaFact::of(&projection, projection.status()).as_ref(),
-            );
-            for event in events {
-                keys.extend(
-                    event
-                        .trace_id
-                        .iter()
-                        .map(|k| (k.clone(), saga_id.to_string(), "trace")),
-                );
-                keys.extend(
-                    event
-                        .business_keys
-                        .iter()
-                        .map(|k| (k.clone(), saga_id.to_string(), "business")),
-                );
-            }
-            sagas.push(projection);
-        }
-        Ok((sagas, keys, transitions))
-    }
-
-    pub(crate) async fn upsert_sagas(
-        &self,
-        tx: &mut sqlx::Transaction<'_, Any>,
-        sagas: &[SagaProjection],
-        placement: &Placement,
-    ) -> Result<()> {
-        for chunk in sagas.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection, kind, id_rank, quiet_status) \
-                 VALUES {} ON CONFLICT (saga_id) DO UPDATE SET saga_type = excluded.saga_type, status = excluded.status, \
-                 started_at_us = excluded.started_at_us, ended_at_us = excluded.ended_at_us, \
-                 last_event_at_us = excluded.last_event_at_us, event_count = excluded.event_count, projection = excluded.projection, \
-                 kind = excluded.kind, id_rank = excluded.id_rank, quiet_status = excluded.quiet_status",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 11, 11))).collect::<Vec<_>>().join(", ")
-            );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
-            for p in chunk {
-                query = query
-                    .bind(p.saga_id.clone())
-                    .bind(p.saga_type())
-                    .bind(p.status().as_str())
-                    .bind(p.started_at_us())
-                    .bind(p.ended_at_us())
-                    .bind(p.last_event_at_us())
-                    .bind(p.event_count)
-                    .bind(serde_json::to_string(p).unwrap_or_default())
-                    .bind(if p.is_saga() { "saga" } else { "stream" })
-                    .bind(placement.ranks.get(&p.saga_id).copied().unwrap_or_default())
-                    .bind(p.quiet_status().map(|s| s.as_str()));
-            }
-            query.execute(&mut **tx).await?;
-        }
-        Ok(())
     }
 
     /// The events' search keys, plus the ids of merged-away instances (so

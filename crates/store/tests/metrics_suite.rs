@@ -26,6 +26,7 @@ metrics_suite!(
     overview_figures_match_hand_computed_values,
     rollups_equal_a_recount_through_reorders_merges_stalls_and_reproject,
     backlog_counts_as_catch_up_never_as_consumer_lag,
+    two_writers_of_one_saga_merge_through_compare_and_set,
 );
 
 /// 2026-11-21T10:00:00Z.
@@ -573,4 +574,82 @@ async fn backlog_counts_as_catch_up_never_as_consumer_lag(store: &Store) {
         .await
         .unwrap();
     check(&m);
+}
+
+/// Two handles on one database (two replicas: each has its own projection
+/// cache) write one saga's events alternately, with the stall sweep in
+/// between: every write that started from a stale cached row is detected
+/// by the version compare-and-set, re-read and merged again, so the saga
+/// ends with all its events and the rollups equal a recount.
+async fn two_writers_of_one_saga_merge_through_compare_and_set(store: &Store) {
+    let other = sagascope_store::test_support::another_handle(store).await;
+    let spec = order("split", t0());
+    let e = |n, at_ms, phase, step| spec.event(n, at_ms, phase, step);
+    // Replica A starts the saga (it is cached in A now).
+    store
+        .write_batch(&batch(vec![e(0, 0, Phase::SagaStarted, None)]))
+        .await
+        .unwrap();
+    // Replica B writes the next step: A's cached copy is stale.
+    other
+        .write_batch(&batch(vec![e(1, 100, Phase::StepStarted, Some("Reserve"))]))
+        .await
+        .unwrap();
+    let (hits_before, _) = store.projection_cache_counts();
+    store
+        .write_batch(&batch(vec![e(
+            2,
+            200,
+            Phase::StepSucceeded,
+            Some("Reserve"),
+        )]))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.projection_cache_counts().0,
+        hits_before + 1,
+        "A wrote from its (stale) cached copy"
+    );
+    // The stall sweep marks it (a third writer of the row), then B ends it
+    // from its own stale copy.
+    let later = ms(t0(), 3_600_000);
+    let policy = StallPolicy {
+        default_timeout: std::time::Duration::from_secs(60),
+        per_type: vec![],
+    };
+    assert_eq!(store.mark_stalled(&policy, later).await.unwrap().len(), 1);
+    other
+        .write_batch(&batch(vec![e(3, 300, Phase::SagaCompleted, None)]))
+        .await
+        .unwrap();
+
+    for handle in [store, &other] {
+        let detail = handle.saga_detail("split").await.unwrap().unwrap();
+        assert_eq!(detail.events.len(), 4);
+        assert_eq!(detail.saga.status, sagascope_model::SagaStatus::Completed);
+        assert_eq!(
+            detail.saga.event_count, 4,
+            "the projection merged every event"
+        );
+    }
+    let m = store
+        .window_metrics(MetricsWindow::Days7, later)
+        .await
+        .unwrap();
+    let o = m
+        .saga_types
+        .iter()
+        .find(|t| t.saga_type == "order")
+        .unwrap();
+    assert_eq!(
+        (
+            o.counts.started,
+            o.counts.completed,
+            o.counts.running,
+            o.counts.stalled
+        ),
+        (1, 1, 0, 0)
+    );
+    assert_rollups_match_sagas(store, later, "two writers").await;
+    other.close().await;
 }
