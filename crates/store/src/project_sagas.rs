@@ -79,24 +79,6 @@ impl Store {
         for winner in &placement.rebuild {
             by_saga.entry(winner.as_str()).or_default();
         }
-        let mut out = ProjectedSagas::default();
-        for (saga_id, events) in &by_saga {
-            for event in events {
-                out.keys.extend(
-                    event
-                        .trace_id
-                        .iter()
-                        .map(|k| (k.clone(), saga_id.to_string(), "trace")),
-                );
-                out.keys.extend(
-                    event
-                        .business_keys
-                        .iter()
-                        .map(|k| (k.clone(), saga_id.to_string(), "business")),
-                );
-            }
-        }
-
         let mut stored: HashMap<String, StoredSaga> = if use_cache {
             self.cache.get_many(by_saga.keys().copied())
         } else {
@@ -108,6 +90,27 @@ impl Store {
             .filter(|id| !stored.contains_key(*id))
             .collect();
         stored.extend(read_stored_sagas(tx, &misses).await?);
+
+        // Search keys the stored projection already has are rows already
+        // (written in the same transaction as that projection): only new
+        // ones are inserted.
+        let mut out = ProjectedSagas::default();
+        for (saga_id, events) in &by_saga {
+            let known = stored.get(*saga_id).map(|s| &s.projection);
+            for event in events {
+                if let Some(trace) = &event.trace_id {
+                    if !known.is_some_and(|p| p.trace_ids.contains(trace)) {
+                        out.keys.push((trace.clone(), saga_id.to_string(), "trace"));
+                    }
+                }
+                for key in &event.business_keys {
+                    if !known.is_some_and(|p| p.business_keys.contains(key)) {
+                        out.keys
+                            .push((key.clone(), saga_id.to_string(), "business"));
+                    }
+                }
+            }
+        }
 
         let mut pending: Vec<&str> = by_saga.keys().copied().collect();
         for round in 0..MAX_ROUNDS {
