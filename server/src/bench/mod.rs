@@ -33,6 +33,7 @@ mod redrive_rate;
 mod sqlite_insert_rate;
 mod traffic;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -449,17 +450,17 @@ impl Drop for RssSampler {
     }
 }
 
-/// CPU time (user + system, in seconds) of the processes whose `/proc`
-/// stat line passes `keep`; Linux only, else 0. Clock ticks are taken to
-/// be the usual 100 per second.
+/// CPU time (user + system, in seconds) of each process whose `/proc`
+/// stat line passes `keep`, by its stat file; Linux only, else none. Clock
+/// ticks are taken to be the usual 100 per second.
 fn cpu_seconds(
     stat_files: impl Iterator<Item = std::path::PathBuf>,
     keep: impl Fn(&str) -> bool,
-) -> f64 {
+) -> HashMap<std::path::PathBuf, f64> {
     const TICKS_PER_SECOND: f64 = 100.0;
-    let mut ticks = 0u64;
+    let mut seconds = HashMap::new();
     for path in stat_files {
-        let Ok(stat) = std::fs::read_to_string(path) else {
+        let Ok(stat) = std::fs::read_to_string(&path) else {
             continue;
         };
         // pid (comm) state ppid … utime stime: fields 14 and 15, counted
@@ -474,19 +475,21 @@ fn cpu_seconds(
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
         let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-        ticks += utime + stime;
+        seconds.insert(path, (utime + stime) as f64 / TICKS_PER_SECOND);
     }
-    ticks as f64 / TICKS_PER_SECOND
+    seconds
 }
 
 fn self_cpu_seconds() -> f64 {
     cpu_seconds(std::iter::once("/proc/self/stat".into()), |_| true)
+        .values()
+        .sum()
 }
 
 /// Every local `postgres` process (the server and its backends).
-fn postgres_cpu_seconds() -> f64 {
+fn postgres_cpu_seconds() -> HashMap<std::path::PathBuf, f64> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return HashMap::new();
     };
     let stats = entries.filter_map(Result::ok).filter_map(|e| {
         let name = e.file_name();
@@ -499,11 +502,15 @@ fn postgres_cpu_seconds() -> f64 {
 }
 
 /// CPU use of this process and of a local Postgres over a phase, in cores
-/// (CPU seconds per wall second): where the time goes.
+/// (CPU seconds per wall second): where the time goes. Postgres is counted
+/// per process, since backends come and go (on a shared machine, other
+/// users' too): one that ended during the phase is not counted, one that
+/// started during it counts whole — a sum of totals would lose the ended
+/// ones' whole time and could go negative.
 struct CpuMeter {
     started: std::time::Instant,
     own: f64,
-    postgres: f64,
+    postgres: HashMap<std::path::PathBuf, f64>,
 }
 
 impl CpuMeter {
@@ -523,10 +530,13 @@ impl CpuMeter {
         let wall = self.started.elapsed().as_secs_f64().max(1e-9);
         let own = (self_cpu_seconds() - self.own) / wall;
         match backend {
-            Backend::Postgres => format!(
-                "sagascope {own:.2} / postgres {:.2}",
-                (postgres_cpu_seconds() - self.postgres) / wall
-            ),
+            Backend::Postgres => {
+                let postgres: f64 = postgres_cpu_seconds()
+                    .into_iter()
+                    .map(|(process, now)| now - self.postgres.get(&process).copied().unwrap_or(0.0))
+                    .sum();
+                format!("sagascope {own:.2} / postgres {:.2}", postgres / wall)
+            }
             Backend::Sqlite => format!("sagascope {own:.2}"),
         }
     }
