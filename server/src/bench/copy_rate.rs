@@ -1,31 +1,19 @@
-//! The machine's raw write speed, as the reference for the ingest rate:
-//! the same events, as rows of the `events` table's width, streamed with
-//! one `COPY … FROM STDIN` into a scratch table without indexes.
+//! Postgres' raw write speed, as the reference for the ingest rate: the
+//! same events, as the rows the store writes (`raw_rows.rs`), streamed
+//! with one `COPY … FROM STDIN` into a scratch table without indexes.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use sagascope_domain::{micros, SagaEvent};
+use sagascope_domain::SagaEvent;
 use sqlx::PgConnection;
 
-const SCRATCH_TABLE: &str = "sagascope_bench_copy";
-
-const COLUMNS: &str = "event_id, saga_id, saga_type, step, phase, event_type, trace_id, span_id, \
-     request_id, occurred_at_us, published_at_us, ingested_at_us, source_type, source_id, topic, \
-     kafka_partition, kafka_offset, headers, payload, error, explicit_saga_id, rule_classified, \
-     business_keys";
-
-/// What one COPY run measured.
-pub struct CopyRate {
-    pub rows: u64,
-    pub bytes: u64,
-    pub elapsed: Duration,
-}
+use super::raw_rows::{event_row, Cell, RawRate, COLUMNS, SCRATCH_TABLE};
 
 /// COPYs `events` into a fresh scratch table shaped like `events` (no
 /// indexes, no constraints), then drops it. The timing covers the COPY and
 /// its commit, not building the text.
-pub async fn measure(conn: &mut PgConnection, events: &[SagaEvent]) -> anyhow::Result<CopyRate> {
+pub async fn measure(conn: &mut PgConnection, events: &[SagaEvent]) -> anyhow::Result<RawRate> {
     sqlx::query(&format!("DROP TABLE IF EXISTS {SCRATCH_TABLE}"))
         .execute(&mut *conn)
         .await?;
@@ -38,7 +26,7 @@ pub async fn measure(conn: &mut PgConnection, events: &[SagaEvent]) -> anyhow::R
     let mut chunks: Vec<String> = Vec::new();
     let mut text = String::new();
     for event in events {
-        copy_row(&mut text, event);
+        copy_row(&mut text, &event_row(event));
         if text.len() > 1 << 20 {
             chunks.push(std::mem::take(&mut text));
         }
@@ -61,49 +49,25 @@ pub async fn measure(conn: &mut PgConnection, events: &[SagaEvent]) -> anyhow::R
     sqlx::query(&format!("DROP TABLE {SCRATCH_TABLE}"))
         .execute(&mut *conn)
         .await?;
-    Ok(CopyRate {
+    Ok(RawRate {
         rows,
         bytes,
         elapsed,
     })
 }
 
-/// One row in COPY's text format, columns as the store writes them.
-fn copy_row(out: &mut String, e: &SagaEvent) {
-    let headers = serde_json::to_string(&e.headers).unwrap_or_else(|_| "[]".into());
-    let keys = serde_json::to_string(&e.business_keys).unwrap_or_else(|_| "[]".into());
-    let fields: [Option<String>; 23] = [
-        Some(e.event_id.clone()),
-        Some(e.saga_id.clone()),
-        e.saga_type.clone(),
-        e.step.clone(),
-        Some(e.phase.as_str().to_string()),
-        Some(e.event_type.clone()),
-        e.trace_id.clone(),
-        e.span_id.clone(),
-        e.request_id.clone(),
-        Some(micros(e.occurred_at).to_string()),
-        e.published_at.map(|t| micros(t).to_string()),
-        Some(micros(e.ingested_at).to_string()),
-        e.source_type.clone(),
-        e.source_id.clone(),
-        Some(e.coords.topic.clone()),
-        Some(e.coords.partition.to_string()),
-        Some(e.coords.offset.to_string()),
-        Some(headers),
-        Some(e.payload.to_string()),
-        e.error.clone(),
-        e.explicit_saga_id.clone(),
-        Some(i64::from(e.rule_classified).to_string()),
-        Some(keys),
-    ];
-    for (i, field) in fields.iter().enumerate() {
+/// One row in COPY's text format.
+fn copy_row(out: &mut String, row: &[Cell]) {
+    for (i, cell) in row.iter().enumerate() {
         if i > 0 {
             out.push('\t');
         }
-        match field {
-            None => out.push_str("\\N"),
-            Some(text) => escape_into(out, text),
+        match cell {
+            Cell::Text(None) | Cell::Int(None) => out.push_str("\\N"),
+            Cell::Text(Some(text)) => escape_into(out, text),
+            Cell::Int(Some(n)) => {
+                let _ = write!(out, "{n}");
+            }
         }
     }
     out.push('\n');

@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sagascope_domain::{Decoder, KafkaCoords, SagaEvent};
 use sagascope_model::{Header, Phase};
-use sagascope_store::{IngestBatch, Store};
+use sagascope_store::{Backend, IngestBatch, Store};
 use serde_json::json;
 use tokio::sync::{mpsc, Mutex};
 
@@ -296,9 +296,9 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     let store = open_store(&args.database_url).await?;
     let mut pg = pg_connect(&args.database_url).await?;
     if args.reset {
-        reset_tables(&mut pg).await?;
+        reset_tables(&store).await?;
     }
-    let events_before = count_rows(&mut pg, "events").await? as u64;
+    let events_before = count_rows(&store, "events").await? as u64;
 
     let writers = args.writers.max(1);
     let (tx, rx) = mpsc::channel::<(IngestBatch, u64)>(writers * 2);
@@ -404,15 +404,15 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     }
     let _ = generate.join();
     let elapsed = started.elapsed();
-    let cpu_text = cpu.text();
+    let cpu_text = cpu.text(Backend::Postgres);
     let loaded = done_events.load(Ordering::Relaxed);
 
     println!("analyzing the tables …");
     let analyze_started = Instant::now();
     sqlx::query("ANALYZE").execute(&mut pg).await?;
     let analyze_elapsed = analyze_started.elapsed();
-    let events_after = count_rows(&mut pg, "events").await? as u64;
-    let sagas_after = count_rows(&mut pg, "sagas").await? as u64;
+    let events_after = count_rows(&store, "events").await? as u64;
+    let sagas_after = count_rows(&store, "sagas").await? as u64;
     store.close().await;
 
     let mut report = Report::default();

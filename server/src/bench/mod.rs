@@ -1,33 +1,46 @@
 //! `sagascope bench <scenario>`: measures the speed targets of issue 4 on
 //! this machine and prints each figure next to its target with PASS/MISS.
 //! One file per scenario; this module holds what they share (the report
-//! table, percentiles, RSS sampling, Postgres helpers).
+//! table, percentiles, RSS sampling, table counts and resets). Every
+//! scenario prints the machine's load average when it starts and in its
+//! report (`load_average.rs`): this machine is shared, and a figure is
+//! read against the load it was taken under.
 //!
 //! - `ingest`: pre-produced simulator traffic through the mock cluster and
-//!   the real `Ingestor` into the store, next to raw COPY, decode-only and
-//!   store-only rates of the same rows.
+//!   the real `Ingestor` into Postgres and/or SQLite, as a ratio of the
+//!   store's raw bulk load of the same rows (COPY; one multi-row INSERT
+//!   transaction), beside decode-only and store-only rates.
 //! - `load`: generates an N-event / M-saga dataset over the last 24 h
 //!   through `Store::write_batch`.
 //! - `api`: timeline, filtered list and overview latency on a loaded store.
-//! - `live`: produce → visible on `/api/v1/stream` latency at a steady rate,
-//!   and the process's peak RSS.
+//! - `live`: produce → visible on `/api/v1/stream` latency at steady rates
+//!   of a ramp, the highest rate whose p99 stays under 1 s, and the
+//!   process's peak RSS.
 //! - `redrive`: dead letters re-driven per second by one bulk retry job
 //!   (store → idempotent producer → mock cluster ack → store).
 
 mod api_latency;
 mod copy_rate;
+mod ingest_per_store;
 mod ingest_rate;
 mod live_latency;
+mod live_ramp;
+mod live_stream;
+mod load_average;
 mod load_dataset;
+mod raw_rows;
 mod redrive_rate;
+mod sqlite_insert_rate;
 mod traffic;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use load_average::LoadAverage;
 use sagascope_store::{redact_url, Backend, Store};
 use sqlx::{Connection, PgConnection};
 
@@ -39,9 +52,10 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Scenario {
-    /// Ingest rate through mock Kafka and the real ingest (needs an empty
-    /// Postgres database, or --reset), next to raw COPY, decode-only and
-    /// store-only rates of the same events.
+    /// Ingest rate through mock Kafka and the real ingest into Postgres
+    /// and/or SQLite, as a ratio of the store's raw bulk load of the same
+    /// rows (Postgres COPY; SQLite one multi-row INSERT transaction), with
+    /// decode-only and store-only rates and the load average.
     Ingest(ingest_rate::IngestArgs),
     /// Generate a dataset (default 10 M events / 1 M sagas over the last
     /// 24 h) through the store's batch write.
@@ -49,8 +63,9 @@ pub enum Scenario {
     /// Latency of the timeline, filtered list and overview APIs on a
     /// loaded database (the server runs in-process, without ingest).
     Api(api_latency::ApiArgs),
-    /// Produce → visible over SSE latency at a steady event rate, with the
-    /// process's peak RSS (mock Kafka, ingest and server in-process).
+    /// Produce → visible over SSE latency at steady rates of a ramp (mock
+    /// Kafka, ingest and server in-process): the highest rate whose p99
+    /// stays under 1 s with nothing missing, and the process's peak RSS.
     Live(live_latency::LiveArgs),
     /// Dead letters re-driven per second by one bulk retry (default 50,000,
     /// SQLite unless --database-url), produced to the in-process mock
@@ -59,6 +74,14 @@ pub enum Scenario {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let name = match &args.scenario {
+        Scenario::Ingest(_) => "ingest",
+        Scenario::Load(_) => "load",
+        Scenario::Api(_) => "api",
+        Scenario::Live(_) => "live",
+        Scenario::Redrive(_) => "redrive",
+    };
+    load_average::print_at_start(name);
     match args.scenario {
         Scenario::Ingest(args) => ingest_rate::run(args).await,
         Scenario::Load(args) => load_dataset::run(args).await,
@@ -86,46 +109,98 @@ fn require_postgres(url: &str, scenario: &str) -> anyhow::Result<()> {
     }
 }
 
-/// A plain Postgres connection (COPY, counts, resets), beside the store's
-/// `Any` pool.
+/// A plain Postgres connection (COPY, ANALYZE, the API scenario's
+/// samples), beside the store's `Any` pool.
 async fn pg_connect(url: &str) -> anyhow::Result<PgConnection> {
     PgConnection::connect(url)
         .await
         .with_context(|| format!("cannot connect to {}", redact_url(url)))
 }
 
-async fn count_rows(conn: &mut PgConnection, table: &str) -> anyhow::Result<i64> {
+async fn count_rows(store: &Store, table: &str) -> anyhow::Result<i64> {
     let count: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(conn)
+        .fetch_one(store.pool())
         .await?;
     Ok(count)
 }
 
-/// Empties every sagascope table of the current schema (not the migration
-/// history), so a scenario starts from the same state every time.
-async fn reset_tables(conn: &mut PgConnection) -> anyhow::Result<()> {
-    let tables: Vec<String> = sqlx::query_scalar(
-        "SELECT quote_ident(tablename) FROM pg_tables \
-         WHERE schemaname = current_schema() AND tablename <> '_sqlx_migrations' \
-         AND tablename NOT LIKE 'sagascope_bench%'",
-    )
-    .fetch_all(&mut *conn)
-    .await?;
-    if !tables.is_empty() {
-        sqlx::query(&format!("TRUNCATE {}", tables.join(", ")))
-            .execute(&mut *conn)
-            .await?;
+/// Empties every sagascope table (not the migration history, nor the
+/// benchmarks' scratch tables), so a scenario starts from the same state
+/// every time.
+async fn reset_tables(store: &Store) -> anyhow::Result<()> {
+    let list = match store.backend() {
+        Backend::Postgres => {
+            "SELECT quote_ident(tablename) FROM pg_tables \
+             WHERE schemaname = current_schema() AND tablename <> '_sqlx_migrations' \
+             AND tablename NOT LIKE 'sagascope_bench%'"
+        }
+        Backend::Sqlite => {
+            "SELECT '\"' || name || '\"' FROM sqlite_master \
+             WHERE type = 'table' AND name <> '_sqlx_migrations' \
+             AND name NOT LIKE 'sqlite%' AND name NOT LIKE 'sagascope_bench%'"
+        }
+    };
+    let tables: Vec<String> = sqlx::query_scalar(list).fetch_all(store.pool()).await?;
+    if tables.is_empty() {
+        return Ok(());
+    }
+    match store.backend() {
+        Backend::Postgres => {
+            sqlx::query(&format!("TRUNCATE {}", tables.join(", ")))
+                .execute(store.pool())
+                .await?;
+        }
+        // No TRUNCATE in SQLite: one DELETE per table, in one transaction
+        // (the only foreign keys cascade, so the order does not matter).
+        Backend::Sqlite => {
+            let mut tx = store.pool().begin().await?;
+            for table in &tables {
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        }
     }
     Ok(())
 }
 
-/// One line of a report: a measured figure, its target (if it has one)
-/// and whether it was met.
+/// `sqlite://…` of a new database file in the temporary directory (any
+/// leftover of the same name removed first), and the files to remove
+/// afterwards.
+fn fresh_sqlite_url(name: &str) -> (String, Vec<std::path::PathBuf>) {
+    let path =
+        std::env::temp_dir().join(format!("sagascope-bench-{name}-{}.db", std::process::id()));
+    let files: Vec<std::path::PathBuf> = ["", "-wal", "-shm"]
+        .iter()
+        .map(|suffix| format!("{}{suffix}", path.display()).into())
+        .collect();
+    remove_files(&files);
+    (format!("sqlite://{}", path.display()), files)
+}
+
+fn remove_files(files: &[std::path::PathBuf]) {
+    for file in files {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// One line of a report: a measured figure, its target (if it has one),
+/// whether it was met, and the load average its phase ended under.
 struct Figure {
     name: String,
     value: String,
     target: String,
     verdict: Option<bool>,
+    load: Option<LoadAverage>,
+}
+
+impl Figure {
+    /// The load average at the end of the phase that measured this figure.
+    fn under(&mut self, load: Option<LoadAverage>) -> &mut Figure {
+        self.load = load;
+        self
+    }
 }
 
 /// The table a scenario prints at the end.
@@ -137,13 +212,8 @@ struct Report {
 
 impl Report {
     /// A figure without a target (context for the others).
-    fn info(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.figures.push(Figure {
-            name: name.into(),
-            value: value.into(),
-            target: "—".into(),
-            verdict: None,
-        });
+    fn info(&mut self, name: impl Into<String>, value: impl Into<String>) -> &mut Figure {
+        self.push(name.into(), value.into(), "—".into(), None)
     }
 
     fn check(
@@ -152,58 +222,142 @@ impl Report {
         value: impl Into<String>,
         target: impl Into<String>,
         met: bool,
-    ) {
+    ) -> &mut Figure {
+        self.push(name.into(), value.into(), target.into(), Some(met))
+    }
+
+    fn push(
+        &mut self,
+        name: String,
+        value: String,
+        target: String,
+        verdict: Option<bool>,
+    ) -> &mut Figure {
         self.figures.push(Figure {
-            name: name.into(),
-            value: value.into(),
-            target: target.into(),
-            verdict: Some(met),
+            name,
+            value,
+            target,
+            verdict,
+            load: None,
         });
+        let last = self.figures.len() - 1;
+        &mut self.figures[last]
     }
 
     fn note(&mut self, text: impl Into<String>) {
         self.notes.push(text.into());
     }
 
+    /// The table, ending with the load average as it is now; a column
+    /// `load 1/5/15 min` where figures carry their phase's load.
     fn print(&self, title: &str) {
-        let width = |f: fn(&Figure) -> usize, header: &str| {
-            self.figures
-                .iter()
-                .map(f)
-                .max()
-                .unwrap_or(0)
-                .max(header.chars().count())
+        let verdict = |f: &Figure| match f.verdict {
+            Some(true) => "PASS",
+            Some(false) => "MISS",
+            None => "",
         };
-        let name_w = width(|f| f.name.chars().count(), "figure");
-        let value_w = width(|f| f.value.chars().count(), "measured");
-        let target_w = width(|f| f.target.chars().count(), "target");
+        let mut rows: Vec<Vec<String>> = self
+            .figures
+            .iter()
+            .map(|f| {
+                vec![
+                    f.name.clone(),
+                    f.value.clone(),
+                    f.target.clone(),
+                    verdict(f).to_string(),
+                    f.load.map_or(String::new(), |l| l.to_string()),
+                ]
+            })
+            .collect();
+        rows.push(vec![
+            "load average 1/5/15 min, at the end".into(),
+            load_average::text(LoadAverage::now()),
+            "—".into(),
+            String::new(),
+            String::new(),
+        ]);
+        let mut columns = vec![
+            Column::left("figure"),
+            Column::right("measured"),
+            Column::left("target"),
+            Column::left("result"),
+            Column::left("load 1/5/15 min"),
+        ];
+        if self.figures.iter().all(|f| f.load.is_none()) {
+            columns.pop();
+        }
         println!();
         println!("{title}");
-        println!(
-            "  {:<name_w$}  {:>value_w$}  {:<target_w$}  result",
-            "figure", "measured", "target"
-        );
-        println!(
-            "  {}  {}  {}  ------",
-            "-".repeat(name_w),
-            "-".repeat(value_w),
-            "-".repeat(target_w)
-        );
-        for f in &self.figures {
-            let verdict = match f.verdict {
-                Some(true) => "PASS",
-                Some(false) => "MISS",
-                None => "",
-            };
-            println!(
-                "  {:<name_w$}  {:>value_w$}  {:<target_w$}  {verdict}",
-                f.name, f.value, f.target
-            );
-        }
+        print_columns(&columns, &rows);
         for note in &self.notes {
             println!("  * {note}");
         }
         println!();
+    }
+}
+
+/// A column of a printed table: its header and alignment.
+struct Column {
+    header: &'static str,
+    right: bool,
+}
+
+impl Column {
+    fn left(header: &'static str) -> Column {
+        Column {
+            header,
+            right: false,
+        }
+    }
+
+    fn right(header: &'static str) -> Column {
+        Column {
+            header,
+            right: true,
+        }
+    }
+}
+
+/// A table as wide as its widest cells, indented by two spaces; cells
+/// beyond `columns` are not printed.
+fn print_columns(columns: &[Column], rows: &[Vec<String>]) {
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, column)| {
+            rows.iter()
+                .filter_map(|row| row.get(i))
+                .map(|cell| cell.chars().count())
+                .chain(std::iter::once(column.header.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<(&str, bool)>| {
+        let text: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|((cell, right), &width)| {
+                if *right {
+                    format!("{cell:>width$}")
+                } else {
+                    format!("{cell:<width$}")
+                }
+            })
+            .collect();
+        println!("  {}", text.join("  ").trim_end());
+    };
+    line(columns.iter().map(|c| (c.header, c.right)).collect());
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    line(rule.iter().map(|r| (r.as_str(), false)).collect());
+    for row in rows {
+        line(
+            columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (row.get(i).map_or("", String::as_str), c.right))
+                .collect(),
+        );
     }
 }
 
@@ -282,6 +436,12 @@ impl RssSampler {
     fn max_bytes(&self) -> u64 {
         self.max.load(Ordering::Relaxed)
     }
+
+    /// Starts the maximum over from the RSS now: the peak of the next
+    /// phase alone.
+    fn restart(&self) {
+        self.max.store(rss_bytes().unwrap_or(0), Ordering::Relaxed);
+    }
 }
 
 impl Drop for RssSampler {
@@ -290,17 +450,17 @@ impl Drop for RssSampler {
     }
 }
 
-/// CPU time (user + system, in seconds) of the processes whose `/proc`
-/// stat line passes `keep`; Linux only, else 0. Clock ticks are taken to
-/// be the usual 100 per second.
+/// CPU time (user + system, in seconds) of each process whose `/proc`
+/// stat line passes `keep`, by its stat file; Linux only, else none. Clock
+/// ticks are taken to be the usual 100 per second.
 fn cpu_seconds(
     stat_files: impl Iterator<Item = std::path::PathBuf>,
     keep: impl Fn(&str) -> bool,
-) -> f64 {
+) -> HashMap<std::path::PathBuf, f64> {
     const TICKS_PER_SECOND: f64 = 100.0;
-    let mut ticks = 0u64;
+    let mut seconds = HashMap::new();
     for path in stat_files {
-        let Ok(stat) = std::fs::read_to_string(path) else {
+        let Ok(stat) = std::fs::read_to_string(&path) else {
             continue;
         };
         // pid (comm) state ppid … utime stime: fields 14 and 15, counted
@@ -315,19 +475,21 @@ fn cpu_seconds(
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let utime: u64 = fields.get(11).and_then(|f| f.parse().ok()).unwrap_or(0);
         let stime: u64 = fields.get(12).and_then(|f| f.parse().ok()).unwrap_or(0);
-        ticks += utime + stime;
+        seconds.insert(path, (utime + stime) as f64 / TICKS_PER_SECOND);
     }
-    ticks as f64 / TICKS_PER_SECOND
+    seconds
 }
 
 fn self_cpu_seconds() -> f64 {
     cpu_seconds(std::iter::once("/proc/self/stat".into()), |_| true)
+        .values()
+        .sum()
 }
 
 /// Every local `postgres` process (the server and its backends).
-fn postgres_cpu_seconds() -> f64 {
+fn postgres_cpu_seconds() -> HashMap<std::path::PathBuf, f64> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return 0.0;
+        return HashMap::new();
     };
     let stats = entries.filter_map(Result::ok).filter_map(|e| {
         let name = e.file_name();
@@ -340,11 +502,15 @@ fn postgres_cpu_seconds() -> f64 {
 }
 
 /// CPU use of this process and of a local Postgres over a phase, in cores
-/// (CPU seconds per wall second): where the time goes.
+/// (CPU seconds per wall second): where the time goes. Postgres is counted
+/// per process, since backends come and go (on a shared machine, other
+/// users' too): one that ended during the phase is not counted, one that
+/// started during it counts whole — a sum of totals would lose the ended
+/// ones' whole time and could go negative.
 struct CpuMeter {
     started: std::time::Instant,
     own: f64,
-    postgres: f64,
+    postgres: HashMap<std::path::PathBuf, f64>,
 }
 
 impl CpuMeter {
@@ -356,14 +522,23 @@ impl CpuMeter {
         }
     }
 
-    /// "sagascope 0.95 / postgres 0.70 cores" since `start`.
-    fn text(&self) -> String {
+    /// "sagascope 0.95 / postgres 0.70" (cores) since `start`; on SQLite
+    /// only this process's share, as the database runs inside it. The
+    /// Postgres share counts every local `postgres` process, other
+    /// users' backends included.
+    fn text(&self, backend: Backend) -> String {
         let wall = self.started.elapsed().as_secs_f64().max(1e-9);
-        format!(
-            "sagascope {:.2} / postgres {:.2}",
-            (self_cpu_seconds() - self.own) / wall,
-            (postgres_cpu_seconds() - self.postgres) / wall
-        )
+        let own = (self_cpu_seconds() - self.own) / wall;
+        match backend {
+            Backend::Postgres => {
+                let postgres: f64 = postgres_cpu_seconds()
+                    .into_iter()
+                    .map(|(process, now)| now - self.postgres.get(&process).copied().unwrap_or(0.0))
+                    .sum();
+                format!("sagascope {own:.2} / postgres {:.2}", postgres / wall)
+            }
+            Backend::Sqlite => format!("sagascope {own:.2}"),
+        }
     }
 }
 
