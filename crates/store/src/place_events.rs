@@ -16,7 +16,7 @@ use sagascope_model::SagaStatus;
 use sqlx::{Any, Row, Transaction};
 
 use crate::rows::{projection_from_json, saga_event_from_row, FULL_EVENT_COLUMNS};
-use crate::{placeholders, Result, Store};
+use crate::{bulk_placeholders, bulk_rows, Result, Store};
 
 const KEYS_PER_STATEMENT: usize = 500;
 
@@ -163,7 +163,7 @@ impl Store {
         for chunk in new_keys.chunks(KEYS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO correlation_keys (correlation_key, saga_id) VALUES {} ON CONFLICT (correlation_key) DO NOTHING",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 2, 2))).collect::<Vec<_>>().join(", ")
+                bulk_rows(tx, chunk.len(), 2)
             );
             let mut query = sqlx::query(&sql);
             for (key, saga_id) in chunk {
@@ -276,7 +276,7 @@ where
     let keys: Vec<&String> = keys.iter().collect();
     let mut found = HashMap::new();
     for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-        let sql = format!("{select} IN ({})", placeholders(0, chunk.len()));
+        let sql = format!("{select} IN ({})", bulk_placeholders(tx, chunk.len()));
         let mut query = sqlx::query(&sql);
         for key in chunk {
             query = query.bind((*key).clone());

@@ -27,7 +27,7 @@ use crate::projection_cache::StoredSaga;
 use crate::rollups::RollupDelta;
 use crate::rows::projection_from_json;
 use crate::write_batch::{SagaTransition, SearchKey};
-use crate::{placeholders, Result, Store, StoreError};
+use crate::{bulk_placeholders, bulk_rows, Result, Store, StoreError};
 
 /// Rows per statement: 12 values each, far below both bind limits.
 const ROWS_PER_STATEMENT: usize = 400;
@@ -196,7 +196,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection, kind, id_rank, quiet_status, version) \
                  VALUES {} ON CONFLICT (saga_id) DO NOTHING RETURNING saga_id",
-                value_rows(chunk.len())
+                bulk_rows(tx, chunk.len(), 12)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for write in chunk {
@@ -216,7 +216,7 @@ impl Store {
                  version = v.column12 + 1 \
                  FROM (VALUES {}) AS v WHERE sagas.saga_id = v.column1 AND sagas.version = v.column12 \
                  RETURNING saga_id, version",
-                value_rows(chunk.len())
+                bulk_rows(tx, chunk.len(), 12)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for write in chunk {
@@ -228,13 +228,6 @@ impl Store {
         }
         Ok(written)
     }
-}
-
-fn value_rows(rows: usize) -> String {
-    (0..rows)
-        .map(|i| format!("({})", placeholders(i * 12, 12)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// The row's twelve values; `version`: 1 for an insert, the expected
@@ -300,7 +293,7 @@ async fn read_stored_sagas(
     for chunk in ids.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(
             "SELECT saga_id, status, projection, version FROM sagas WHERE saga_id IN ({})",
-            placeholders(0, chunk.len())
+            bulk_placeholders(tx, chunk.len())
         );
         let mut query: AnyQuery<'_> = sqlx::query(&sql);
         for id in chunk {

@@ -11,7 +11,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Transaction};
 
-use crate::{placeholders, Result, Store};
+use crate::{bulk_rows, Result, Store};
 
 /// Minutes (windows up to 6 h) and hours (24 h, 7 d).
 pub(crate) const GRAINS_S: [i64; 2] = [60, 3600];
@@ -162,7 +162,7 @@ impl Store {
                  ON CONFLICT (grain_s, bucket_start_us, saga_type, status) DO UPDATE SET \
                  sagas = saga_rollups.sagas + excluded.sagas, \
                  began_compensating = saga_rollups.began_compensating + excluded.began_compensating",
-                rows(chunk.len(), 6)
+                bulk_rows(tx, chunk.len(), 6)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for ((grain, bucket, saga_type, status), (n, comp)) in chunk {
@@ -187,7 +187,7 @@ impl Store {
                  ON CONFLICT (grain_s, bucket_start_us, saga_type, step) DO UPDATE SET \
                  executions = step_rollups.executions + excluded.executions, \
                  failures = step_rollups.failures + excluded.failures",
-                rows(chunk.len(), 6)
+                bulk_rows(tx, chunk.len(), 6)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for ((grain, bucket, saga_type, step), (n, failed)) in chunk {
@@ -207,7 +207,7 @@ impl Store {
                 "INSERT INTO topic_rollups (grain_s, bucket_start_us, topic, events, errors) VALUES {} \
                  ON CONFLICT (grain_s, bucket_start_us, topic) DO UPDATE SET \
                  events = topic_rollups.events + excluded.events, errors = topic_rollups.errors + excluded.errors",
-                rows(chunk.len(), 5)
+                bulk_rows(tx, chunk.len(), 5)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for ((grain, bucket, topic), (events, errors)) in chunk {
@@ -229,7 +229,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO histograms (grain_s, series, bucket_start_us, subject, detail, value_ms, n) VALUES {} \
                  ON CONFLICT (grain_s, series, bucket_start_us, subject, detail, value_ms) DO UPDATE SET n = histograms.n + excluded.n",
-                rows(chunk.len(), 7)
+                bulk_rows(tx, chunk.len(), 7)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for ((grain, series, bucket, subject, detail, value), n) in chunk {
@@ -246,11 +246,4 @@ impl Store {
         }
         Ok(())
     }
-}
-
-fn rows(count: usize, width: usize) -> String {
-    (0..count)
-        .map(|i| format!("({})", placeholders(i * width, width)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -15,7 +15,7 @@ use sqlx::{Any, Row};
 use crate::place_events::Placement;
 use crate::rollups::RollupDelta;
 use crate::rows::{ingest_error_from_row, INGEST_ERROR_COLUMNS};
-use crate::{placeholders, Result, Store};
+use crate::{bulk_placeholders, bulk_rows, Result, Store};
 
 /// Rows per INSERT statement: 19 columns × 400 stays far below the bind
 /// limits of both SQLite (32 766) and Postgres (65 535).
@@ -174,7 +174,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO ingest_errors (topic, kafka_partition, kafka_offset, reason, first_bytes, message_key, published_at_us, ingested_at_us) \
                  VALUES {} ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING RETURNING {INGEST_ERROR_COLUMNS}",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 8, 8))).collect::<Vec<_>>().join(", ")
+                bulk_rows(&tx, chunk.len(), 8)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for e in chunk {
@@ -252,7 +252,7 @@ impl Store {
                  ON CONFLICT (group_id, topic, kafka_partition) DO UPDATE SET \
                  next_offset = CASE WHEN excluded.next_offset > consumer_offsets.next_offset THEN excluded.next_offset ELSE consumer_offsets.next_offset END, \
                  updated_at_us = excluded.updated_at_us",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 5, 5))).collect::<Vec<_>>().join(", ")
+                bulk_rows(tx, chunk.len(), 5)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for offset in chunk {
@@ -281,7 +281,7 @@ impl Store {
                  occurred_at_us, published_at_us, ingested_at_us, source_type, source_id, topic, kafka_partition, kafka_offset, \
                  headers, payload, error, explicit_saga_id, rule_classified, business_keys) VALUES {} \
                  ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 23, 23))).collect::<Vec<_>>().join(", ")
+                bulk_rows(tx, chunk.len(), 23)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for e in chunk {
@@ -336,7 +336,7 @@ impl Store {
         for chunk in keys.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO saga_keys (search_key, saga_id, kind) VALUES {} ON CONFLICT (search_key, saga_id) DO NOTHING",
-                (0..chunk.len()).map(|i| format!("({})", placeholders(i * 3, 3))).collect::<Vec<_>>().join(", ")
+                bulk_rows(tx, chunk.len(), 3)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for (key, saga_id, kind) in chunk {
@@ -398,7 +398,7 @@ impl Store {
         for chunk in stored_ids.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "SELECT event_id, topic, kafka_partition, kafka_offset, payload FROM events WHERE event_id IN ({})",
-                placeholders(0, chunk.len())
+                bulk_placeholders(tx, chunk.len())
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for id in chunk {

@@ -13,7 +13,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use super::AnyQuery;
-use crate::{placeholders, Result, Store};
+use crate::{bulk_placeholders, Result, Store};
 
 const KEYS_PER_STATEMENT: usize = 500;
 
@@ -40,7 +40,7 @@ pub(crate) async fn select_in(
     let keys: Vec<&String> = keys.iter().collect();
     let mut rows = Vec::new();
     for chunk in keys.chunks(KEYS_PER_STATEMENT) {
-        let sql = format!("{select} IN ({})", placeholders(0, chunk.len()));
+        let sql = format!("{select} IN ({})", bulk_placeholders(tx, chunk.len()));
         let mut query: AnyQuery<'_> = sqlx::query(&sql);
         for key in chunk {
             query = query.bind((*key).clone());

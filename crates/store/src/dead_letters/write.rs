@@ -15,7 +15,7 @@ use sqlx::{Any, Row, Transaction};
 use super::link::{select_in, LinkedSaga, SagaRef};
 use super::rows::{headers_to_json, summary_from_row, SUMMARY_COLUMNS};
 use super::AnyQuery;
-use crate::{placeholders, Result, Store};
+use crate::{bulk_rows, placeholders, Result, Store};
 
 /// 31 columns × 100 rows stays far below both backends' bind limits, and
 /// keeps one statement's payload bytes bounded.
@@ -87,10 +87,7 @@ impl Store {
                  original_group, exception_class, exception_message, stacktrace, failure_group, saga_id, trace_id, event_id, event_type, \
                  linked_saga_id, linked_saga_type, retry_of, retry_count, failed_again_of, state, state_changed_at_us) VALUES {} \
                  ON CONFLICT (id) DO NOTHING RETURNING {SUMMARY_COLUMNS}",
-                (0..chunk.len())
-                    .map(|i| format!("({})", placeholders(i * COLUMNS, COLUMNS)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                bulk_rows(tx, chunk.len(), COLUMNS)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for (id, l, link, failed_again_of) in chunk {
