@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::types::RDKafkaRespErr;
@@ -100,7 +98,7 @@ const MARKS_TIMEOUT: Duration = Duration::from_secs(2);
 const STORED_OFFSETS_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ConsumerContext for IngestContext {
-    /// The default rebalance, except that an assignment starts each
+    /// librdkafka's default rebalance, except that an assignment starts each
     /// partition where the read model says (quickwit's model): the offsets
     /// stored in the same transaction as the data are the truth, Kafka's
     /// committed offsets are advisory (kept for lag tools). So a commit to
@@ -116,42 +114,30 @@ impl ConsumerContext for IngestContext {
             consumer.rebalance_protocol(),
             rdkafka::consumer::RebalanceProtocol::Cooperative
         );
-        let result = match err {
+        let now = chrono::Utc::now();
+        match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.start_at_stored_offsets(tpl);
-                if cooperative {
-                    consumer.incremental_assign(tpl)
-                } else {
-                    consumer.assign(tpl)
-                }
-            }
-            _ if cooperative => consumer.incremental_unassign(tpl),
-            _ => consumer.unassign(),
-        };
-        if let Err(error) = result {
-            tracing::warn!(%error, "applying the rebalance failed");
-        }
-        let rebalance = match err {
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
-            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
-            other => Rebalance::Error(KafkaError::Rebalance(other.into())),
-        };
-        self.post_rebalance(consumer, &rebalance);
-    }
-
-    /// Runs on the thread that polls (inside `recv`), after librdkafka
-    /// applied the assignment and before any message of it is handed out:
-    /// so every message finds its partition's backlog boundary.
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let now = chrono::Utc::now();
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let partitions = partitions_of(tpl);
+                // Watermarks before the assignment is applied: once it is,
+                // the assigned partitions' own offset lookups queue ahead
+                // of these (measured: ~0.4 s each instead of a few ms).
                 let marks = if self.status.catch_up(|c| c.started()) {
                     Vec::new()
                 } else {
                     first_assignment_marks(consumer, tpl)
                 };
+                let result = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(error) = result {
+                    tracing::warn!(%error, "applying the assignment failed");
+                }
+                // Before any message of the assignment is handed out (this
+                // runs inside `recv`): every message finds its partition's
+                // backlog boundary.
+                let partitions = partitions_of(tpl);
                 tracing::info!(
                     partitions = partitions.len(),
                     backlog = marks
@@ -163,12 +149,26 @@ impl ConsumerContext for IngestContext {
                 self.status
                     .catch_up(|c| c.assigned(&partitions, &marks, now));
             }
-            Rebalance::Revoke(tpl) => {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                let result = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(error) = result {
+                    tracing::warn!(%error, "applying the revocation failed");
+                }
                 let partitions = partitions_of(tpl);
                 tracing::info!(partitions = partitions.len(), "partitions revoked");
                 self.status.catch_up(|c| c.revoked(&partitions, now));
             }
-            Rebalance::Error(error) => tracing::warn!(%error, "rebalance failed"),
+            other => {
+                let error = KafkaError::Rebalance(other.into());
+                tracing::warn!(%error, "rebalance failed");
+                if let Err(error) = consumer.unassign() {
+                    tracing::warn!(%error, "unassigning after a failed rebalance failed");
+                }
+            }
         }
     }
 }
