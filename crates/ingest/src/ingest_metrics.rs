@@ -37,7 +37,7 @@ pub fn describe_ingest_metrics() {
     describe_histogram!(
         "sagascope_ingest_batch_duration_seconds",
         Unit::Seconds,
-        "Decode and store time of one ingest batch (one transaction)."
+        "Time of one ingest batch from its hand-over to the pipeline to its store commit: decode, the wait behind the batch before it, and the store transaction."
     );
     describe_histogram!(
         "sagascope_outbox_relay_lag_seconds",
