@@ -219,11 +219,17 @@ async fn scenario(
     if let Some(failure) = report {
         return Err(format!("seed {seed}, {store_name}: {failure}"));
     }
-    // Sanity of the scenario itself: the traffic had each kind of row.
+    // Sanity of the scenario itself: the traffic had each kind of row, and
+    // at least one kill found the process with work in hand.
     if produced.malformed == 0 || produced.dead_letters == 0 || stored.ingest_errors == 0 {
         return Err(format!(
             "seed {seed}: the traffic lacked malformed messages ({}) or dead letters ({})",
             produced.malformed, produced.dead_letters
+        ));
+    }
+    if kills_mid_ingest == 0 {
+        return Err(format!(
+            "seed {seed}: every kill found the process idle: this run proved nothing"
         ));
     }
     Ok(())
