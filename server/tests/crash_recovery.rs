@@ -160,7 +160,7 @@ async fn scenario(
     for kill in 1..=KILLS {
         let before = consumed(store).await;
         let mut process = start(kill);
-        let first_batch = wait_for_first_batch(store, before, &mut process)
+        let first_batch = wait_for_first_batch(&mut process)
             .await
             .map_err(|failure| format!("seed {seed}, start {kill}: {failure}"))?;
         let delay = Duration::from_millis(kill_delays.random_range(KILL_DELAY_MS));
@@ -179,7 +179,7 @@ async fn scenario(
         let mid_ingest = (killed_at as usize) < produced;
         kills_mid_ingest += usize::from(mid_ingest);
         println!(
-            "{store_name}: start {kill} stored its first batch after {} ms, SIGKILLed {} ms later: {killed_at} messages consumed (+{} by this start), {produced} produced{}",
+            "{store_name}: start {kill} stored its first batch after {} ms, SIGKILLed {} ms later: {killed_at} messages consumed (+{} since its start), {produced} produced{}",
             first_batch.as_millis(),
             delay.as_millis(),
             killed_at - before,
@@ -544,17 +544,25 @@ async fn stored_offsets(store: &Store) -> BTreeMap<(String, i32), i64> {
 /// the group, get partitions assigned, read and write a batch).
 const FIRST_BATCH_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Waits until the store's consumed count passes `before` (the process
-/// stored a batch); returns how long that took from now.
-async fn wait_for_first_batch(
-    store: &Store,
-    before: i64,
-    process: &mut Sagascope,
-) -> Result<Duration, String> {
+/// Waits until the process reports its first stored batch on `/readyz`
+/// (`consumer.batches`); returns how long that took from now. Its own
+/// count, not the store's: a commit the killed process had sent can still
+/// land in Postgres after the kill.
+async fn wait_for_first_batch(process: &mut Sagascope) -> Result<Duration, String> {
     let started = Instant::now();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(1))
+        .build()
+        .expect("an HTTP client");
+    let readyz = format!("http://{}/readyz", process.listen);
     loop {
-        if consumed(store).await > before {
-            return Ok(started.elapsed());
+        // Refused until the process listens; any status carries the body.
+        if let Ok(response) = client.get(&readyz).send().await {
+            if let Ok(body) = response.json::<serde_json::Value>().await {
+                if body["consumer"]["batches"].as_u64().unwrap_or(0) > 0 {
+                    return Ok(started.elapsed());
+                }
+            }
         }
         if let Some(status) = process.exited() {
             return Err(format!(
@@ -883,6 +891,8 @@ impl Broker {
 /// One `sagascope serve` process, its output in `log`.
 struct Sagascope {
     process: KillOnDrop,
+    /// Its HTTP address (`/readyz` tells its ingest's progress).
+    listen: SocketAddr,
     log: PathBuf,
 }
 
@@ -897,7 +907,7 @@ impl Sagascope {
         let output = File::create(log).expect("create the sagascope log");
         let topics = ALL_TOPICS.join(",");
         let dlq_topics = DLT_TOPICS.join(",");
-        let listen = format!("127.0.0.1:{}", free_port());
+        let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let child = Command::new(bin)
             .arg("serve")
             .args([
@@ -909,7 +919,8 @@ impl Sagascope {
                 &dlq_topics,
             ])
             .args(["--group-id", GROUP_ID, "--database-url", database_url])
-            .args(["--listen", &listen])
+            .arg("--listen")
+            .arg(listen.to_string())
             .arg("--rules")
             .arg(rules)
             // What is stored is the point here: nothing may be removed by age.
@@ -922,6 +933,7 @@ impl Sagascope {
             .unwrap_or_else(|error| panic!("cannot run {}: {error}", bin.display()));
         Sagascope {
             process: KillOnDrop(child),
+            listen,
             log: log.to_path_buf(),
         }
     }
