@@ -101,9 +101,11 @@ impl ConsumerContext for IngestContext {
     /// librdkafka's default rebalance, except that an assignment starts each
     /// partition where the read model says (quickwit's model): the offsets
     /// stored in the same transaction as the data are the truth, Kafka's
-    /// committed offsets are advisory (kept for lag tools). So a commit to
-    /// Kafka that was lost, or one the database lost, can neither skip nor
-    /// repeat a batch, and a new database re-reads the topics from the start.
+    /// committed offsets are advisory (kept for lag tools). So a commit the
+    /// database lost is read again, a rewound Kafka offset does not make it
+    /// read stored data again, and a new database re-reads the topics from
+    /// the start. (Batches in flight at a rebalance may be read twice: the
+    /// store's idempotence absorbs them.)
     fn rebalance(
         &self,
         consumer: &BaseConsumer<Self>,
