@@ -1,7 +1,9 @@
 # Multi-stage build of sagascope: compile the server and the wasm front end
 # with cargo-leptos, then ship the stripped binary and the site in a small
 # non-root image (Debian slim: glibc for librdkafka, zlib, CA certificates).
-FROM rust:1-bookworm AS build
+# Pinned to the toolchain this repository is tested with (rustc 1.95): a
+# floating `rust:1` would change the compiler under an unchanged source.
+FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm pkg-config zlib1g-dev && rm -rf /var/lib/apt/lists/*
 RUN rustup target add wasm32-unknown-unknown \
  && cargo install cargo-leptos@0.3.10 --locked --features no_downloads \

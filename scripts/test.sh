@@ -66,6 +66,8 @@ else
   SAGASCOPE_BIN=target/release/sagascope cargo test --workspace --exclude frontend \
     --locked --test crash_recovery -- --ignored
 fi
+step "docker-compose.yml without a Docker engine: schema, builds, volumes, commands, healthchecks"
+scripts/check_compose.sh target/release/sagascope
 step "wasm size budget"
 scripts/wasm_budget.sh
 step "API contract: the OpenAPI document validates, a schemathesis pass answers no 5xx"

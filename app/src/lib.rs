@@ -38,6 +38,41 @@ use pages::{
 /// sends complete HTML, so every page is readable without JavaScript (the
 /// default out-of-order streaming needs a script to swap data in) and an
 /// unknown saga can answer with status 404.
+/// The document title of a page. Titles carry ids from URLs and from
+/// Kafka (saga, trace, dead-letter and job ids). leptos_meta writes the
+/// server-rendered `<title>` text into the HTML as it is, so on the server
+/// it is escaped here (an id `</title><meta http-equiv=refresh …>` once
+/// redirected the page); in the browser the text is set through the DOM,
+/// where it is never markup, and escaping would show `&lt;` literally.
+pub fn page_title(text: String) -> String {
+    let title = if text.is_empty() {
+        "sagascope".to_string()
+    } else {
+        format!("{text} · sagascope")
+    };
+    if cfg!(feature = "ssr") {
+        escape_html_text(&title)
+    } else {
+        title
+    }
+}
+
+/// `&`, `<`, `>`, `"` and `'` as character references.
+pub fn escape_html_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
@@ -45,7 +80,7 @@ pub fn App() -> impl IntoView {
     server_fns::provide_session();
 
     view! {
-        <Title formatter=|text: String| if text.is_empty() { "sagascope".to_string() } else { format!("{text} · sagascope") }/>
+        <Title formatter=page_title/>
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
             <TopBar/>

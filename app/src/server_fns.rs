@@ -94,12 +94,21 @@ pub async fn fetch_session_info() -> Result<SessionInfo, ServerFnError> {
 #[cfg(feature = "ssr")]
 pub fn require_role(role: &str) -> Result<sagascope_model::CurrentUser, ServerFnError> {
     let session = use_context::<SessionInfo>().unwrap_or_default();
+    // The refusal's status, as the JSON API answers it (a server function
+    // error is otherwise a 500, which is the server's fault, not the
+    // caller's): 403 for a lesser role, 401 for nobody signed in.
     match session.user {
         Some(user) if user.has_role(role) => Ok(user),
-        Some(_) => Err(ServerFnError::new(format!("{role} role required"))),
-        None => Err(ServerFnError::new(format!(
-            "sign in first: {role} role required"
-        ))),
+        Some(_) => {
+            set_page_status(403);
+            Err(ServerFnError::new(format!("{role} role required")))
+        }
+        None => {
+            set_page_status(401);
+            Err(ServerFnError::new(format!(
+                "sign in first: {role} role required"
+            )))
+        }
     }
 }
 

@@ -1,5 +1,5 @@
 import { expect, test } from '@playwright/test';
-import { failOnDialog, listSagas, pollFor, sagaDetail, waitForLive, type SagaDetail, type TimelineEvent } from './helpers';
+import { failOnDialog, listSagas, pollFor, sagaDetail, waitForLive, type SagaDetail, type SagaSummary, type TimelineEvent } from './helpers';
 
 const XSS = "<script>alert('xss')</script>";
 
@@ -59,5 +59,33 @@ test('message content with markup is shown as text, never run', async ({ page, r
 
   // Give a would-be script a moment to run, then check nothing did.
   await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 300))));
+  expect(dialogs, 'no dialog was opened').toEqual([]);
+});
+
+test('a saga id with markup from Kafka is text in the title and on the page', async ({ page, request }) => {
+  test.setTimeout(120_000);
+  const dialogs = failOnDialog(page);
+  // About one chat saga in six has an id that closes the <title> and opens
+  // an element (crates/simulator/src/saga_plans/chat_message.rs).
+  const saga = await pollFor<SagaSummary>(
+    'a chat_message saga whose id closes the <title>',
+    async () => {
+      const sagas = await listSagas(request, { saga_type: 'chat_message', limit: 200 });
+      return sagas.find((s) => s.saga_id.includes('</title>'));
+    },
+    { timeout: 60_000, interval: 1_000 },
+  );
+
+  // The server's HTML: the id escaped in <title>, no injected element.
+  const path = `/sagas/${encodeURIComponent(saga.saga_id)}`;
+  const html = await (await request.get(path)).text();
+  expect(html).not.toContain('<h1 id=injected>');
+  expect(html).toContain('&lt;/title&gt;&lt;h1 id=injected&gt;');
+
+  await page.goto(path);
+  await waitForLive(page);
+  await expect(page).toHaveTitle(`Saga ${saga.saga_id} · sagascope`);
+  await expect(page.locator('#injected')).toHaveCount(0);
+  await expect(page.locator('[data-test=saga-id]').first()).toContainText('</title>');
   expect(dialogs, 'no dialog was opened').toEqual([]);
 });

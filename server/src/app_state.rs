@@ -44,6 +44,8 @@ pub struct AppState {
     pub spans: sagascope_spans::SpanService,
     /// Who may send spans to `POST /v1/traces`.
     pub otlp: Arc<crate::span_settings::OtlpReceiverConfig>,
+    /// Live streams open, bounded per session and in all.
+    pub streams: Arc<crate::http::stream_limits::StreamLimits>,
 }
 
 impl FromRef<AppState> for LeptosOptions {

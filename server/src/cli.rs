@@ -155,9 +155,10 @@ fn parse_stall_after(text: &str) -> Result<std::time::Duration, String> {
 pub struct RetentionAge(pub Option<std::time::Duration>);
 
 /// Removal of old data in bounded batches. The overview's rollups are
-/// always kept (its historic counts do not change); the audit log, retry
-/// attempts and jobs are kept too (the operators' history: prune them by
-/// your own policy); open dead letters are never removed.
+/// always kept (its historic counts do not change); retry attempts and
+/// jobs are kept too (the operators' history: prune them by your own
+/// policy); the audit log has an age of its own, long by default; open
+/// dead letters are never removed.
 #[derive(Debug, Clone, Args)]
 pub struct RetentionArgs {
     /// Remove sagas (and entity streams) that are over (ended, or stalled)
@@ -177,6 +178,11 @@ pub struct RetentionArgs {
     /// --retention-events age.
     #[arg(long, env = "SAGASCOPE_RETENTION_INGEST_ERRORS", value_parser = crate::retention::parse_retention_age)]
     pub retention_ingest_errors: Option<RetentionAge>,
+    /// Remove audit log entries older than this (e.g. 400d, `off`). Long
+    /// by default: it is the operators' history; set it to what your
+    /// compliance rules require.
+    #[arg(long, env = "SAGASCOPE_RETENTION_AUDIT", default_value = "400d", value_parser = crate::retention::parse_retention_age)]
+    pub retention_audit: RetentionAge,
     /// Rows (sagas with their events, dead letters, errors, spans) removed
     /// per transaction; a pass repeats batches until nothing older is left.
     #[arg(long, env = "SAGASCOPE_RETENTION_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]

@@ -22,6 +22,8 @@ pub struct RetentionConfig {
     pub events: Option<Duration>,
     pub spans: Option<Duration>,
     pub ingest_errors: Option<Duration>,
+    /// Audit log entries (its own age, not the events').
+    pub audit: Option<Duration>,
     pub batch_size: u32,
     pub interval: Duration,
     pub pause: Duration,
@@ -37,6 +39,7 @@ impl RetentionConfig {
             ingest_errors: args
                 .retention_ingest_errors
                 .map_or(events, |RetentionAge(age)| age),
+            audit: args.retention_audit.0,
             batch_size: args.retention_batch_size.max(1),
             interval: args.retention_interval,
             pause: Duration::from_millis(args.retention_batch_pause_ms),
@@ -45,7 +48,10 @@ impl RetentionConfig {
 
     /// Nothing to remove: the loop is not started.
     pub fn is_off(&self) -> bool {
-        self.events.is_none() && self.spans.is_none() && self.ingest_errors.is_none()
+        self.events.is_none()
+            && self.spans.is_none()
+            && self.ingest_errors.is_none()
+            && self.audit.is_none()
     }
 }
 
@@ -57,6 +63,7 @@ pub struct RetentionReport {
     pub dead_letters: u64,
     pub ingest_errors: u64,
     pub spans: u64,
+    pub audit_entries: u64,
     /// Transactions it took.
     pub batches: u64,
 }
@@ -138,6 +145,15 @@ pub async fn retention_pass(
         report.spans = spans;
         report.batches += batches;
     }
+    if let Some(age) = config.audit {
+        let before = cutoff(now, age);
+        let (entries, batches) = in_batches(config, shutdown, || {
+            store.delete_audit_entries_before(before, size)
+        })
+        .await?;
+        report.audit_entries = entries;
+        report.batches += batches;
+    }
     Ok(report)
 }
 
@@ -160,7 +176,7 @@ pub async fn run_retention(
 ) {
     describe_counter!(
         "sagascope_retention_removed_total",
-        "Rows removed by retention, by kind: sagas, events, dead_letters, ingest_errors, spans."
+        "Rows removed by retention, by kind: sagas, events, dead_letters, ingest_errors, spans, audit_entries."
     );
     tracing::info!(?config, "retention started");
     let mut tick = tokio::time::interval(config.interval);
@@ -179,6 +195,7 @@ pub async fn run_retention(
                     ("dead_letters", report.dead_letters),
                     ("ingest_errors", report.ingest_errors),
                     ("spans", report.spans),
+                    ("audit_entries", report.audit_entries),
                 ] {
                     counter!("sagascope_retention_removed_total", "kind" => kind).increment(n);
                 }

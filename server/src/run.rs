@@ -195,7 +195,13 @@ pub async fn start_with_spans(
         redaction,
         spans: span_service,
         otlp: Arc::new(spans.receiver),
+        streams: Default::default(),
     };
+    tokio::spawn(crate::auth::denials::summarise_denials(
+        state.store.clone(),
+        state.auth.clone(),
+        shutdown_rx.clone(),
+    ));
     let router = crate::http::router(state.clone());
     let mut stop = shutdown_rx;
     let http = tokio::spawn(async move {

@@ -394,6 +394,83 @@ async fn login_failures_are_limited_and_audited(store: Store) {
     }
 }
 
+/// Resident memory of this process (the app runs in it), in MiB.
+fn resident_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// Fires `count` logins at once (released together by a barrier) and
+/// returns their statuses.
+async fn login_burst(app: &TestApp, logins: Vec<(String, String)>) -> Vec<u16> {
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(logins.len()));
+    let requests = logins.into_iter().map(|(name, password)| {
+        let barrier = barrier.clone();
+        let request = app
+            .request(Method::POST, "/api/v1/auth/login")
+            .header("origin", app.origin())
+            .json(&json!({ "name": name, "password": password }));
+        async move {
+            barrier.wait().await;
+            request.send().await.unwrap().status().as_u16()
+        }
+    });
+    futures::future::join_all(requests).await
+}
+
+async fn a_concurrent_login_burst_is_limited_like_a_sequence(store: Store) {
+    let app = TestApp::spawn(store, false).await;
+    let before = resident_mib();
+    // 59 wrong passwords for one name and the right one last, all at once:
+    // only the 5 attempts the key has may be verified (before: 32×401,
+    // 27×429 and a 200).
+    let mut logins: Vec<(String, String)> = (0..59)
+        .map(|i| ("vera".to_string(), format!("wrong-password-{i}")))
+        .collect();
+    logins.push(("vera".into(), "vera-viewer-password".into()));
+    let statuses = login_burst(&app, logins).await;
+    let verified = statuses.iter().filter(|s| matches!(s, 200 | 401)).count();
+    assert!(verified <= 5, "{verified} verified: {statuses:?}");
+    let signed_in = statuses.contains(&200);
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 401 | 429 | 503)),
+        "{statuses:?}"
+    );
+    // 150 distinct unknown names from one address: the address's 20
+    // attempts bound the hashing (before: 139 hashed).
+    let logins = (0..150)
+        .map(|i| (format!("nobody{i}"), "whatever-password".to_string()))
+        .collect();
+    let statuses = login_burst(&app, logins).await;
+    let verified = statuses.iter().filter(|s| **s == 401).count();
+    assert!(verified <= 20, "{verified} verified: {statuses:?}");
+    assert!(
+        statuses.iter().all(|s| matches!(s, 401 | 429 | 503)),
+        "{statuses:?}"
+    );
+    // At most a few argon2 buffers (19 MiB each) at once, not one per
+    // request (before: +2.5 GB at the peak, +550 MB after).
+    let after = resident_mib();
+    assert!(
+        after <= before + 64,
+        "resident memory {before} MiB → {after} MiB after the bursts"
+    );
+    // The name is locked afterwards whatever the password, unless the
+    // right one happened to be among the attempts verified.
+    if !signed_in && verified == 5 {
+        let status = app
+            .login_json("vera", "vera-viewer-password")
+            .await
+            .status();
+        assert_eq!(status, 429);
+    }
+}
+
 async fn mutations_need_csrf_same_origin_and_the_role(store: Store) {
     let app = TestApp::spawn(store, false).await;
     let vera = app.login("vera").await;
@@ -617,6 +694,181 @@ async fn mutations_need_csrf_same_origin_and_the_role(store: Store) {
     assert_eq!(denied[1].auth_method, "api_token");
 }
 
+/// Opens a live stream as `session` and waits for its `hello`.
+async fn open_stream(app: &TestApp, session: &Session) -> Response {
+    let mut response = app
+        .as_browser(Method::GET, "/api/v1/stream", session, false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().expect("the hello event");
+    assert!(String::from_utf8_lossy(&first).contains("hello"));
+    response
+}
+
+/// Whether the stream ends (the server closed it) within `within`.
+async fn stream_ends(response: &mut Response, within: std::time::Duration) -> bool {
+    tokio::time::timeout(within, async {
+        while let Ok(Some(_)) = response.chunk().await {}
+    })
+    .await
+    .is_ok()
+}
+
+async fn live_streams_are_bounded_and_end_with_their_session(store: Store) {
+    let app = TestApp::spawn(store, false).await;
+    let vera = app.login("vera").await;
+    // 16 per session; the 17th is refused at once (before: 5,000 held).
+    let mut open = Vec::new();
+    for _ in 0..16 {
+        open.push(open_stream(&app, &vera).await);
+    }
+    let refused = app
+        .as_browser(Method::GET, "/api/v1/stream", &vera, false)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().contains_key("retry-after"));
+    let (_, error) = error_of(refused).await;
+    assert!(error.contains("too many live streams"), "{error}");
+    // Another session is not affected.
+    let otto = app.login("otto").await;
+    let mut otto_stream = open_stream(&app, &otto).await;
+    // A closed stream frees its place.
+    drop(open.pop());
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    open.push(open_stream(&app, &vera).await);
+
+    // Logout ends the session's streams at once (before: they kept
+    // sending); otto's stays open.
+    let logout = app
+        .as_browser(Method::POST, "/api/v1/auth/logout", &vera, true)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), 200);
+    for stream in &mut open {
+        assert!(stream_ends(stream, std::time::Duration::from_secs(5)).await);
+    }
+    assert!(!stream_ends(&mut otto_stream, std::time::Duration::from_millis(300)).await);
+    // A disabled user's stream ends at its next re-check of the session.
+    assert!(app.store().set_user_disabled("otto", true).await.unwrap());
+    let recheck = sagascope::http::stream_limits::RECHECK_EVERY;
+    assert!(
+        stream_ends(
+            &mut otto_stream,
+            recheck + std::time::Duration::from_secs(5)
+        )
+        .await
+    );
+}
+
+async fn refusals_cannot_flood_the_audit_log(store: Store) {
+    let app = TestApp::spawn(store, false).await;
+    // A 60 KB path is turned away before the guard: 414, JSON, not audited
+    // (before: each such refusal stored the whole path).
+    let long = format!("/api/v1/dlq/{}/retry", "x".repeat(60 * 1024));
+    let response = app.request(Method::POST, &long).send().await.unwrap();
+    let (status, error) = error_of(response).await;
+    assert_eq!(status, 414, "{error}");
+    assert!(error.contains("URL"), "{error}");
+    assert!(app.audit_actions().await.is_empty());
+
+    // 200 anonymous refusals from one address within a minute: the first is
+    // audited (its path capped), the rest counted; past 120, 429.
+    let path = format!("/api/v1/dlq/{}/retry", "y".repeat(4 * 1024));
+    let mut statuses = Vec::new();
+    for _ in 0..200 {
+        let response = app.request(Method::POST, &path).send().await.unwrap();
+        statuses.push(response.status().as_u16());
+    }
+    let refused = statuses.iter().filter(|s| **s == 401).count();
+    let throttled = statuses.iter().filter(|s| **s == 429).count();
+    // The minute may roll over during the loop: then one more is audited
+    // and the count starts again.
+    assert!(refused >= 120 && refused + throttled == 200, "{statuses:?}");
+    let entries = app.audit(AuditFilter::default()).await.items;
+    // If a minute ended meanwhile: its first refusal and its summary too.
+    assert!(
+        (1..=3).contains(&entries.len()),
+        "one row per minute, not one per refusal: {}",
+        entries.len()
+    );
+    let first = entries
+        .iter()
+        .find(|e| e.action == "request.denied")
+        .unwrap();
+    let target = first.target.as_deref().unwrap();
+    assert!(target.chars().count() <= 513, "{} chars", target.len());
+    assert!(target.ends_with('…'), "{target}");
+}
+
+async fn refusals_have_their_status_and_a_json_body(store: Store) {
+    use leptos::server_fn::ServerFn;
+    let app = TestApp::spawn(store, false).await;
+    let vera = app.login("vera").await;
+    let audit_fn = <app::server_fns::FetchAudit as ServerFn>::PATH;
+    // A server function refusing a role: 403, not 500.
+    let response = app
+        .as_browser(Method::POST, audit_fn, &vera, false)
+        .json(&json!({ "filter": {} }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("operator role required"));
+    // An oversized server-function body: 413, not 500.
+    let response = app
+        .as_browser(Method::POST, audit_fn, &vera, false)
+        .header("content-type", "application/json")
+        .body(vec![b' '; 3 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_of(response).await.0, 413);
+    // The API's own refusals all carry {"error": …}.
+    for (method, path, body, expected) in [
+        (Method::GET, "/api/v1/dlq/retry".to_string(), None, 405),
+        (Method::GET, "/api/v1/sagas/%FF%FE".to_string(), None, 400),
+        (
+            Method::POST,
+            "/api/v1/auth/login".to_string(),
+            Some(vec![b'{'; 3 << 20]),
+            413,
+        ),
+    ] {
+        let mut request = app.as_browser(method.clone(), &path, &vera, true);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let (status, error) = error_of(request.send().await.unwrap()).await;
+        assert_eq!(status, expected, "{method} {path}");
+        assert!(!error.is_empty(), "{method} {path}: a JSON error message");
+    }
+    // A role refusal is audited with the path the client sent.
+    let response = app
+        .as_browser(Method::POST, "/api/v1/dlq/retry", &vera, true)
+        .json(&json!({ "reason": "x", "filter": {} }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let entries = app.audit(AuditFilter::default()).await.items;
+    let denied = entries
+        .iter()
+        .find(|e| e.action == "request.denied")
+        .expect("the refusal is audited");
+    assert_eq!(denied.target.as_deref(), Some("POST /api/v1/dlq/retry"));
+}
+
 async fn logout_ends_the_session(store: Store) {
     let app = TestApp::spawn(store, false).await;
     let otto = app.login("otto").await;
@@ -731,6 +983,63 @@ async fn form_login_redirects(store: Store) {
         .await
         .unwrap();
     assert_eq!(ok.headers()["location"], "/");
+}
+
+/// The `<title>` of an HTML page.
+fn title_of(html: &str) -> &str {
+    let start = html.find("<title>").expect("a <title>") + "<title>".len();
+    let end = start + html[start..].find("</title>").expect("a </title>");
+    &html[start..end]
+}
+
+async fn hostile_ids_in_urls_stay_text_in_the_head(store: Store) {
+    let app = TestApp::spawn(store, true).await;
+    // An id that closes the title and opens an element (before: the
+    // element was live in <head>; a meta refresh redirected the page).
+    let hostile = "</title><h1 id=injected>X</h1><meta http-equiv=refresh content=0><title>";
+    let encoded = sagascope_model::percent_encode(hostile);
+    for page in ["/traces", "/sagas", "/dlq/jobs", "/dlq/messages"] {
+        let path = format!("{page}/{encoded}");
+        let html = app
+            .request(Method::GET, &path)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!html.contains("<h1 id=injected>"), "{path}: {html}");
+        assert!(!html.contains("<meta http-equiv=refresh"), "{path}: {html}");
+        let title = title_of(&html);
+        assert!(!title.contains('<'), "{path}: {title}");
+        // Pages that name the id (an unknown dead letter is "Not found").
+        if page != "/dlq/messages" {
+            assert!(
+                title.contains("&lt;/title&gt;&lt;h1 id=injected&gt;"),
+                "{path}: the id is shown as text: {title}"
+            );
+        }
+    }
+    // Signed in, /login offers to continue: never off-site.
+    let vera = app.login("vera").await;
+    for next in [
+        "https%3A%2F%2Fevil.example%2F",
+        "%2F%2Fevil.example",
+        "%2Fsagas",
+    ] {
+        let html = app
+            .as_browser(Method::GET, &format!("/login?next={next}"), &vera, false)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(!html.contains("evil.example"), "{next}: {html}");
+        if next == "%2Fsagas" {
+            assert!(html.contains("href=\"/sagas\""), "{html}");
+        }
+    }
 }
 
 async fn security_headers_and_csp_nonce_match_the_html(store: Store) {
@@ -898,9 +1207,14 @@ macro_rules! on_both_stores {
 on_both_stores!(
     reads_need_a_login_unless_anonymous_viewer,
     login_failures_are_limited_and_audited,
+    a_concurrent_login_burst_is_limited_like_a_sequence,
     mutations_need_csrf_same_origin_and_the_role,
     logout_ends_the_session,
+    live_streams_are_bounded_and_end_with_their_session,
+    refusals_cannot_flood_the_audit_log,
+    refusals_have_their_status_and_a_json_body,
     form_login_redirects,
     security_headers_and_csp_nonce_match_the_html,
+    hostile_ids_in_urls_stay_text_in_the_head,
     proxy_headers_count_only_from_trusted_proxies,
 );

@@ -973,7 +973,7 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
         .post(
             "/api/v1/dlq/retry",
             &otto,
-            json!({ "filter": { "topic": "nothing.DLT" }, "reason": "x" }),
+            json!({ "filter": { "topic": "nothing.DLT" }, "reason": "x", "expected_count": 0 }),
         )
         .await;
     assert_eq!(status, 400, "an empty set");
@@ -981,6 +981,33 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
         .post("/api/v1/dlq/retry", &otto, json!({ "filter": filter }))
         .await;
     assert_eq!(status, 400, "a reason is required");
+    // No filter re-drives everything: only with "all": true (before: an
+    // empty body with a reason re-drove every retryable dead letter).
+    let (status, error) = app
+        .post(
+            "/api/v1/dlq/retry",
+            &otto,
+            json!({ "reason": "everything", "expected_count": 12 }),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["error"].as_str().unwrap().contains("\"all\": true"),
+        "{error}"
+    );
+    // And never a set nobody previewed.
+    let (status, error) = app
+        .post(
+            "/api/v1/dlq/retry",
+            &otto,
+            json!({ "filter": filter, "reason": "unseen" }),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error.to_string().contains("expected_count is required"),
+        "{error}"
+    );
     assert_eq!(app.count(PAYMENTS), 0);
 
     // With a canary that does not come back, then the rest.
@@ -1023,7 +1050,7 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
         .post(
             "/api/v1/dlq/retry",
             &otto,
-            json!({ "filter": filter, "reason": "gateway back", "idempotency_key": "bulk-1" }),
+            json!({ "filter": filter, "reason": "gateway back", "expected_count": 12, "idempotency_key": "bulk-1" }),
         )
         .await;
     assert_eq!(
@@ -1044,7 +1071,7 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
             &otto,
             json!({
                 "filter": { "topic": ORDERS_DLT }, "reason": "is it fixed?",
-                "canary": true, "canary_wait_s": 100
+                "expected_count": 4, "canary": true, "canary_wait_s": 100
             }),
         )
         .await;
@@ -1149,16 +1176,18 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
         })
         .collect();
     let results: Vec<&str> = bulk.iter().map(|(r, _)| r.as_str()).collect();
+    // Refused and audited: no reason, no filter without `all`, no
+    // expected count, an empty set, a changed set.
     assert_eq!(
         results,
-        ["failed", "failed", "failed", "ok", "ok", "ok", "ok"]
+        ["failed", "failed", "failed", "failed", "failed", "ok", "ok", "ok", "ok"]
     );
     let payments_filter = DlqFilter {
         topic: Some(PAYMENTS_DLT.into()),
         ..Default::default()
     }
     .to_query_string();
-    let first = &bulk[3].1;
+    let first = &bulk[5].1;
     assert_eq!(
         (
             first["count"].as_u64(),
@@ -1173,8 +1202,8 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
             Some(payments_filter.as_str())
         )
     );
-    assert_eq!(bulk[4].1["replayed"], true);
-    assert_eq!(bulk[6].1["throttle_per_s"], 1);
+    assert_eq!(bulk[6].1["replayed"], true);
+    assert_eq!(bulk[8].1["throttle_per_s"], 1);
     let cancels = app.audit("dlq.bulk_retry.cancel").await;
     assert_eq!(cancels.len(), 2);
     assert_eq!(
@@ -1279,7 +1308,7 @@ async fn a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(store: S
         .post(
             "/api/v1/dlq/retry",
             &otto,
-            json!({ "filter": { "topic": "oversized-bulk.DLT" }, "reason": "try all" }),
+            json!({ "filter": { "topic": "oversized-bulk.DLT" }, "reason": "try all", "expected_count": 3 }),
         )
         .await;
     assert_eq!(status, 202, "{job}");

@@ -127,6 +127,10 @@ fn BulkPreview(view: BulkRetryView, params: DlqParams, info: SessionInfo) -> imp
         counted_at,
     } = view;
     let count = preview.count;
+    // An empty filter re-drives every retryable dead letter; the server
+    // takes that only as an explicit `all`, which this page (having shown
+    // the whole set) sends.
+    let all = (!filter.has_criteria()).then_some("true");
     let plural = if count == 1 { "" } else { "s" };
     let back = params.href("/dlq");
     let facts = filter_facts(&filter)
@@ -263,6 +267,7 @@ fn BulkPreview(view: BulkRetryView, params: DlqParams, info: SessionInfo) -> imp
                 <CsrfField token=csrf_token/>
                 <input type="hidden" name="filter" value=filter_query data-test="bulk-filter-field"/>
                 <input type="hidden" name="expected_count" value=count.to_string() data-test="bulk-expected-count"/>
+                {all.map(|all| view! { <input type="hidden" name="all" value=all/> })}
                 <input type="hidden" name="idempotency_key" value=idempotency_key/>
                 <p class="action-statement" data-test="bulk-statement">{statement.clone()}</p>
                 <label class="field field-grow">

@@ -37,7 +37,9 @@ fn wait_text(secs: u64) -> String {
 pub fn LoginPage() -> impl IntoView {
     let query = use_query_map();
     let session = use_session();
-    let next = move || query.with(|q| q.get("next")).unwrap_or_else(|| "/".into());
+    // Checked like the server's redirect: `next` comes from the URL, so a
+    // link to `/login?next=https://evil.example/` must not lead there.
+    let next = move || sagascope_model::safe_next(query.with(|q| q.get("next")).as_deref());
     let error = move || {
         query.with(|q| {
             q.get("error")

@@ -11,8 +11,8 @@
 
 use std::sync::LazyLock;
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher, PasswordVerifier, Version};
+use argon2::password_hash::phc::{Output, PasswordHash};
+use argon2::{Algorithm, Argon2, Params, PasswordHasher, Version};
 use rand::rngs::OsRng;
 use rand::{Rng, TryRngCore};
 
@@ -110,11 +110,58 @@ fn hash_unchecked(hasher: &Argon2<'_>, password: &str) -> Result<String> {
 pub fn verify_password(password: &str, phc: &str) -> bool {
     // Verification uses the parameters recorded in `phc`; the instance's
     // own parameters only matter for hashing.
-    match PasswordHash::new(phc) {
-        Ok(parsed) => hasher()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm.as_str()) else {
+        return false;
+    };
+    let Ok(version) = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut memory = ReturnedMemory::new(params.block_count());
+    let mut computed = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        &mut computed,
+        memory.blocks(),
+    );
+    // `Output`'s equality is constant-time (password-hash's note on it).
+    hashed.is_ok() && Output::new(&computed).is_ok_and(|computed| computed == *expected)
+}
+
+/// The 19 MiB an argon2id run works in, allocated so that freeing it gives
+/// it back to the operating system at once. glibc serves an allocation
+/// this size from a thread's arena once a freed one has raised its mmap
+/// threshold, and keeps it there: a burst of logins left hundreds of MiB
+/// resident. The threshold never rises above 32 MiB, so a capacity beyond
+/// that is always its own mapping, unmapped on free; only the blocks in
+/// use are ever touched, so only they are resident.
+struct ReturnedMemory(Vec<argon2::Block>);
+
+/// Above glibc's largest dynamic mmap threshold (32 MiB on 64-bit).
+const ALWAYS_MAPPED_BYTES: usize = 33 << 20;
+
+impl ReturnedMemory {
+    fn new(blocks: usize) -> ReturnedMemory {
+        let capacity = blocks.max(ALWAYS_MAPPED_BYTES / argon2::Block::SIZE);
+        let mut memory = Vec::with_capacity(capacity);
+        memory.resize(blocks, argon2::Block::new());
+        ReturnedMemory(memory)
+    }
+
+    fn blocks(&mut self) -> &mut [argon2::Block] {
+        &mut self.0
     }
 }
 

@@ -25,11 +25,16 @@
 //! grow memory without bound. The clock is an argument (`now`), so tests
 //! drive it explicitly.
 //!
-//! Usage: `check` before verifying the password (answer 429 with
+//! Usage: `reserve` before verifying the password (answer 429 with
 //! `Retry-After` on `Err`, without touching the hash), then
-//! `record_failure` or `record_success`. Concurrent attempts that all pass
-//! `check` before the first failure is recorded are all counted, and push
-//! the lock further out.
+//! `record_failure`, `record_success` or, for an attempt that ended without
+//! a verdict (a database error), `release`. A reservation holds one of the
+//! key's remaining attempts while the password is verified, taken under the
+//! same lock as the check: a burst of concurrent attempts gets exactly as
+//! many verifications as the key has attempts left, and the rest are
+//! refused at once. (Checking first and counting failures after the
+//! verification let a burst of 60 concurrent logins be checked all at once:
+//! 32 verified against a limit of 5.)
 
 use std::collections::HashMap;
 use std::fmt;
@@ -129,6 +134,8 @@ impl LoginKey {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     failures: u32,
+    /// Reserved attempts whose verification has not ended yet.
+    in_flight: u32,
     last_failure: Instant,
     locked_until: Option<Instant>,
 }
@@ -142,6 +149,10 @@ impl Entry {
             + window
     }
 }
+
+/// How long an attempt refused because the key's remaining attempts are all
+/// being verified right now should wait: about one verification.
+pub const IN_FLIGHT_RETRY: RetryAfter = RetryAfter(Duration::from_secs(1));
 
 /// In-memory failure counter with lockouts; see the module docs.
 #[derive(Debug)]
@@ -181,14 +192,63 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
     }
 
-    /// Records a failed login for `key` at `now`. Returns the lock this
-    /// failure caused, if any.
+    /// Reserves one attempt for `key` at `now`, atomically with the check:
+    /// `Err` while the key is locked, or while its attempts in flight
+    /// already use up what it has left (each of them may fail) — then
+    /// [`IN_FLIGHT_RETRY`]. A key at or past its free failures (a lock
+    /// expired) gets one attempt at a time. End every reservation with
+    /// [`record_failure`](Self::record_failure),
+    /// [`record_success`](Self::record_success) or
+    /// [`release`](Self::release).
+    pub fn reserve(&self, key: &K, now: Instant) -> Result<(), RetryAfter> {
+        let config = self.config;
+        let mut entries = self.lock();
+        let expired = entries
+            .get(key)
+            .is_some_and(|e| e.in_flight == 0 && now >= e.forget_at(config.window));
+        if expired {
+            entries.remove(key);
+        }
+        if let Some(entry) = entries.get_mut(key) {
+            if let Some(until) = entry.locked_until.filter(|until| *until > now) {
+                return Err(RetryAfter(until - now));
+            }
+            let left = config.max_failures.saturating_sub(entry.failures).max(1);
+            if entry.in_flight >= left {
+                return Err(IN_FLIGHT_RETRY);
+            }
+            entry.in_flight += 1;
+            return Ok(());
+        }
+        make_room(&mut entries, &config, now);
+        entries.insert(
+            key.clone(),
+            Entry {
+                failures: 0,
+                in_flight: 1,
+                last_failure: now,
+                locked_until: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Ends a reservation without a verdict (the attempt could not be
+    /// verified, e.g. the database was down): the attempt is given back.
+    pub fn release(&self, key: &K) {
+        if let Some(entry) = self.lock().get_mut(key) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Records a failed login for `key` at `now` (ending its reservation,
+    /// if it had one). Returns the lock this failure caused, if any.
     pub fn record_failure(&self, key: &K, now: Instant) -> Option<RetryAfter> {
         let config = self.config;
         let mut entries = self.lock();
         let expired = entries
             .get(key)
-            .is_some_and(|e| now >= e.forget_at(config.window));
+            .is_some_and(|e| e.in_flight == 0 && now >= e.forget_at(config.window));
         if expired {
             entries.remove(key);
         }
@@ -197,9 +257,11 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
         }
         let entry = entries.entry(key.clone()).or_insert(Entry {
             failures: 0,
+            in_flight: 0,
             last_failure: now,
             locked_until: None,
         });
+        entry.in_flight = entry.in_flight.saturating_sub(1);
         entry.failures = entry.failures.saturating_add(1);
         entry.last_failure = now;
         if entry.failures < config.max_failures {
@@ -215,8 +277,18 @@ impl<K: Eq + Hash + Clone> RateLimiter<K> {
     }
 
     /// Records a successful login: the key's failures are forgotten.
+    /// Attempts of the key still in flight keep their reservations.
     pub fn record_success(&self, key: &K) {
-        self.lock().remove(key);
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get_mut(key) {
+            entry.in_flight = entry.in_flight.saturating_sub(1);
+            if entry.in_flight == 0 {
+                entries.remove(key);
+            } else {
+                entry.failures = 0;
+                entry.locked_until = None;
+            }
+        }
     }
 
     /// Number of keys remembered.
@@ -248,11 +320,13 @@ fn make_room<K: Eq + Hash + Clone>(
     if entries.len() < config.capacity {
         return;
     }
-    entries.retain(|_, e| now < e.forget_at(config.window));
+    entries.retain(|_, e| e.in_flight > 0 || now < e.forget_at(config.window));
     while entries.len() >= config.capacity {
+        // Keys with attempts in flight go last: evicting one would hand
+        // its reserved attempts back.
         let Some(victim) = entries
             .iter()
-            .min_by_key(|(_, e)| e.forget_at(config.window))
+            .min_by_key(|(_, e)| (e.in_flight > 0, e.forget_at(config.window)))
             .map(|(k, _)| k.clone())
         else {
             return;
@@ -447,6 +521,62 @@ mod tests {
         let mapped = LoginKey::new("::ffff:192.0.2.7".parse().unwrap(), "alice");
         assert_eq!(mapped, key("ALICE"));
         assert_eq!(mapped.ip(), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_burst_gets_only_the_attempts_left() {
+        let limiter = RateLimiter::default();
+        let k = key("viewer");
+        let t0 = Instant::now();
+        // 60 attempts reserved at once (a concurrent burst): 5 may verify.
+        let granted = (0..60).filter(|_| limiter.reserve(&k, t0).is_ok()).count();
+        assert_eq!(granted, 5);
+        assert_eq!(limiter.reserve(&k, t0), Err(IN_FLIGHT_RETRY));
+        // They fail: the 5th locks, and nothing more is reserved.
+        for i in 0..5 {
+            let lock = limiter.record_failure(&k, t0);
+            assert_eq!(lock.is_some(), i == 4, "failure {}", i + 1);
+        }
+        assert_eq!(limiter.reserve(&k, t0), Err(RetryAfter(15 * MIN)));
+        // After the lock, one attempt at a time.
+        let later = t0 + 15 * MIN;
+        assert_eq!(limiter.reserve(&k, later), Ok(()));
+        assert_eq!(limiter.reserve(&k, later), Err(IN_FLIGHT_RETRY));
+    }
+
+    #[test]
+    fn released_and_successful_attempts_give_their_slot_back() {
+        let limiter = RateLimiter::default();
+        let k = key("alice");
+        let t0 = Instant::now();
+        for _ in 0..5 {
+            limiter.reserve(&k, t0).unwrap();
+        }
+        assert!(limiter.reserve(&k, t0).is_err());
+        limiter.release(&k);
+        assert_eq!(limiter.reserve(&k, t0), Ok(()));
+        // A success forgets the failures; the others in flight still count.
+        limiter.record_failure(&k, t0);
+        limiter.record_success(&k);
+        assert_eq!(limiter.len(), 1);
+        for _ in 0..3 {
+            limiter.record_failure(&k, t0);
+        }
+        assert_eq!(limiter.len(), 1);
+        assert_eq!(limiter.reserve(&k, t0), Ok(()));
+        limiter.record_success(&k);
+        assert!(limiter.is_empty());
+        // Distinct keys from one address: the address limiter's reservations
+        // bound them the same way.
+        let ips: RateLimiter<IpAddr> = RateLimiter::new(RateLimitConfig {
+            max_failures: 20,
+            ..RateLimitConfig::default()
+        });
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(
+            (0..150).filter(|_| ips.reserve(&ip, t0).is_ok()).count(),
+            20
+        );
     }
 
     #[test]

@@ -233,6 +233,24 @@ pub struct DlqFilter {
     pub cursor: Option<String>,
 }
 
+impl DlqFilter {
+    /// Whether it narrows the dead letters down at all (state, limit and
+    /// cursor aside, which a bulk retry ignores).
+    pub fn has_criteria(&self) -> bool {
+        [
+            &self.topic,
+            &self.failure_group,
+            &self.reason,
+            &self.saga_type,
+            &self.since,
+            &self.until,
+            &self.saga_id,
+        ]
+        .into_iter()
+        .any(|value| value.as_deref().is_some_and(|v| !v.trim().is_empty()))
+    }
+}
+
 /// A validated [`DlqFilter`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DlqQuery {

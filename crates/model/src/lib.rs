@@ -7,6 +7,7 @@ mod auth_shapes;
 mod byte_text;
 mod dlq_shapes;
 mod format;
+mod local_path;
 mod metrics_shapes;
 mod phase;
 mod query_params;
@@ -31,6 +32,7 @@ pub use dlq_shapes::{
     DeadLetterPage, DeadLetterState, DeadLetterSummary, DlqFilter, DlqQuery, DlqTopicDepth,
 };
 pub use format::{format_duration_ms, shorten_id};
+pub use local_path::safe_next;
 pub use metrics_shapes::{
     ratio, Alert, AlertLevel, AlertList, CatchUpState, DlqSummary, GroupLag, GroupPartitionLag,
     IngestCatchUp, IngestHealth, IngestPoint, LagPoint, LagReport, LagStats, MetricsWindow,

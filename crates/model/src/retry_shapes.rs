@@ -71,9 +71,15 @@ pub struct BulkRetryRequest {
     #[serde(default)]
     pub throttle_per_s: Option<u32>,
     /// The count the operator confirmed (from the preview): the request is
-    /// refused with 409 when the set frozen now differs.
+    /// refused with 409 when the set frozen now differs. Required unless
+    /// `dry_run` (400 without it): a bulk retry re-drives a set someone
+    /// looked at, never an unseen one.
     #[serde(default)]
     pub expected_count: Option<u64>,
+    /// Required (`true`) to re-drive with an empty filter, i.e. every
+    /// retryable dead letter: an empty filter alone is refused with 400.
+    #[serde(default)]
+    pub all: bool,
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }

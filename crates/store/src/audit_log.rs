@@ -63,8 +63,9 @@ enum Bind {
 }
 
 impl Store {
-    /// Appends one entry; returns its id. The only write the audit log
-    /// has.
+    /// Appends one entry; returns its id. Entries are never changed; the
+    /// only other write is their removal by age
+    /// ([`Store::delete_audit_entries_before`]).
     #[tracing::instrument(skip_all, fields(actor = %entry.actor, action = %entry.action, result = %entry.result), err)]
     pub async fn append_audit(&self, entry: &NewAuditEntry) -> Result<i64> {
         let row = sqlx::query(
@@ -84,6 +85,29 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         Ok(row.try_get("id")?)
+    }
+
+    /// Removes up to `batch_size` audit entries older than `cutoff`, oldest
+    /// first (the `audit_log_by_at` index, read backwards); returns how
+    /// many. The retention loop's `--retention-audit`.
+    #[tracing::instrument(skip(self), fields(backend = self.backend.name()), err)]
+    pub async fn delete_audit_entries_before(
+        &self,
+        cutoff: sagascope_model::Timestamp,
+        batch_size: u32,
+    ) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let removed = sqlx::query(
+            "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log \
+             WHERE at_us < $1 ORDER BY at_us, id LIMIT $2)",
+        )
+        .bind(micros(cutoff))
+        .bind(i64::from(batch_size.max(1)))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// Newest first by (at, id), keyset-paged, filtered by exact actor and

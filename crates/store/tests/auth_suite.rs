@@ -24,6 +24,7 @@ auth_suite!(
     sessions_expire_and_end,
     api_tokens_are_capped_revoked_and_expire,
     audit_log_filters_and_pages_newest_first,
+    audit_entries_go_by_age_in_batches,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -280,6 +281,35 @@ fn entry(minute: i64, actor: &str, action: &str, result: &str) -> NewAuditEntry 
         result: result.into(),
         client_ip: Some("127.0.0.1".into()),
     }
+}
+
+async fn audit_entries_go_by_age_in_batches(store: &Store) {
+    for minute in 0..5 {
+        store
+            .append_audit(&entry(minute, "alice", "auth.login", "ok"))
+            .await
+            .unwrap();
+    }
+    let cutoff = t0() + Duration::minutes(3);
+    // Oldest first, at most the batch size, never the newer ones.
+    assert_eq!(
+        store.delete_audit_entries_before(cutoff, 2).await.unwrap(),
+        2
+    );
+    assert_eq!(
+        store.delete_audit_entries_before(cutoff, 2).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        store.delete_audit_entries_before(cutoff, 2).await.unwrap(),
+        0
+    );
+    let left = store.list_audit(&AuditQuery::default()).await.unwrap();
+    let minutes: Vec<_> = left.items.iter().map(|e| e.at).collect();
+    assert_eq!(
+        minutes,
+        vec![t0() + Duration::minutes(4), t0() + Duration::minutes(3)]
+    );
 }
 
 async fn audit_log_filters_and_pages_newest_first(store: &Store) {

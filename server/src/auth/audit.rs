@@ -80,6 +80,22 @@ impl Audit {
     }
 }
 
+/// Longest target kept (a refused request's method and path): the rest of
+/// a 60 KB path is noise that only fills the log.
+pub const MAX_TARGET_CHARS: usize = 512;
+/// Longest reason kept (the forms allow 500 characters).
+const MAX_REASON_CHARS: usize = 2000;
+/// Longest actor name kept (login attempts carry whatever name was sent).
+const MAX_NAME_CHARS: usize = 128;
+
+/// `text` cut to `max` characters, marked with `…` when cut.
+fn capped(text: String, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
 /// Appends `entry` for this request. Returns the entry's id; an action that
 /// must not happen unaudited should not proceed on `Err`.
 pub async fn audit(auth: &RequestAuth, entry: Audit) -> Result<i64, StoreError> {
@@ -98,12 +114,12 @@ pub async fn audit(auth: &RequestAuth, entry: Audit) -> Result<i64, StoreError> 
     };
     let record = NewAuditEntry {
         at: chrono::Utc::now(),
-        actor,
+        actor: capped(actor, MAX_NAME_CHARS),
         actor_role,
         auth_method,
         action: entry.action,
-        target: entry.target,
-        reason: entry.reason,
+        target: entry.target.map(|t| capped(t, MAX_TARGET_CHARS)),
+        reason: entry.reason.map(|r| capped(r, MAX_REASON_CHARS)),
         detail: entry.detail,
         result: entry.result.to_string(),
         client_ip: Some(auth.client_ip.to_string()),

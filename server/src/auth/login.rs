@@ -55,22 +55,8 @@ fn is_form(headers: &HeaderMap) -> bool {
         .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
 }
 
-/// A same-site path to return to after login: `/…` but not `//…` (another
-/// host), no backslashes or control characters. Anything else is `/`.
-pub fn safe_next(next: Option<&str>) -> String {
-    match next.map(str::trim) {
-        Some(next)
-            if next.starts_with('/')
-                && !next.starts_with("//")
-                && !next.contains('\\')
-                && !next.chars().any(char::is_control)
-                && !next.starts_with("/api/") =>
-        {
-            next.to_string()
-        }
-        _ => "/".to_string(),
-    }
-}
+/// See [`sagascope_model::safe_next`]: the page's "Continue" link uses it too.
+pub use sagascope_model::safe_next;
 
 fn login_page_with_error(error: &str, next: &str, retry_after: Option<u64>) -> Response {
     let retry = retry_after.map_or(String::new(), |s| format!("&retry_after={s}"));
@@ -112,7 +98,7 @@ fn no_store(mut response: Response) -> Response {
         (status = 413, description = "The body is larger than 2 MiB."),
         (status = 429, description = "Too many failures: retry after `Retry-After` seconds.", body = ErrorBody,
             headers(("retry-after" = u64, description = "Seconds to wait."))),
-        (status = 503, description = "The database could not be reached.", body = ErrorBody),
+        (status = 503, description = "The database could not be reached, or too many sign-ins are being verified at once (retry after `Retry-After` seconds).", body = ErrorBody),
     )
 )]
 pub async fn login(
@@ -169,36 +155,49 @@ pub async fn login(
 
     let now = Instant::now();
     let key = LoginKey::new(auth.client_ip, &name);
-    let limited = state
-        .auth
-        .ip_limiter
-        .check(&key.ip(), now)
-        .err()
-        .into_iter()
-        .chain(state.auth.login_limiter.check(&key, now).err())
-        .max();
-    if let Some(wait) = limited {
-        audit_logged(
-            &auth,
-            attempt(Audit::new("auth.login"))
-                .detail(json!({ "error": "rate limited", "retry_after_s": wait.as_secs_ceil() }))
-                .denied(),
-        )
-        .await;
-        if form {
-            let mut response =
-                login_page_with_error("rate_limited", &next, Some(wait.as_secs_ceil()));
+    // The attempt is reserved (address and name) before anything else, so
+    // concurrent attempts cannot all pass a check made before the first of
+    // them failed; see sagascope_auth::rate_limit.
+    let attempt_slot = match LoginAttempt::reserve(&state.auth, key, now) {
+        Ok(slot) => slot,
+        Err(wait) => {
+            audit_logged(
+                &auth,
+                attempt(Audit::new("auth.login"))
+                    .detail(
+                        json!({ "error": "rate limited", "retry_after_s": wait.as_secs_ceil() }),
+                    )
+                    .denied(),
+            )
+            .await;
+            if form {
+                let mut response =
+                    login_page_with_error("rate_limited", &next, Some(wait.as_secs_ceil()));
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs_ceil()));
+                return response;
+            }
+            let mut response = reject(StatusCode::TOO_MANY_REQUESTS, &wait.to_string());
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs_ceil()));
             return response;
         }
-        let mut response = reject(StatusCode::TOO_MANY_REQUESTS, &wait.to_string());
+    };
+    // Bounded argon2 work: excess attempts are turned away at once rather
+    // than queued (a queue would hold their bodies and connections).
+    let Ok(hashing_permit) = state.auth.hashing.try_acquire() else {
+        // The slot goes back on drop: nothing was verified.
+        let mut response = reject(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too many sign-ins in progress; retry in 1 s",
+        );
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait.as_secs_ceil()));
+            .insert(header::RETRY_AFTER, HeaderValue::from(1u64));
         return response;
-    }
+    };
 
     let user = if validate_username(&name).is_ok() {
         match state.store.find_user(&name).await {
@@ -225,10 +224,10 @@ pub async fn login(
     })
     .await
     .unwrap_or(None);
+    drop(hashing_permit);
 
     let (Some(user), Some(password)) = (user, verified) else {
-        state.auth.ip_limiter.record_failure(&key.ip(), now);
-        state.auth.login_limiter.record_failure(&key, now);
+        attempt_slot.failed(now);
         audit_logged(
             &auth,
             attempt(Audit::new("auth.login"))
@@ -242,7 +241,7 @@ pub async fn login(
             reject(StatusCode::UNAUTHORIZED, BAD_CREDENTIALS)
         };
     };
-    state.auth.login_limiter.record_success(&key);
+    attempt_slot.succeeded();
 
     if needs_rehash(&user.password_hash) {
         let rehashed = tokio::task::spawn_blocking(move || hash_password(&password)).await;
@@ -318,6 +317,9 @@ pub async fn logout(
 ) -> Response {
     let mut ended = false;
     if let Some(hash) = &auth.session_hash {
+        // Its live streams end with it, here at once (other replicas'
+        // streams notice at their next re-check of the session).
+        crate::http::api_stream::end_session_streams(&state, hash);
         match state.store.delete_session(hash).await {
             Ok(found) => ended = found,
             Err(error) => {
@@ -350,6 +352,58 @@ pub async fn logout(
     no_store(response)
 }
 
+/// One login attempt's reservations on both limiters (address and name,
+/// address alone). Dropped without a verdict (a database error, or the
+/// client went away while the password was verified) it gives both back,
+/// so an abandoned request never holds a key's attempts.
+struct LoginAttempt<'a> {
+    auth: &'a super::AuthState,
+    key: LoginKey,
+    ended: bool,
+}
+
+impl<'a> LoginAttempt<'a> {
+    fn reserve(
+        auth: &'a super::AuthState,
+        key: LoginKey,
+        now: Instant,
+    ) -> Result<LoginAttempt<'a>, sagascope_auth::RetryAfter> {
+        auth.ip_limiter.reserve(&key.ip(), now)?;
+        if let Err(wait) = auth.login_limiter.reserve(&key, now) {
+            auth.ip_limiter.release(&key.ip());
+            return Err(wait);
+        }
+        Ok(LoginAttempt {
+            auth,
+            key,
+            ended: false,
+        })
+    }
+
+    fn failed(mut self, now: Instant) {
+        self.auth.ip_limiter.record_failure(&self.key.ip(), now);
+        self.auth.login_limiter.record_failure(&self.key, now);
+        self.ended = true;
+    }
+
+    /// The name's failures are forgotten; the address's are kept (one
+    /// correct password must not reset a spraying count).
+    fn succeeded(mut self) {
+        self.auth.ip_limiter.release(&self.key.ip());
+        self.auth.login_limiter.record_success(&self.key);
+        self.ended = true;
+    }
+}
+
+impl Drop for LoginAttempt<'_> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.auth.ip_limiter.release(&self.key.ip());
+            self.auth.login_limiter.release(&self.key);
+        }
+    }
+}
+
 /// The principal and its CSRF token, or 401.
 #[utoipa::path(
     get,
@@ -371,30 +425,5 @@ pub async fn me(auth: RequestAuth) -> Response {
             .into_response(),
         ),
         None => reject(StatusCode::UNAUTHORIZED, "not signed in"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_stays_on_this_site() {
-        assert_eq!(
-            safe_next(Some("/sagas?status=failed")),
-            "/sagas?status=failed"
-        );
-        for bad in [
-            "https://evil.example/",
-            "//evil.example/x",
-            "/\\evil.example",
-            "javascript:alert(1)",
-            "/api/v1/auth/logout",
-            "",
-            "/a\nb",
-        ] {
-            assert_eq!(safe_next(Some(bad)), "/", "{bad}");
-        }
-        assert_eq!(safe_next(None), "/");
     }
 }

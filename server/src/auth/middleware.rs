@@ -33,6 +33,7 @@ use serde_json::json;
 
 use super::audit::audit_logged;
 use super::client::client_info;
+use super::denials::DenialVerdict;
 use super::identify::{identify, Identity};
 use super::{reject, Audit, RequestAuth};
 use crate::app_state::AppState;
@@ -137,6 +138,43 @@ fn denied(request: &Request, error: &str) -> Audit {
         .denied()
 }
 
+/// A refusal of the guard. Anonymous ones are audited when they are the
+/// first of their kind from this address this minute, counted otherwise,
+/// and answered 429 for an address that keeps being refused (see
+/// `denials.rs`); a signed-in principal's are all audited.
+async fn refuse(
+    state: &AppState,
+    auth: &RequestAuth,
+    // Built before any await: the request itself is not `Sync`.
+    entry: Audit,
+    status: StatusCode,
+    error: &'static str,
+) -> Response {
+    // Signed-in principals are accountable and audited one by one; the
+    // flood to bound is anonymous.
+    if auth.principal.is_some() {
+        audit_logged(auth, entry).await;
+        return reject(status, error);
+    }
+    match state.auth.denials.note(auth.client_ip, error, Utc::now()) {
+        DenialVerdict::Audit => {
+            audit_logged(auth, entry).await;
+            reject(status, error)
+        }
+        DenialVerdict::Counted => reject(status, error),
+        DenialVerdict::Throttled(seconds) => {
+            let mut response = reject(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("too many refused requests from this address; retry in {seconds} s"),
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+    }
+}
+
 async fn guard(state: AppState, mut request: Request, nonce: CspNonce, next: Next) -> Response {
     let config = &state.auth.config;
     let peer = request
@@ -187,12 +225,24 @@ async fn guard(state: AppState, mut request: Request, nonce: CspNonce, next: Nex
         }
         Access::Mutation => {
             if identity.bad_bearer {
-                audit_logged(&auth, denied(&request, BAD_BEARER)).await;
-                return reject(StatusCode::UNAUTHORIZED, BAD_BEARER);
+                return refuse(
+                    &state,
+                    &auth,
+                    denied(&request, BAD_BEARER),
+                    StatusCode::UNAUTHORIZED,
+                    BAD_BEARER,
+                )
+                .await;
             }
             let Some(principal) = &auth.principal else {
-                audit_logged(&auth, denied(&request, UNAUTHENTICATED)).await;
-                return reject(StatusCode::UNAUTHORIZED, UNAUTHENTICATED);
+                return refuse(
+                    &state,
+                    &auth,
+                    denied(&request, UNAUTHENTICATED),
+                    StatusCode::UNAUTHORIZED,
+                    UNAUTHENTICATED,
+                )
+                .await;
             };
             let binding = identity.csrf_binding.as_deref();
             if binding.is_some() || principal.method.requires_csrf() {
@@ -202,8 +252,14 @@ async fn guard(state: AppState, mut request: Request, nonce: CspNonce, next: Nex
                     .or_else(|| request.headers().get(header::REFERER))
                     .and_then(|v| v.to_str().ok());
                 if !same_origin(origin, &client.host, client.scheme) {
-                    audit_logged(&auth, denied(&request, CROSS_SITE_REFUSED)).await;
-                    return reject(StatusCode::FORBIDDEN, CROSS_SITE_REFUSED);
+                    return refuse(
+                        &state,
+                        &auth,
+                        denied(&request, CROSS_SITE_REFUSED),
+                        StatusCode::FORBIDDEN,
+                        CROSS_SITE_REFUSED,
+                    )
+                    .await;
                 }
                 let (back, presented) = match presented_csrf_token(request).await {
                     Ok(found) => found,
@@ -215,8 +271,14 @@ async fn guard(state: AppState, mut request: Request, nonce: CspNonce, next: Nex
                     _ => false,
                 };
                 if !valid {
-                    audit_logged(&auth, denied(&request, CSRF_REFUSED)).await;
-                    return reject(StatusCode::FORBIDDEN, CSRF_REFUSED);
+                    return refuse(
+                        &state,
+                        &auth,
+                        denied(&request, CSRF_REFUSED),
+                        StatusCode::FORBIDDEN,
+                        CSRF_REFUSED,
+                    )
+                    .await;
                 }
             }
         }

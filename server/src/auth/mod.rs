@@ -24,6 +24,7 @@ mod audit;
 pub(crate) mod audit_api;
 mod client;
 mod config;
+pub mod denials;
 mod identify;
 mod leptos_context;
 pub(crate) mod login;
@@ -56,13 +57,26 @@ pub struct AuthState {
     pub login_limiter: RateLimiter<LoginKey>,
     /// Failures per client ip across names (password spraying).
     pub ip_limiter: RateLimiter<IpAddr>,
+    /// Password verifications running at once. Each argon2id run holds
+    /// 19 MiB for ~0.1 s of a core: unbounded, a burst of 150 logins held
+    /// 2.9 GB; bounded, a burst costs at most this many × 19 MiB, and the
+    /// excess is refused at once with 503 and `Retry-After`.
+    pub hashing: tokio::sync::Semaphore,
+    /// Refusals of the auth guard: audited once per address, kind and
+    /// minute, counted otherwise (see `denials.rs`).
+    pub denials: denials::DenialLog,
 }
+
+/// Password verifications allowed at once (see [`AuthState::hashing`]).
+pub const CONCURRENT_PASSWORD_CHECKS: usize = 4;
 
 impl AuthState {
     pub fn new(config: AuthConfig) -> AuthState {
         AuthState {
             login_limiter: RateLimiter::new(config.login_limit),
             ip_limiter: RateLimiter::new(config.ip_limit),
+            hashing: tokio::sync::Semaphore::new(CONCURRENT_PASSWORD_CHECKS),
+            denials: Default::default(),
             config,
         }
     }

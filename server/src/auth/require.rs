@@ -104,7 +104,14 @@ where
         let role = self.role;
         let auth = request.extensions().get::<RequestAuth>().cloned();
         let method = request.method().clone();
-        let path = request.uri().path().to_string();
+        // The path as the client sent it: inside a nested router (`/api/v1`)
+        // the request's own URI has lost the prefix, and audit rows showed
+        // `POST /dlq/retry`.
+        let path = request
+            .extensions()
+            .get::<axum::extract::OriginalUri>()
+            .map_or_else(|| request.uri().path(), |original| original.path())
+            .to_string();
         Box::pin(async move {
             match refusal(auth, method, path, role).await {
                 Some(response) => Ok(response),

@@ -394,6 +394,20 @@ pub(crate) async fn bulk_retry(
         }
     };
     let entry = entry.reason(&reason);
+    // An empty filter selects every retryable dead letter: only on purpose.
+    // And only a set that was previewed: its count confirms it.
+    let unconfirmed = if !filter.has_criteria() && !request.all {
+        Some("a bulk retry needs a filter (topic, failure_group, reason, saga_type, saga_id, since or until), or \"all\": true to re-drive every retryable dead letter")
+    } else if request.expected_count.is_none() {
+        Some("expected_count is required: preview the set first (\"dry_run\": true) and send the count you confirmed")
+    } else {
+        None
+    };
+    if let Some(message) = unconfirmed {
+        let failure = ActionFailure::bad_request(message.to_string());
+        audit_refusal(auth, entry, &failure).await;
+        return Err(failure);
+    }
     let service = match redrive(state) {
         Ok(service) => service,
         Err(failure) => {

@@ -6,8 +6,10 @@ use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::extract::{Query, State};
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
-use futures::stream::{Stream, StreamExt};
+use axum::response::{IntoResponse, Response};
+use futures::stream::StreamExt;
 use sagascope_model::StreamMessage;
 use serde::Deserialize;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -15,6 +17,8 @@ use tokio_stream::wrappers::{BroadcastStream, WatchStream};
 use utoipa::IntoParams;
 
 use crate::app_state::AppState;
+use crate::auth::{reject, RequestAuth};
+use crate::http::stream_limits::RECHECK_EVERY;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -36,14 +40,56 @@ pub struct StreamQuery {
         keep-alive comment comes every 15 s.",
     params(StreamQuery),
     responses(
-        (status = 200, description = "An endless event stream; each `data:` line is a StreamMessage.",
+        (status = 200, description = "An endless event stream; each `data:` line is a StreamMessage. \
+            It ends with the session that opened it (logout, a disabled user, expiry).",
             body = StreamMessage, content_type = "text/event-stream"),
+        (status = 429, description = "Too many live streams for this session (16) or this server (2,000).",
+            body = crate::http::openapi::ErrorBody),
     )
 )]
 pub async fn stream(
     State(state): State<AppState>,
+    auth: RequestAuth,
     Query(query): Query<StreamQuery>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+) -> Response {
+    let owner = stream_owner(&auth);
+    let permit = match state.streams.acquire(&owner) {
+        Ok(permit) => permit,
+        Err(refused) => {
+            let mut response = reject(StatusCode::TOO_MANY_REQUESTS, &refused.message());
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, HeaderValue::from(30u64));
+            return response;
+        }
+    };
+    let ended_here = permit.ended();
+    // Logout on another replica, a disabled user, an expired session: the
+    // stream re-checks its session (cookie sessions; API tokens and proxy
+    // identities have no session to end).
+    let session_gone = {
+        let store = state.store.clone();
+        let session = auth.session_hash.clone();
+        async move {
+            let Some(hash) = session else {
+                return futures::future::pending().await;
+            };
+            loop {
+                tokio::time::sleep(RECHECK_EVERY).await;
+                match store.find_session(&hash, chrono::Utc::now()).await {
+                    Ok(None) => return,
+                    Ok(Some(_)) => {}
+                    Err(error) => tracing::warn!(%error, "live stream: session re-check failed"),
+                }
+            }
+        }
+    };
+    let session_ended = Box::pin(async move {
+        tokio::select! {
+            _ = ended_here => {}
+            _ = session_gone => {}
+        }
+    });
     let saga_id = query.saga_id.filter(|s| !s.is_empty());
     let shutdown = WatchStream::new(state.shutdown.clone())
         .filter(|stopping| futures::future::ready(*stopping));
@@ -74,6 +120,32 @@ pub async fn stream(
     let resync = WatchStream::from_changes(state.live_resync.clone())
         .map(|_| Ok::<_, Infallible>(Event::default().event("lagged").data("0")));
     let updates = futures::stream::select(updates, resync);
-    Sse::new(hello.chain(updates).take_until(shutdown.into_future()))
+    let events = hello
+        .chain(updates)
+        .take_until(shutdown.into_future())
+        .take_until(session_ended)
+        // The permit lives as long as the stream: dropping the stream (the
+        // client went away, or one of the ends above) frees its place.
+        .map(move |event| {
+            let _held = &permit;
+            event
+        });
+    Sse::new(events)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
+
+/// Whose streams these are: the cookie session, else the principal (API
+/// token, proxy), else the anonymous client's address.
+fn stream_owner(auth: &RequestAuth) -> String {
+    match (&auth.session_hash, &auth.principal) {
+        (Some(hash), _) => format!("session:{hash}"),
+        (None, Some(principal)) => format!("user:{}", principal.name),
+        (None, None) => format!("anonymous:{}", auth.client_ip),
+    }
+}
+
+/// Ends the live streams of a session that ended (logout).
+pub fn end_session_streams(state: &AppState, session_hash: &str) {
+    state.streams.end_owner(&format!("session:{session_hash}"));
 }

@@ -63,6 +63,8 @@ pub struct BulkRetryForm {
     pub canary_wait_s: String,
     pub throttle_per_s: String,
     pub expected_count: String,
+    /// `true` when the filter is empty on purpose (every retryable one).
+    pub all: String,
     pub idempotency_key: String,
 }
 
@@ -207,6 +209,7 @@ fn bulk_request(form: &BulkRetryForm) -> Result<BulkRetryRequest, String> {
         canary_wait_s: number("canary_wait_s", &form.canary_wait_s)?,
         throttle_per_s: number("throttle_per_s", &form.throttle_per_s)?,
         expected_count: number("expected_count", &form.expected_count)?,
+        all: matches!(form.all.trim(), "on" | "true" | "1"),
         idempotency_key: Some(form.idempotency_key.clone()),
     })
 }

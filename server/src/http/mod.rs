@@ -7,14 +7,16 @@ mod api_ingest;
 mod api_metrics;
 mod api_sagas;
 mod api_spans;
-mod api_stream;
+pub mod api_stream;
 mod api_traces;
 mod dlq_forms;
 mod health;
 mod metrics;
 pub mod openapi;
 mod otlp_receiver;
+pub mod request_limits;
 mod search;
+pub mod stream_limits;
 
 use axum::routing::{get, post};
 use axum::Router;
@@ -156,11 +158,16 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::auth::auth_middleware,
         ))
+        // `/api/v1` errors are JSON, whoever answered them.
+        .layer(axum::middleware::from_fn(request_limits::json_error_bodies))
         // The request's span (continuing an incoming `traceparent`) and
         // its duration metric (crate::telemetry).
         .layer(crate::telemetry::http_trace_layer())
         .layer(axum::middleware::from_fn(
             crate::telemetry::record_http_request,
         ))
+        // Too-long URLs and oversized server-function bodies, before
+        // anything else reads (or audits) them.
+        .layer(axum::middleware::from_fn(request_limits::limit_requests))
         .with_state(state)
 }

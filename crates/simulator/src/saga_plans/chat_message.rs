@@ -19,9 +19,21 @@ const CHAT_LINES: [&str; 6] = [
     "👍 works now",
 ];
 
+/// The chat line whose saga gets a hostile id as well.
+const HOSTILE_LINE: usize = 3;
+
 pub fn plan(rng: &mut StdRng) -> SagaPlan {
-    let instance = format!("chat-{}", hex_id(rng, 6));
-    let content = CHAT_LINES[rng.random_range(0..CHAT_LINES.len())];
+    let id = hex_id(rng, 6);
+    let line = rng.random_range(0..CHAT_LINES.len());
+    let content = CHAT_LINES[line];
+    // Ids come from Kafka and end up in page titles, URLs and attributes:
+    // some carry markup that closes the <title> (the UI must show it as
+    // text; such an id once injected elements into <head>).
+    let instance = if line == HOSTILE_LINE {
+        format!("chat-</title><h1 id=injected>{id}</h1><title>")
+    } else {
+        format!("chat-{id}")
+    };
     let mut saga = Orchestrated {
         saga_type: "chat_message",
         definition: None,
