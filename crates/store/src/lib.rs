@@ -9,6 +9,8 @@ mod dead_letters;
 mod place_events;
 mod project_sagas;
 mod projection_cache;
+#[cfg(feature = "test-support")]
+mod query_plans;
 mod read_ingest;
 mod read_metrics;
 mod read_sagas;
@@ -45,6 +47,8 @@ pub use retries::{
     SAGA_PROGRESSED,
 };
 pub use stall_sweep::StallPolicy;
+#[cfg(feature = "test-support")]
+pub use query_plans::StatementPlan;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
 
 #[derive(Debug, thiserror::Error)]

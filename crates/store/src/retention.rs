@@ -38,11 +38,45 @@ pub struct SagaRetentionBatch {
 }
 
 /// Over and quiet since before `$1`: ended or stalled sagas, and streams.
+/// The parenthesised term is the predicate of `sagas_over_by_last_event`
+/// (migration 0012), written as it is there so both planners use it.
 const QUIET_BEFORE: &str =
     "last_event_at_us < $1 AND (kind = 'stream' OR status NOT IN ('running', 'compensating'))";
 
-/// Dead letters still waiting for an operator (never removed).
+/// Dead letters still waiting for an operator (never removed). `NOT (…)`
+/// of it is the predicate of `dead_letters_closed_by_time` (migration 0012).
 const OPEN_DEAD_LETTER: &str = "state IN ('new', 'retry_requested')";
+
+/// Up to `$2` sagas over and quiet since before `$1`, oldest first: one
+/// range of `sagas_over_by_last_event`, in its order.
+pub(crate) fn quiet_sagas_sql(backend: Backend) -> String {
+    // Two replicas running retention at once take different sagas, and
+    // a saga the ingest is updating right now is left for next time.
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    format!(
+        "SELECT saga_id FROM sagas WHERE {QUIET_BEFORE} ORDER BY last_event_at_us, saga_id LIMIT $2{lock}"
+    )
+}
+
+/// Up to `$2` closed dead letters dead-lettered before `$1`, oldest first:
+/// one range of `dead_letters_closed_by_time`. (The outer `NOT` keeps a
+/// letter re-opened since the inner select read it.)
+pub(crate) fn closed_dead_letters_sql() -> String {
+    format!(
+        "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters \
+         WHERE dead_lettered_at_us < $1 AND NOT ({OPEN_DEAD_LETTER}) \
+         ORDER BY dead_lettered_at_us, id LIMIT $2) AND NOT ({OPEN_DEAD_LETTER})"
+    )
+}
+
+/// Up to `$2` ingest errors ingested before `$1`, oldest first: one range
+/// of `ingest_errors_by_ingested`.
+pub(crate) const OLD_INGEST_ERRORS_SQL: &str =
+    "DELETE FROM ingest_errors WHERE id IN (SELECT id FROM ingest_errors \
+     WHERE ingested_at_us < $1 ORDER BY ingested_at_us, id LIMIT $2)";
 
 impl Store {
     /// Removes up to `batch_size` sagas (and streams) that are over and
@@ -57,15 +91,7 @@ impl Store {
     ) -> Result<SagaRetentionBatch> {
         let cutoff_us = micros(cutoff);
         let mut tx = self.begin_write().await?;
-        // Two replicas running retention at once take different sagas, and
-        // a saga the ingest is updating right now is left for next time.
-        let lock = match self.backend {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "SELECT saga_id FROM sagas WHERE {QUIET_BEFORE} ORDER BY last_event_at_us, saga_id LIMIT $2{lock}"
-        );
+        let sql = quiet_sagas_sql(self.backend);
         let ids: Vec<String> = sqlx::query(&sql)
             .bind(cutoff_us)
             .bind(i64::from(batch_size.max(1)))
@@ -106,11 +132,7 @@ impl Store {
         cutoff: Timestamp,
         batch_size: u32,
     ) -> Result<u64> {
-        let sql = format!(
-            "DELETE FROM dead_letters WHERE id IN (SELECT id FROM dead_letters \
-             WHERE dead_lettered_at_us < $1 AND NOT ({OPEN_DEAD_LETTER}) \
-             ORDER BY dead_lettered_at_us, id LIMIT $2) AND NOT ({OPEN_DEAD_LETTER})"
-        );
+        let sql = closed_dead_letters_sql();
         let mut tx = self.begin_write().await?;
         let removed = sqlx::query(&sql)
             .bind(micros(cutoff))
@@ -131,10 +153,7 @@ impl Store {
         batch_size: u32,
     ) -> Result<u64> {
         let mut tx = self.begin_write().await?;
-        let removed = sqlx::query(
-            "DELETE FROM ingest_errors WHERE id IN (SELECT id FROM ingest_errors \
-             WHERE ingested_at_us < $1 ORDER BY ingested_at_us, id LIMIT $2)",
-        )
+        let removed = sqlx::query(OLD_INGEST_ERRORS_SQL)
         .bind(micros(cutoff))
         .bind(i64::from(batch_size.max(1)))
         .execute(&mut *tx)
