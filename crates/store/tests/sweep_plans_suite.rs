@@ -46,6 +46,8 @@ async fn fill(store: &Store) {
     let numbers = |count: i64| {
         format!("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {count})")
     };
+    // The sweep reads the projections of the sagas it stalls.
+    let running_projection = r#"'{"saga_id":"running-' || n || '","compensating":false,"trace_ids":[],"business_keys":[],"event_count":1}'"#;
     let saga_type = "CASE n % 3 WHEN 0 THEN 'order' WHEN 1 THEN 'chat' ELSE 'scan' END";
     let statements = [
         format!(
@@ -58,7 +60,7 @@ async fn fill(store: &Store) {
         format!(
             "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection, kind) \
              {} SELECT 'running-' || n, {saga_type}, CASE n % 4 WHEN 0 THEN 'compensating' ELSE 'running' END, \
-             {BASE_US} + ({ENDED} + n) * {SECOND_US}, NULL, {BASE_US} + ({ENDED} + n) * {SECOND_US}, 1, '{{}}', 'saga' FROM g",
+             {BASE_US} + ({ENDED} + n) * {SECOND_US}, NULL, {BASE_US} + ({ENDED} + n) * {SECOND_US}, 1, {running_projection}, 'saga' FROM g",
             numbers(RUNNING)
         ),
         format!(
