@@ -14,9 +14,11 @@
 CREATE INDEX sagas_active_by_type_last_event ON sagas (saga_type, last_event_at_us)
     WHERE kind = 'saga' AND status IN ('running', 'compensating');
 -- The stall sweep's default timeout (the other types): running or
--- compensating sagas quiet since before it; the sagas of types with a
--- longer timeout of their own in that range are read and skipped.
-CREATE INDEX sagas_active_by_last_event ON sagas (last_event_at_us)
+-- compensating sagas quiet since before it, one range per status; the
+-- sagas of types with a longer timeout of their own in those ranges are
+-- read and skipped. (Status leads so that SQLite, without statistics,
+-- prefers it to sagas_by_status_start's walk over every active saga.)
+CREATE INDEX sagas_active_by_status_last_event ON sagas (status, last_event_at_us)
     WHERE kind = 'saga' AND status IN ('running', 'compensating');
 -- Retention: sagas that are over, and streams, oldest last event first.
 CREATE INDEX sagas_over_by_last_event ON sagas (last_event_at_us, saga_id)

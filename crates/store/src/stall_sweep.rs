@@ -34,7 +34,7 @@ fn cutoff_us(now: Timestamp, timeout: Duration) -> i64 {
 }
 
 /// Running or compensating sagas: the predicate of the partial indexes
-/// `sagas_active_by_type_last_event` and `sagas_active_by_last_event`
+/// `sagas_active_by_type_last_event` and `sagas_active_by_status_last_event`
 /// (migration 0012), written as they write it so both planners use them.
 pub(crate) const ACTIVE_SAGA: &str = "kind = 'saga' AND status IN ('running', 'compensating')";
 

@@ -44,7 +44,7 @@ fn at(us: i64) -> DateTime<Utc> {
 /// ingest errors, spans (half of them a saga's trace) at BASE + n s.
 async fn fill(store: &Store) {
     let numbers = |count: i64| {
-        format!("WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < {count})")
+        format!("WITH RECURSIVE g(n) AS (SELECT CAST(1 AS BIGINT) UNION ALL SELECT n + 1 FROM g WHERE n < {count})")
     };
     // The sweep reads the projections of the sagas it stalls.
     let running_projection = r#"'{"saga_id":"running-' || n || '","compensating":false,"trace_ids":[],"business_keys":[],"event_count":1}'"#;
@@ -98,7 +98,7 @@ async fn analyze(store: &Store) {
 
 /// The plan reads `index` as a range (Postgres: an index or bitmap index
 /// scan with an index condition; SQLite: a SEARCH using it), and nothing
-/// in it scans a whole table or index or sorts.
+/// in it scans a whole table or index or sorts what it reads.
 fn assert_index_range(plan: &StatementPlan, backend: Backend, index: &str) {
     let text = &plan.plan;
     let context = format!("{} on {}:\n{text}", plan.statement, backend.name());
@@ -112,7 +112,10 @@ fn assert_index_range(plan: &StatementPlan, backend: Backend, index: &str) {
             );
             assert!(text.contains("Index Cond"), "{context}");
             assert!(!text.contains("Seq Scan"), "{context}");
-            assert!(!text.contains("Sort"), "{context}");
+            // What is read comes out of the index in order: no sort under
+            // the batch's Limit (one above it sorts only the batch).
+            let below_limit = text.split_once("Limit").map_or(text.as_str(), |(_, b)| b);
+            assert!(!below_limit.contains("Sort"), "{context}");
         }
         Backend::Sqlite => {
             assert!(
@@ -144,7 +147,7 @@ async fn stall_sweep_reads_only_expired_active_sagas_by_index(store: &Store) {
         assert_eq!(plans.len(), 3, "one statement per type with a timeout, one default");
         assert_index_range(&plans[0], store.backend(), "sagas_active_by_type_last_event");
         assert_index_range(&plans[1], store.backend(), "sagas_active_by_type_last_event");
-        assert_index_range(&plans[2], store.backend(), "sagas_active_by_last_event");
+        assert_index_range(&plans[2], store.backend(), "sagas_active_by_status_last_event");
     };
     check(store.stall_sweep_plans(&policy, now).await.unwrap());
     let only_default = StallPolicy {
@@ -153,7 +156,7 @@ async fn stall_sweep_reads_only_expired_active_sagas_by_index(store: &Store) {
     };
     let plans = store.stall_sweep_plans(&only_default, now).await.unwrap();
     assert_eq!(plans.len(), 1);
-    assert_index_range(&plans[0], store.backend(), "sagas_active_by_last_event");
+    assert_index_range(&plans[0], store.backend(), "sagas_active_by_status_last_event");
     if store.backend() == Backend::Sqlite {
         analyze(store).await;
         check(store.stall_sweep_plans(&policy, now).await.unwrap());
