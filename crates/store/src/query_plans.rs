@@ -104,10 +104,10 @@ impl Store {
         }
     }
 
-    async fn plan(
+    async fn plan<'q>(
         &self,
         statement: impl Into<String>,
-        query: Query<'_, Any, AnyArguments<'_>>,
+        query: Query<'q, Any, AnyArguments<'q>>,
     ) -> Result<StatementPlan> {
         let column = match self.backend {
             Backend::Postgres => "QUERY PLAN",

@@ -100,10 +100,33 @@ async fn analyze(store: &Store) {
 /// scan with an index condition; SQLite: a SEARCH using it), and nothing
 /// in it scans a whole table or index or sorts what it reads.
 fn assert_index_range(plan: &StatementPlan, backend: Backend, index: &str) {
-    let text = &plan.plan;
-    let context = format!("{} on {}:\n{text}", plan.statement, backend.name());
+    assert_reads_index_range(plan, backend, index, Part::Whole);
+}
+
+/// Which part of a Postgres plan must read only index ranges.
+#[derive(PartialEq)]
+enum Part {
+    Whole,
+    /// What the batch's Limit reads (a `DELETE … IN (SELECT … LIMIT n)`
+    /// joins the batch to the table as Postgres's costs prefer: by the
+    /// primary key, or a hash join over the table while the table is
+    /// small beside the batch).
+    UnderLimit,
+}
+
+fn assert_reads_index_range(plan: &StatementPlan, backend: Backend, index: &str, part: Part) {
+    let context = format!("{} on {}:\n{}", plan.statement, backend.name(), plan.plan);
     match backend {
         Backend::Postgres => {
+            let text = match part {
+                Part::Whole => plan.plan.as_str(),
+                Part::UnderLimit => {
+                    plan.plan
+                        .split_once("Limit")
+                        .unwrap_or_else(|| panic!("no Limit in {context}"))
+                        .1
+                }
+            };
             assert!(
                 text.contains(&format!("Index Scan using {index} "))
                     || text.contains(&format!("Index Only Scan using {index} "))
@@ -114,17 +137,21 @@ fn assert_index_range(plan: &StatementPlan, backend: Backend, index: &str) {
             assert!(!text.contains("Seq Scan"), "{context}");
             // What is read comes out of the index in order: no sort under
             // the batch's Limit (one above it sorts only the batch).
-            let below_limit = text.split_once("Limit").map_or(text.as_str(), |(_, b)| b);
+            let below_limit = text.split_once("Limit").map_or(text, |(_, b)| b);
             assert!(!below_limit.contains("Sort"), "{context}");
         }
         Backend::Sqlite => {
+            let text = &plan.plan;
             assert!(
                 text.lines()
-                    .any(|line| line.starts_with("SEARCH ") && line.contains(&format!(" INDEX {index} ("))),
+                    .any(|line| line.trim_start_matches(['|', '`', '-', ' ']).starts_with("SEARCH ")
+                        && line.contains(&format!(" INDEX {index} ("))),
                 "{context}"
             );
             assert!(
-                !text.lines().any(|line| line.trim_start().starts_with("SCAN ")),
+                !text
+                    .lines()
+                    .any(|line| line.trim_start_matches(['|', '`', '-', ' ']).starts_with("SCAN ")),
                 "{context}"
             );
             assert!(!text.contains("TEMP B-TREE"), "{context}");
@@ -199,8 +226,8 @@ async fn retention_walks_an_index_in_its_order(store: &Store) {
         assert_index_range(&plans[0], backend, "sagas_over_by_last_event");
         assert_index_range(&plans[1], backend, "dead_letters_closed_by_time");
         assert_index_range(&plans[2], backend, "ingest_errors_by_ingested");
-        assert_index_range(&plans[3], backend, "spans_by_received");
-        assert_index_range(&plans[4], backend, "spans_by_received");
+        assert_reads_index_range(&plans[3], backend, "spans_by_received", Part::UnderLimit);
+        assert_reads_index_range(&plans[4], backend, "spans_by_received", Part::UnderLimit);
     };
     check(store.retention_plans(cutoff, 500).await.unwrap());
     if store.backend() == Backend::Sqlite {
