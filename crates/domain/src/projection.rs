@@ -448,8 +448,7 @@ impl SagaProjection {
                 .take(MAX_KEPT_IDS)
                 .cloned()
                 .collect(),
-            more_business_keys: self.more_business_keys
-                || self.business_keys.len() > MAX_KEPT_IDS,
+            more_business_keys: self.more_business_keys || self.business_keys.len() > MAX_KEPT_IDS,
             event_count: self.event_count,
             last_event_at: from_micros(self.last_event_at_us()),
             // An outcome by name rests on an event: not inferred. Only the

@@ -4,8 +4,8 @@
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
 use sagascope_domain::{project_all, KafkaCoords, Rules, SagaEvent, MAX_KEPT_IDS};
-use std::collections::BTreeSet;
 use sagascope_model::{Phase, SagaStatus};
+use std::collections::BTreeSet;
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>, error: Option<&str>) -> SagaEvent {
     SagaEvent {

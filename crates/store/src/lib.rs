@@ -36,6 +36,8 @@ use sqlx::{AnyPool, Executor};
 pub use audit_log::NewAuditEntry;
 pub use auth_records::{ApiTokenRecord, SessionRecord, UserRecord};
 pub use dead_letters::dead_letter_id;
+#[cfg(feature = "test-support")]
+pub use query_plans::StatementPlan;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};
@@ -47,8 +49,6 @@ pub use retries::{
     SAGA_PROGRESSED,
 };
 pub use stall_sweep::StallPolicy;
-#[cfg(feature = "test-support")]
-pub use query_plans::StatementPlan;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
 
 #[derive(Debug, thiserror::Error)]

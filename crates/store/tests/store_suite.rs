@@ -1037,7 +1037,10 @@ async fn many_trace_ids_are_capped_in_the_projection_but_all_searchable(store: &
         store.write_batch(&batch(chunk.to_vec())).await.unwrap();
     }
     // Redelivered: nothing changes, no key is stored twice.
-    store.write_batch(&batch(events[40..].to_vec())).await.unwrap();
+    store
+        .write_batch(&batch(events[40..].to_vec()))
+        .await
+        .unwrap();
 
     let saga = store.saga_detail("ord-long").await.unwrap().unwrap().saga;
     let smallest: Vec<String> = (0..32).map(|n| format!("trace-{n:03}")).collect();

@@ -143,15 +143,16 @@ fn assert_reads_index_range(plan: &StatementPlan, backend: Backend, index: &str,
         Backend::Sqlite => {
             let text = &plan.plan;
             assert!(
-                text.lines()
-                    .any(|line| line.trim_start_matches(['|', '`', '-', ' ']).starts_with("SEARCH ")
-                        && line.contains(&format!(" INDEX {index} ("))),
+                text.lines().any(|line| line
+                    .trim_start_matches(['|', '`', '-', ' '])
+                    .starts_with("SEARCH ")
+                    && line.contains(&format!(" INDEX {index} ("))),
                 "{context}"
             );
             assert!(
-                !text
-                    .lines()
-                    .any(|line| line.trim_start_matches(['|', '`', '-', ' ']).starts_with("SCAN ")),
+                !text.lines().any(|line| line
+                    .trim_start_matches(['|', '`', '-', ' '])
+                    .starts_with("SCAN ")),
                 "{context}"
             );
             assert!(!text.contains("TEMP B-TREE"), "{context}");
@@ -171,10 +172,26 @@ async fn stall_sweep_reads_only_expired_active_sagas_by_index(store: &Store) {
     // Half of the running sagas are quiet for longer than 10 minutes.
     let now = at(BASE_US + (ENDED + RUNNING / 2) * SECOND_US + 600 * SECOND_US);
     let check = |plans: Vec<StatementPlan>| {
-        assert_eq!(plans.len(), 3, "one statement per type with a timeout, one default");
-        assert_index_range(&plans[0], store.backend(), "sagas_active_by_type_last_event");
-        assert_index_range(&plans[1], store.backend(), "sagas_active_by_type_last_event");
-        assert_index_range(&plans[2], store.backend(), "sagas_active_by_status_last_event");
+        assert_eq!(
+            plans.len(),
+            3,
+            "one statement per type with a timeout, one default"
+        );
+        assert_index_range(
+            &plans[0],
+            store.backend(),
+            "sagas_active_by_type_last_event",
+        );
+        assert_index_range(
+            &plans[1],
+            store.backend(),
+            "sagas_active_by_type_last_event",
+        );
+        assert_index_range(
+            &plans[2],
+            store.backend(),
+            "sagas_active_by_status_last_event",
+        );
     };
     check(store.stall_sweep_plans(&policy, now).await.unwrap());
     let only_default = StallPolicy {
@@ -183,7 +200,11 @@ async fn stall_sweep_reads_only_expired_active_sagas_by_index(store: &Store) {
     };
     let plans = store.stall_sweep_plans(&only_default, now).await.unwrap();
     assert_eq!(plans.len(), 1);
-    assert_index_range(&plans[0], store.backend(), "sagas_active_by_status_last_event");
+    assert_index_range(
+        &plans[0],
+        store.backend(),
+        "sagas_active_by_status_last_event",
+    );
     if store.backend() == Backend::Sqlite {
         analyze(store).await;
         check(store.stall_sweep_plans(&policy, now).await.unwrap());
