@@ -152,7 +152,11 @@ fn SagaTableRow(row: SagaRow) -> impl IntoView {
             <td class="num">{saga.event_count}</td>
             <td>
                 {trace.map(|t| view! { <TraceLink trace_id=t/> })}
-                {(more_traces > 0).then(|| view! { <span class="muted">{format!(" +{more_traces}")}</span> })}
+                // The summary lists at most 32 trace ids: "+31…" when it has more.
+                {(more_traces > 0).then(|| {
+                    let more = if saga.more_trace_ids { "…" } else { "" };
+                    view! { <span class="muted">{format!(" +{more_traces}{more}")}</span> }
+                })}
             </td>
         </tr>
     }

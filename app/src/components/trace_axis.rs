@@ -964,6 +964,8 @@ mod tests {
             failure_reason: None,
             trace_ids: vec!["t".into()],
             business_keys: vec![],
+            more_trace_ids: false,
+            more_business_keys: false,
             event_count: 1,
             last_event_at: at(100),
             status_inferred: false,

@@ -288,7 +288,14 @@ fn SagaView(
 fn SagaHeader(saga: SagaSummary) -> impl IntoView {
     let status = saga.status;
     let traces = saga.trace_ids.clone();
-    let keys = saga.business_keys.join(", ");
+    // At most 32 of each are listed; search finds the saga by any of them.
+    let more_traces = saga
+        .more_trace_ids
+        .then(|| view! { <span class="muted" data-test="more-traces">" and more (search finds the saga by any)"</span> });
+    let mut keys = saga.business_keys.join(", ");
+    if saga.more_business_keys {
+        keys.push_str(", … (search finds the saga by any)");
+    }
     view! {
         <header class=format!("saga-header panel status-rail-{}", status.as_str()) data-test="saga-header">
             <div class="saga-title">
@@ -320,6 +327,7 @@ fn SagaHeader(saga: SagaSummary) -> impl IntoView {
                                 .collect_view()
                                 .into_any()
                         }}
+                        {more_traces}
                     </dd>
                 </div>
                 <div>

@@ -223,6 +223,8 @@ mod tests {
             failure_reason: None,
             trace_ids: vec!["t".into()],
             business_keys: vec![],
+            more_trace_ids: false,
+            more_business_keys: false,
             event_count: 1,
             last_event_at: at,
             status_inferred: false,

@@ -22,7 +22,7 @@ pub use dead_letter::{
     GenericDeadLetterFields, GenericField, OriginalCoords,
 };
 pub use decode::{DecodeError, Decoder, Format, DEFAULT_MAX_PAYLOAD_BYTES, TRUNCATED_HEADER};
-pub use projection::{from_micros, micros, project_all, SagaProjection, StepSpan};
+pub use projection::{from_micros, micros, project_all, SagaProjection, StepSpan, MAX_KEPT_IDS};
 pub use rules::{Classification, CorrelationSource, Rules, RulesError};
 pub use saga_event::{KafkaCoords, RawMessage, SagaEvent};
 pub use saga_facts::{SagaFact, StepFact};

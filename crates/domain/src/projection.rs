@@ -17,6 +17,13 @@
 //! event, so it has an end time (that event's) and is not shown as
 //! inferred; only the stall sweep's quiet inference
 //! ([`SagaProjection::quiet_status`]) is.
+//!
+//! Trace ids and business keys are kept up to [`MAX_KEPT_IDS`] each: the
+//! smallest ones (a set's N smallest values do not depend on the order they
+//! came in), with a flag once there were more. A long-lived stream meets a
+//! new trace id with nearly every event, and its projection is rewritten
+//! whole with every batch; search does not need the sets, it reads
+//! `saga_keys`, where every id stays.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,6 +33,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::event_names;
 use crate::saga_event::SagaEvent;
+
+/// How many trace ids, and how many business keys, a projection keeps.
+pub const MAX_KEPT_IDS: usize = 32;
+
+/// Adds `value` to `kept`, which holds the [`MAX_KEPT_IDS`] smallest values
+/// seen; `more` turns true once more than that many distinct values were
+/// seen (whatever their order: the (N+1)th distinct value to arrive finds
+/// the set full). A set stored before the cap is trimmed here too, as a
+/// rebuild from the events would trim it.
+fn keep_smallest(kept: &mut BTreeSet<String>, more: &mut bool, value: &str) {
+    if !kept.contains(value) {
+        if kept.len() >= MAX_KEPT_IDS && kept.last().is_some_and(|last| value > last.as_str()) {
+            *more = true;
+        } else {
+            kept.insert(value.to_string());
+        }
+    }
+    while kept.len() > MAX_KEPT_IDS {
+        kept.pop_last();
+        *more = true;
+    }
+}
 
 /// A value remembered together with the key of the event it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,8 +108,16 @@ pub struct SagaProjection {
     /// COMPENSATED arrives later (DESIGN.md).
     pub compensation_failed: Option<Keyed<()>>,
     pub compensating: bool,
+    /// The [`MAX_KEPT_IDS`] smallest trace ids of the events.
     pub trace_ids: BTreeSet<String>,
+    /// The [`MAX_KEPT_IDS`] smallest business keys of the events.
     pub business_keys: BTreeSet<String>,
+    /// The events carry more trace ids than `trace_ids` keeps.
+    #[serde(default)]
+    pub more_trace_ids: bool,
+    /// The events carry more business keys than `business_keys` keeps.
+    #[serde(default)]
+    pub more_business_keys: bool,
     pub event_count: i64,
     /// True once any event has saga meaning: an explicit saga id, a saga
     /// type from the rules, or a phase other than a plain event. Groups
@@ -168,6 +205,8 @@ impl SagaProjection {
             compensating: false,
             trace_ids: BTreeSet::new(),
             business_keys: BTreeSet::new(),
+            more_trace_ids: false,
+            more_business_keys: false,
             event_count: 0,
             saga_like: false,
             explicit_id: false,
@@ -262,10 +301,11 @@ impl SagaProjection {
             self.compensating = true;
         }
         if let Some(trace_id) = &event.trace_id {
-            self.trace_ids.insert(trace_id.clone());
+            keep_smallest(&mut self.trace_ids, &mut self.more_trace_ids, trace_id);
         }
-        self.business_keys
-            .extend(event.business_keys.iter().cloned());
+        for key in &event.business_keys {
+            keep_smallest(&mut self.business_keys, &mut self.more_business_keys, key);
+        }
     }
 
     pub fn status(&self) -> SagaStatus {
@@ -398,8 +438,17 @@ impl SagaProjection {
             current_step: self.current_step.as_ref().map(|k| k.value.clone()),
             failed_step,
             failure_reason,
-            trace_ids: self.trace_ids.iter().cloned().collect(),
-            business_keys: self.business_keys.iter().cloned().collect(),
+            // A projection stored before the cap may hold more until its
+            // next event: the summary is capped all the same.
+            trace_ids: self.trace_ids.iter().take(MAX_KEPT_IDS).cloned().collect(),
+            more_trace_ids: self.more_trace_ids || self.trace_ids.len() > MAX_KEPT_IDS,
+            business_keys: self
+                .business_keys
+                .iter()
+                .take(MAX_KEPT_IDS)
+                .cloned()
+                .collect(),
+            more_business_keys: self.more_business_keys || self.business_keys.len() > MAX_KEPT_IDS,
             event_count: self.event_count,
             last_event_at: from_micros(self.last_event_at_us()),
             // An outcome by name rests on an event: not inferred. Only the
@@ -423,4 +472,75 @@ pub fn project_all<'a>(
         }
     }
     projection
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(values: &[String]) -> (BTreeSet<String>, bool) {
+        let mut set = BTreeSet::new();
+        let mut more = false;
+        for value in values {
+            keep_smallest(&mut set, &mut more, value);
+        }
+        (set, more)
+    }
+
+    fn ids(range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|n| format!("id-{n:03}")).collect()
+    }
+
+    #[test]
+    fn up_to_the_cap_every_id_is_kept_and_nothing_is_flagged() {
+        let (set, more) = kept(&ids(0..MAX_KEPT_IDS));
+        assert_eq!(set.len(), MAX_KEPT_IDS);
+        assert!(!more);
+        let (_, more) = kept(&[ids(0..MAX_KEPT_IDS), ids(0..MAX_KEPT_IDS)].concat());
+        assert!(!more, "repeats are not more ids");
+    }
+
+    #[test]
+    fn beyond_the_cap_the_smallest_are_kept_and_more_is_flagged() {
+        let mut values = ids(0..MAX_KEPT_IDS + 1);
+        values.reverse();
+        let (set, more) = kept(&values);
+        assert_eq!(set, ids(0..MAX_KEPT_IDS).into_iter().collect());
+        assert!(more);
+        // A larger id arriving at a full set is not kept but counts.
+        let (set, more) = kept(&ids(0..MAX_KEPT_IDS + 1));
+        assert_eq!(set, ids(0..MAX_KEPT_IDS).into_iter().collect());
+        assert!(more);
+    }
+
+    #[test]
+    fn a_set_stored_before_the_cap_is_trimmed_by_the_next_event() {
+        let mut set: BTreeSet<String> = ids(0..100).into_iter().collect();
+        let mut more = false;
+        keep_smallest(&mut set, &mut more, "id-050");
+        assert_eq!(set, ids(0..MAX_KEPT_IDS).into_iter().collect());
+        assert!(more);
+    }
+
+    #[test]
+    fn the_summary_lists_at_most_the_cap_and_says_there_are_more() {
+        let mut projection = SagaProjection::new("s");
+        projection.trace_ids = ids(0..100).into_iter().collect();
+        projection.business_keys = ids(0..3).into_iter().collect();
+        let summary = projection.summary();
+        assert_eq!(summary.trace_ids, ids(0..MAX_KEPT_IDS));
+        assert!(summary.more_trace_ids);
+        assert_eq!(summary.business_keys, ids(0..3));
+        assert!(!summary.more_business_keys);
+    }
+
+    #[test]
+    fn a_projection_stored_without_the_flags_reads_as_not_truncated() {
+        let mut stored = serde_json::to_value(SagaProjection::new("s")).unwrap();
+        let fields = stored.as_object_mut().unwrap();
+        fields.remove("more_trace_ids");
+        fields.remove("more_business_keys");
+        let read: SagaProjection = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, SagaProjection::new("s"));
+    }
 }

@@ -3,8 +3,9 @@
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
-use sagascope_domain::{project_all, KafkaCoords, Rules, SagaEvent};
+use sagascope_domain::{project_all, KafkaCoords, Rules, SagaEvent, MAX_KEPT_IDS};
 use sagascope_model::{Phase, SagaStatus};
+use std::collections::BTreeSet;
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>, error: Option<&str>) -> SagaEvent {
     SagaEvent {
@@ -230,7 +231,49 @@ fn shuffled_with_duplicates(events: Vec<SagaEvent>) -> impl Strategy<Value = Vec
     })
 }
 
+/// A long-lived stream: `n` events, each with a trace id and business keys
+/// drawn from pools larger than the cap (so some repeat).
+fn stream_with_many_ids(ids: &[(u8, u8, u8)]) -> Vec<SagaEvent> {
+    ids.iter()
+        .enumerate()
+        .map(|(n, (trace, key, other))| {
+            let mut e = event("s", n as i64, Phase::Event, None, None);
+            e.trace_id = Some(format!("trace-{trace:03}"));
+            e.business_keys = vec![format!("key-{key:03}"), format!("key-{other:03}")];
+            e
+        })
+        .collect()
+}
+
+/// The `MAX_KEPT_IDS` smallest of the values, and whether there were more.
+fn smallest(values: impl IntoIterator<Item = String>) -> (BTreeSet<String>, bool) {
+    let all: BTreeSet<String> = values.into_iter().collect();
+    let more = all.len() > MAX_KEPT_IDS;
+    (all.into_iter().take(MAX_KEPT_IDS).collect(), more)
+}
+
 proptest! {
+    /// Capped id sets are still order- and duplicate-independent, and hold
+    /// exactly the smallest ids with the flag set iff there were more.
+    #[test]
+    fn capped_id_sets_are_order_and_duplicate_independent(
+        events in prop::collection::vec((0u8..80, 0u8..60, 0u8..60), 1..120)
+            .prop_flat_map(|ids| shuffled_with_duplicates(stream_with_many_ids(&ids)).prop_map(move |shuffled| (ids.clone(), shuffled)))
+    ) {
+        let (ids, shuffled) = events;
+        let in_order = project_all("s", &stream_with_many_ids(&ids));
+        let projection = project_all("s", &shuffled);
+        prop_assert_eq!(&projection, &in_order);
+        let (traces, more_traces) = smallest(ids.iter().map(|(t, _, _)| format!("trace-{t:03}")));
+        let (keys, more_keys) = smallest(ids.iter().flat_map(|(_, k, o)| [format!("key-{k:03}"), format!("key-{o:03}")]));
+        prop_assert_eq!(&projection.trace_ids, &traces);
+        prop_assert_eq!(projection.more_trace_ids, more_traces);
+        prop_assert_eq!(&projection.business_keys, &keys);
+        prop_assert_eq!(projection.more_business_keys, more_keys);
+        let summary = projection.summary();
+        prop_assert!(summary.trace_ids.len() <= MAX_KEPT_IDS && summary.business_keys.len() <= MAX_KEPT_IDS);
+    }
+
     #[test]
     fn completed_saga_is_order_and_duplicate_independent(events in shuffled_with_duplicates(completed())) {
         prop_assert_eq!(project_all("a", &events), project_all("a", &completed()));

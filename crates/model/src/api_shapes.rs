@@ -21,8 +21,18 @@ pub struct SagaSummary {
     pub current_step: Option<String>,
     pub failed_step: Option<String>,
     pub failure_reason: Option<String>,
+    /// The saga's trace ids, at most 32 (the smallest); search (`q`) finds
+    /// the saga by any of its trace ids.
     pub trace_ids: Vec<String>,
+    /// The saga's business keys, at most 32 (the smallest); search finds
+    /// the saga by any of them.
     pub business_keys: Vec<String>,
+    /// The saga has more trace ids than `trace_ids` lists.
+    #[serde(default)]
+    pub more_trace_ids: bool,
+    /// The saga has more business keys than `business_keys` lists.
+    #[serde(default)]
+    pub more_business_keys: bool,
     pub event_count: i64,
     pub last_event_at: Timestamp,
     /// The status was inferred when the saga went quiet (a choreography

@@ -9,6 +9,8 @@ mod dead_letters;
 mod place_events;
 mod project_sagas;
 mod projection_cache;
+#[cfg(feature = "test-support")]
+mod query_plans;
 mod read_ingest;
 mod read_metrics;
 mod read_sagas;
@@ -34,6 +36,8 @@ use sqlx::{AnyPool, Executor};
 pub use audit_log::NewAuditEntry;
 pub use auth_records::{ApiTokenRecord, SessionRecord, UserRecord};
 pub use dead_letters::dead_letter_id;
+#[cfg(feature = "test-support")]
+pub use query_plans::StatementPlan;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};

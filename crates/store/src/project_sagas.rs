@@ -92,8 +92,13 @@ impl Store {
         stored.extend(read_stored_sagas(tx, &misses).await?);
 
         // Search keys the stored projection already has are rows already
-        // (written in the same transaction as that projection): only new
-        // ones are inserted.
+        // (written in the same transaction as that projection): only the
+        // others are inserted. The projection keeps only the 32 smallest
+        // trace ids and keys (`MAX_KEPT_IDS`), so a saga with more offers
+        // its larger ones again with each batch that carries them: one
+        // `ON CONFLICT DO NOTHING` row per distinct key and batch
+        // (`insert_search_keys` dedups), a cost that follows the batch's
+        // events, never the saga's history.
         let mut out = ProjectedSagas::default();
         for (saga_id, events) in &by_saga {
             let known = stored.get(*saga_id).map(|s| &s.projection);

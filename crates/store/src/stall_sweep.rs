@@ -33,9 +33,65 @@ fn cutoff_us(now: Timestamp, timeout: Duration) -> i64 {
     micros(now).saturating_sub(i64::try_from(timeout.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// Bumps `version`: the ingest's cached copy of the row is stale now.
-const STALL: &str =
-    "UPDATE sagas SET status = COALESCE(quiet_status, 'stalled'), version = version + 1 WHERE kind = 'saga' AND status IN ('running', 'compensating') AND last_event_at_us < $1";
+/// Running or compensating sagas: the predicate of the partial indexes
+/// `sagas_active_by_type_last_event` and `sagas_active_by_status_last_event`
+/// (migration 0012), written as they write it so both planners use them.
+pub(crate) const ACTIVE_SAGA: &str = "kind = 'saga' AND status IN ('running', 'compensating')";
+
+/// One statement of the sweep and what it binds: `$1` the cutoff, then the
+/// saga types.
+pub(crate) struct StallStatement {
+    pub sql: String,
+    pub cutoff_us: i64,
+    pub saga_types: Vec<String>,
+}
+
+/// The sweep's statements for `policy` as of `now`. Each reads one index
+/// range: a type with its own timeout its expired sagas in
+/// `(saga_type, last_event_at_us)`; the default the expired sagas of any
+/// type in `(last_event_at_us)`, skipping the types that have their own
+/// timeout (only those of them quiet longer than the default but not yet
+/// their own timeout are read for nothing). Bumps `version`: the ingest's
+/// cached copy of the row is stale now.
+pub(crate) fn stall_statements(policy: &StallPolicy, now: Timestamp) -> Vec<StallStatement> {
+    let update = format!(
+        "UPDATE sagas SET status = COALESCE(quiet_status, 'stalled'), version = version + 1 \
+         WHERE {ACTIVE_SAGA} AND last_event_at_us < $1"
+    );
+    let mut statements: Vec<StallStatement> = policy
+        .per_type
+        .iter()
+        .map(|(saga_type, timeout)| StallStatement {
+            sql: format!("{update} AND saga_type = $2 RETURNING status, projection"),
+            cutoff_us: cutoff_us(now, *timeout),
+            saga_types: vec![saga_type.clone()],
+        })
+        .collect();
+    let others = if policy.per_type.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " AND saga_type NOT IN ({})",
+            placeholders(1, policy.per_type.len())
+        )
+    };
+    statements.push(StallStatement {
+        sql: format!("{update}{others} RETURNING status, projection"),
+        cutoff_us: cutoff_us(now, policy.default_timeout),
+        saga_types: policy.per_type.iter().map(|(t, _)| t.clone()).collect(),
+    });
+    statements
+}
+
+impl StallStatement {
+    pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.sql).bind(self.cutoff_us);
+        for saga_type in &self.saga_types {
+            query = query.bind(saga_type.clone());
+        }
+        query
+    }
+}
 
 impl Store {
     /// Marks the sagas that have stalled as of `now` and returns them.
@@ -48,31 +104,9 @@ impl Store {
         // One transaction: the statuses and their rollups change together.
         let mut tx = self.begin_write().await?;
         let mut rows = Vec::new();
-        for (saga_type, timeout) in &policy.per_type {
-            let sql = format!("{STALL} AND saga_type = $2 RETURNING status, projection");
-            rows.extend(
-                sqlx::query(&sql)
-                    .bind(cutoff_us(now, *timeout))
-                    .bind(saga_type.clone())
-                    .fetch_all(&mut *tx)
-                    .await?,
-            );
+        for statement in stall_statements(policy, now) {
+            rows.extend(statement.query().fetch_all(&mut *tx).await?);
         }
-        let others = if policy.per_type.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " AND saga_type NOT IN ({})",
-                placeholders(1, policy.per_type.len())
-            )
-        };
-        let sql = format!("{STALL}{others} RETURNING status, projection");
-        let mut query: Query<'_, Any, AnyArguments<'_>> =
-            sqlx::query(&sql).bind(cutoff_us(now, policy.default_timeout));
-        for (saga_type, _) in &policy.per_type {
-            query = query.bind(saga_type.clone());
-        }
-        rows.extend(query.fetch_all(&mut *tx).await?);
         let mut rollups = RollupDelta::default();
         for row in &rows {
             // The sweep only touches running or compensating sagas, whose

@@ -29,6 +29,7 @@ store_suite!(
     a_sagas_trace_ids_come_from_its_events,
     old_spans_are_deleted_in_bounded_batches,
     spans_of_traces_no_saga_has_go_after_the_window,
+    a_sweep_from_where_the_last_one_stopped_reads_only_newer_spans,
 );
 
 const TRACE_A: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -226,4 +227,30 @@ async fn spans_of_traces_no_saga_has_go_after_the_window(store: &Store) {
     );
     assert_eq!(store.trace_spans(TRACE_A, 10).await.unwrap().0.len(), 3);
     assert!(store.trace_spans(TRACE_B, 10).await.unwrap().0.is_empty());
+}
+
+/// A sweep that has checked up to a time reads only the spans received
+/// since: an unmatched span received before `since` is left (to the
+/// retention by age), one received after it goes.
+async fn a_sweep_from_where_the_last_one_stopped_reads_only_newer_spans(store: &Store) {
+    store.insert_spans(&[span(TRACE_B, 1, 0)]).await.unwrap();
+    let since = Utc::now() + Duration::milliseconds(1);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    store.insert_spans(&[span(TRACE_B, 2, 0)]).await.unwrap();
+    let later = Utc::now() + Duration::seconds(1);
+    let deleted = store
+        .delete_unmatched_spans_received_between(Some(since), later, 100)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 1);
+    let left = store.trace_spans(TRACE_B, 10).await.unwrap().0;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].span_id, span(TRACE_B, 1, 0).span_id);
+    assert_eq!(
+        store
+            .delete_unmatched_spans_received_between(None, later, 100)
+            .await
+            .unwrap(),
+        1
+    );
 }

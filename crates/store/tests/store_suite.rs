@@ -34,6 +34,7 @@ store_suite!(
     reproject_applies_changed_rules_online,
     quiet_choreographies_end_with_their_inferred_outcome,
     choreographies_without_rules_fail_and_compensate_at_once,
+    many_trace_ids_are_capped_in_the_projection_but_all_searchable,
 );
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
@@ -1017,4 +1018,56 @@ async fn choreographies_without_rules_fail_and_compensate_at_once(store: &Store)
     assert_eq!(status_of(T3).await, (SagaStatus::Failed, false, true));
     let (_, rate) = order_figures().await;
     assert_eq!(rate, Some(1.0 / 3.0));
+}
+
+/// A long-lived saga meets 60 trace ids and 60 business keys over three
+/// batches (the largest first, so later ones evict): its summary lists the
+/// 32 smallest of each and says there are more, and search still finds it
+/// by every one of them, each stored once.
+async fn many_trace_ids_are_capped_in_the_projection_but_all_searchable(store: &Store) {
+    let events: Vec<SagaEvent> = (0..60)
+        .map(|n| {
+            let mut e = event("ord-long", n, Phase::StepSucceeded, Some("Poll"));
+            e.trace_id = Some(format!("trace-{n:03}"));
+            e.business_keys = vec![format!("K-{n:03}")];
+            e
+        })
+        .collect();
+    for chunk in events.chunks(20).rev() {
+        store.write_batch(&batch(chunk.to_vec())).await.unwrap();
+    }
+    // Redelivered: nothing changes, no key is stored twice.
+    store
+        .write_batch(&batch(events[40..].to_vec()))
+        .await
+        .unwrap();
+
+    let saga = store.saga_detail("ord-long").await.unwrap().unwrap().saga;
+    let smallest: Vec<String> = (0..32).map(|n| format!("trace-{n:03}")).collect();
+    assert_eq!(saga.trace_ids, smallest);
+    assert!(saga.more_trace_ids);
+    assert_eq!(saga.business_keys.len(), 32);
+    assert_eq!(saga.business_keys[0], "K-000");
+    assert!(saga.more_business_keys);
+    assert_eq!(saga.event_count, 60);
+    for q in ["trace-000", "trace-059", "K-045"] {
+        let found = store
+            .list_sagas(
+                &SagaFilter {
+                    q: Some(q.into()),
+                    ..Default::default()
+                }
+                .validate()
+                .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.items.len(), 1, "{q}");
+        assert_eq!(found.items[0].saga_id, "ord-long");
+    }
+    let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM saga_keys WHERE saga_id = 'ord-long'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(keys, 120, "60 trace ids and 60 business keys, once each");
 }

@@ -5,7 +5,7 @@
 //! event carries (`retention.rs`).
 
 mod read;
-mod retention;
+pub(crate) mod retention;
 mod write;
 
 use sagascope_domain::{from_micros, micros};
