@@ -12,6 +12,7 @@ mod projection_cache;
 mod read_ingest;
 mod read_metrics;
 mod read_sagas;
+mod read_timeline;
 mod read_trace;
 mod reproject;
 mod retention;
@@ -36,6 +37,7 @@ pub use auth_records::{ApiTokenRecord, SessionRecord, UserRecord};
 pub use dead_letters::dead_letter_id;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
+pub use read_timeline::SagaTimelineJson;
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use retention::SagaRetentionBatch;
 pub use retries::{
