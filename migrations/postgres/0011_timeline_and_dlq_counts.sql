@@ -3,8 +3,9 @@
 
 -- The timeline reads a saga's events ordered by (occurred_at_us, event_id):
 -- with the tie-breaker in the key the index hands them over in that order.
-CREATE INDEX events_by_saga_time_id ON events (saga_id, occurred_at_us, event_id);
+-- (Same name as the index it replaces, so nothing else needs to know.)
 DROP INDEX IF EXISTS events_by_saga;
+CREATE INDEX events_by_saga ON events (saga_id, occurred_at_us, event_id);
 
 -- Bumped by every rewrite of the read model that may give a saga row a
 -- version it already had (`sagascope reproject` deletes and re-inserts every

@@ -31,7 +31,7 @@ const RESOLVED_SAGA: &str = "SELECT saga_id, status, projection, version, event_
      ORDER BY CASE WHEN saga_id = $1 THEN 0 ELSE 1 END LIMIT 1";
 
 /// The saga row first (`part` 0, event columns NULL), then its events
-/// (`part` 1) in timeline order, which `events_by_saga_time_id` (saga_id,
+/// (`part` 1) in timeline order, which `events_by_saga` (saga_id,
 /// occurred_at_us, event_id) yields as stored.
 fn timeline_sql() -> String {
     format!(
