@@ -45,7 +45,7 @@ SELECT dlq_topic, state, COUNT(*) FROM dead_letters GROUP BY dlq_topic, state;
 
 CREATE FUNCTION fold_dead_letter_count_deltas() RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    -- 7_315_015 ('dlqc'): an arbitrary key no other lock uses. Held until
+    -- 7315015: an arbitrary key no other lock of sagascope uses. Held until
     -- the transaction ends; a writer that does not get it leaves its deltas
     -- to the next one.
     IF pg_try_advisory_xact_lock(7315015) THEN

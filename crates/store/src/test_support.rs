@@ -50,7 +50,9 @@ pub async fn another_handle(store: &Store) -> Store {
 
 /// Dead letters per (DLQ topic, state) as the counters hold them (the base
 /// rows plus deltas not folded in yet), zeros left out.
-pub async fn dead_letter_counters(store: &Store) -> std::collections::BTreeMap<(String, String), i64> {
+pub async fn dead_letter_counters(
+    store: &Store,
+) -> std::collections::BTreeMap<(String, String), i64> {
     counted(
         store,
         "SELECT dlq_topic, state, CAST(SUM(n) AS BIGINT) AS n FROM (\
@@ -61,7 +63,9 @@ pub async fn dead_letter_counters(store: &Store) -> std::collections::BTreeMap<(
 }
 
 /// The same, counted from the rows of `dead_letters`.
-pub async fn dead_letter_recount(store: &Store) -> std::collections::BTreeMap<(String, String), i64> {
+pub async fn dead_letter_recount(
+    store: &Store,
+) -> std::collections::BTreeMap<(String, String), i64> {
     counted(
         store,
         "SELECT dlq_topic, state, COUNT(*) AS n FROM dead_letters GROUP BY dlq_topic, state",
@@ -78,7 +82,10 @@ async fn counted(store: &Store, sql: &str) -> std::collections::BTreeMap<(String
         .iter()
         .map(|row| {
             (
-                (row.get::<String, _>("dlq_topic"), row.get::<String, _>("state")),
+                (
+                    row.get::<String, _>("dlq_topic"),
+                    row.get::<String, _>("state"),
+                ),
                 row.get::<i64, _>("n"),
             )
         })

@@ -959,7 +959,11 @@ async fn assert_counters_match(store: &Store, when: &str) {
         .await
         .unwrap()
         .topics;
-    assert_eq!(store.dlq_depth_by_topic(now).await.unwrap(), counted, "{when}");
+    assert_eq!(
+        store.dlq_depth_by_topic(now).await.unwrap(),
+        counted,
+        "{when}"
+    );
     let unfiltered = store
         .dead_letter_groups(&DlqQuery::default(), now)
         .await
@@ -974,7 +978,9 @@ async fn depth_counters_equal_a_recount_through_every_change(store: &Store) {
         let mut letters: Vec<DeadLetter> = (1..=6)
             .map(|offset| Spring::new("orders.DLT", offset, 10 + offset).letter())
             .collect();
-        letters.extend((1..=3).map(|offset| Spring::new("payments.DLT", offset, 30 - offset).letter()));
+        letters.extend(
+            (1..=3).map(|offset| Spring::new("payments.DLT", offset, 30 - offset).letter()),
+        );
         letters
     };
     store.write_batch(&batch(letters(), vec![])).await.unwrap();
@@ -1009,7 +1015,11 @@ async fn depth_counters_equal_a_recount_through_every_change(store: &Store) {
                 &AttemptResult {
                     attempt_id: claim.attempt_id.clone(),
                     dead_letter_id: claim.dead_letter_id.clone(),
-                    result: if produced { Ok((0, 77)) } else { Err("broker down".into()) },
+                    result: if produced {
+                        Ok((0, 77))
+                    } else {
+                        Err("broker down".into())
+                    },
                 },
                 "re-driven",
                 at(41),
@@ -1057,7 +1067,10 @@ async fn depth_counters_equal_a_recount_through_every_change(store: &Store) {
     // Retention removes closed ones, one at a time and then the rest.
     let cutoff = at(5_000);
     assert_eq!(
-        store.delete_closed_dead_letters_before(cutoff, 1).await.unwrap(),
+        store
+            .delete_closed_dead_letters_before(cutoff, 1)
+            .await
+            .unwrap(),
         1
     );
     assert_counters_match(store, "one removed").await;

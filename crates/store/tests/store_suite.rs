@@ -1158,9 +1158,8 @@ async fn timeline_json_is_the_typed_detail_with_stored_json_passed_through(store
 async fn timeline_etag_changes_with_everything_the_timeline_shows(store: &Store) {
     use sagascope_store::StallPolicy;
     use std::time::Duration;
-    let etag = |id: &'static str| async move {
-        store.saga_timeline_etag(id).await.unwrap().unwrap()
-    };
+    let etag =
+        |id: &'static str| async move { store.saga_timeline_etag(id).await.unwrap().unwrap() };
     let started = vec![
         event("ord-e", 0, Phase::SagaStarted, None),
         event("ord-e", 1, Phase::StepStarted, Some("AuthorizePayment")),
@@ -1202,7 +1201,10 @@ async fn timeline_etag_changes_with_everything_the_timeline_shows(store: &Store)
     assert_ne!(after_sweep, with_event);
 
     // A reprojection rebuilds every row from version 1.
-    store.reproject(&Decoder::default(), 100, |_| {}).await.unwrap();
+    store
+        .reproject(&Decoder::default(), 100, |_| {})
+        .await
+        .unwrap();
     let after_reproject = etag("ord-e").await;
     assert_ne!(after_reproject, after_sweep);
     assert_ne!(after_reproject, first);

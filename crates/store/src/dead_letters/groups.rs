@@ -128,10 +128,7 @@ impl Store {
                 .then_with(|| a.subject.cmp(&b.subject))
         });
         counts.truncate(usize::try_from(MAX_GROUPS).unwrap_or(usize::MAX));
-        Ok(counts
-            .into_iter()
-            .map(|c| topic_depth(c, now))
-            .collect())
+        Ok(counts.into_iter().map(|c| topic_depth(c, now)).collect())
     }
 
     async fn topic_depths(&self, query: &DlqQuery, now: Timestamp) -> Result<Vec<DlqTopicDepth>> {
