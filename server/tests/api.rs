@@ -449,6 +449,113 @@ async fn api_contract_on_postgres() {
     api_contract(fresh_postgres_store().await).await;
 }
 
+/// `GET /api/v1/sagas/{id}` answers with a strong ETag; the same ETag in
+/// `If-None-Match` gives 304 without a body, and a new event of the saga
+/// changes the ETag (the stale one gets the full timeline again).
+async fn saga_timeline_etag(store: Store) {
+    let app = TestApp::spawn(store).await;
+    app.wait_for_assignment().await;
+    let mut rng = StdRng::seed_from_u64(23);
+    let plan = SagaPlan::with_outcome(SagaKind::Order, PlannedOutcome::Completed, &mut rng);
+    let mut first = plan.clone();
+    first.messages.truncate(2);
+    let mut rest = plan.clone();
+    rest.messages.drain(..2);
+    assert!(first.event_count() > 0 && rest.event_count() > 0);
+    let simulator = app.simulator();
+    let base = chrono::Utc::now() - chrono::Duration::seconds(30);
+    simulator
+        .produce_plan_now(&first, base, &mut rng)
+        .await
+        .unwrap();
+    let before = app.wait_for_saga(&plan.saga_id, first.event_count()).await;
+
+    let url = app.url(&format!("/api/v1/sagas/{}", plan.saga_id));
+    let ok = app.client.get(&url).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["content-type"], "application/json");
+    assert_eq!(ok.headers()["cache-control"], "no-cache");
+    let etag = ok.headers()["etag"].to_str().unwrap().to_string();
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"') && etag.len() > 2,
+        "{etag}"
+    );
+    assert_eq!(ok.json::<Value>().await.unwrap(), before);
+
+    let unchanged = app
+        .client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unchanged.status(), 304);
+    assert_eq!(unchanged.headers()["etag"], etag.as_str());
+    assert!(unchanged.bytes().await.unwrap().is_empty());
+    // In a list, or weak: still a match (If-None-Match compares weakly).
+    let listed = app
+        .client
+        .get(&url)
+        .header("if-none-match", format!("\"other\", W/{etag}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 304);
+    let other = app
+        .client
+        .get(&url)
+        .header("if-none-match", "\"other\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(other.headers()["etag"], etag.as_str());
+    let missing = app
+        .client
+        .get(app.url("/api/v1/sagas/does-not-exist"))
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+
+    simulator
+        .produce_plan_now(&rest, base, &mut rng)
+        .await
+        .unwrap();
+    let after = app.wait_for_saga(&plan.saga_id, plan.event_count()).await;
+    let changed = app
+        .client
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let new_etag = changed.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(new_etag, etag);
+    assert_eq!(changed.json::<Value>().await.unwrap(), after);
+    let now_unchanged = app
+        .client
+        .get(&url)
+        .header("if-none-match", &new_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(now_unchanged.status(), 304);
+    app.running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saga_timeline_etag_on_sqlite() {
+    saga_timeline_etag(fresh_sqlite_store().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saga_timeline_etag_on_postgres() {
+    saga_timeline_etag(fresh_postgres_store().await).await;
+}
+
 /// Reads SSE frames until one contains `needle`.
 async fn read_sse_until(response: &mut reqwest::Response, needle: &str) -> String {
     let mut seen = String::new();

@@ -14,6 +14,7 @@ mod query_plans;
 mod read_ingest;
 mod read_metrics;
 mod read_sagas;
+mod read_timeline;
 mod read_trace;
 mod reproject;
 mod retention;
@@ -40,6 +41,7 @@ pub use dead_letters::dead_letter_id;
 pub use query_plans::StatementPlan;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
+pub use read_timeline::SagaTimelineJson;
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use retention::SagaRetentionBatch;
 pub use retries::{

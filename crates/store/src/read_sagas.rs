@@ -1,13 +1,14 @@
-//! Saga list (filtered, keyset-paged) and saga detail queries.
+//! Saga list (filtered, keyset-paged) queries; one saga with its timeline
+//! is `read_timeline.rs`.
 
 use sagascope_domain::micros;
-use sagascope_model::{encode_cursor, SagaDetail, SagaPage, SagaQuery};
+use sagascope_model::{encode_cursor, SagaPage, SagaQuery};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
 
-use crate::rows::{summary_from_row, timeline_event_from_row, EVENT_COLUMNS};
-use crate::{Backend, Result, Store};
+use crate::rows::summary_from_row;
+use crate::{Result, Store};
 
 impl Store {
     /// Newest first, by (started_at, saga_id) so pages never skip or repeat
@@ -77,44 +78,6 @@ impl Store {
             }
         }
         Ok(SagaPage { items, next_cursor })
-    }
-
-    /// The saga with its events in timeline order (event time, then id).
-    #[tracing::instrument(skip(self), err)]
-    pub async fn saga_detail(&self, saga_id: &str) -> Result<Option<SagaDetail>> {
-        // One snapshot for both reads, so the header and the timeline agree
-        // while the ingest writes. SQLite (WAL) pins the snapshot at the
-        // first read of a transaction; Postgres needs repeatable read.
-        let mut tx = self.pool.begin().await?;
-        if self.backend == Backend::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
-                .await?;
-        }
-        // An id that was merged into another instance resolves to it.
-        let Some(row) = sqlx::query(
-            "SELECT saga_id, status, projection FROM sagas WHERE saga_id = $1 \
-             OR saga_id = (SELECT saga_id FROM saga_keys WHERE search_key = $1 AND kind = 'merged' LIMIT 1) \
-             ORDER BY CASE WHEN saga_id = $1 THEN 0 ELSE 1 END LIMIT 1",
-        )
-        .bind(saga_id.to_string())
-        .fetch_optional(&mut *tx)
-        .await?
-        else {
-            return Ok(None);
-        };
-        let saga_id: String = row.try_get("saga_id")?;
-        let saga = summary_from_row(&row)?;
-        let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE saga_id = $1 ORDER BY occurred_at_us, event_id");
-        let events = sqlx::query(&sql)
-            .bind(saga_id.clone())
-            .fetch_all(&mut *tx)
-            .await?
-            .iter()
-            .map(timeline_event_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        tx.commit().await?;
-        Ok(Some(SagaDetail { saga, events }))
     }
 
     /// Distinct saga types, for the filter drop-down.

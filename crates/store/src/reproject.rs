@@ -60,6 +60,9 @@ impl Store {
             .try_get("n")?;
         for sql in [
             "DELETE FROM sagas",
+            // The rows come back from version 1: the generation keeps
+            // every timeline ETag issued before from matching after.
+            "UPDATE read_model_generation SET generation = generation + 1",
             "DELETE FROM correlation_keys",
             "DELETE FROM saga_keys",
             // Saga rollups are rebuilt with the sagas; lag and topic

@@ -47,3 +47,48 @@ pub async fn another_handle(store: &Store) -> Store {
         .await
         .expect("open the same database again")
 }
+
+/// Dead letters per (DLQ topic, state) as the counters hold them (the base
+/// rows plus deltas not folded in yet), zeros left out.
+pub async fn dead_letter_counters(
+    store: &Store,
+) -> std::collections::BTreeMap<(String, String), i64> {
+    counted(
+        store,
+        "SELECT dlq_topic, state, CAST(SUM(n) AS BIGINT) AS n FROM (\
+         SELECT dlq_topic, state, n FROM dead_letter_counts \
+         UNION ALL SELECT dlq_topic, state, delta FROM dead_letter_count_deltas) c GROUP BY dlq_topic, state",
+    )
+    .await
+}
+
+/// The same, counted from the rows of `dead_letters`.
+pub async fn dead_letter_recount(
+    store: &Store,
+) -> std::collections::BTreeMap<(String, String), i64> {
+    counted(
+        store,
+        "SELECT dlq_topic, state, COUNT(*) AS n FROM dead_letters GROUP BY dlq_topic, state",
+    )
+    .await
+}
+
+async fn counted(store: &Store, sql: &str) -> std::collections::BTreeMap<(String, String), i64> {
+    use sqlx::Row;
+    sqlx::query(sql)
+        .fetch_all(&store.pool)
+        .await
+        .expect("count dead letters")
+        .iter()
+        .map(|row| {
+            (
+                (
+                    row.get::<String, _>("dlq_topic"),
+                    row.get::<String, _>("state"),
+                ),
+                row.get::<i64, _>("n"),
+            )
+        })
+        .filter(|(_, n)| *n != 0)
+        .collect()
+}

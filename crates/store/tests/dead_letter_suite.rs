@@ -30,6 +30,7 @@ dead_letter_suite!(
     groups_count_depth_and_age_exactly,
     a_redriven_letter_that_comes_back_marks_the_original_failed_again,
     dead_letters_link_to_sagas_by_saga_id_and_by_trace_id,
+    depth_counters_equal_a_recount_through_every_change,
 );
 
 /// 2025-11-21T04:40:00Z, the time every fixture counts from.
@@ -934,4 +935,153 @@ async fn all_links(store: &Store) -> Vec<(String, Option<String>, Option<String>
         .collect();
     links.sort();
     links
+}
+
+/// The counters against a recount of the rows, and the per-topic depths
+/// they give against the same figures counted from the table (a filter
+/// that selects every state takes the counting path).
+async fn assert_counters_match(store: &Store, when: &str) {
+    use sagascope_store::test_support::{dead_letter_counters, dead_letter_recount};
+    assert_eq!(
+        dead_letter_counters(store).await,
+        dead_letter_recount(store).await,
+        "{when}"
+    );
+    let now = at(10_000);
+    let every_state = DlqFilter {
+        state: Some("new,retry_requested,retried,resolved,failed_again,discarded".into()),
+        ..DlqFilter::default()
+    }
+    .validate()
+    .unwrap();
+    let counted = store
+        .dead_letter_groups(&every_state, now)
+        .await
+        .unwrap()
+        .topics;
+    assert_eq!(
+        store.dlq_depth_by_topic(now).await.unwrap(),
+        counted,
+        "{when}"
+    );
+    let unfiltered = store
+        .dead_letter_groups(&DlqQuery::default(), now)
+        .await
+        .unwrap()
+        .topics;
+    assert_eq!(unfiltered, counted, "{when}");
+}
+
+async fn depth_counters_equal_a_recount_through_every_change(store: &Store) {
+    use sagascope_store::{AttemptResult, NewRetry, RetryClaim};
+    let letters = || {
+        let mut letters: Vec<DeadLetter> = (1..=6)
+            .map(|offset| Spring::new("orders.DLT", offset, 10 + offset).letter())
+            .collect();
+        letters.extend(
+            (1..=3).map(|offset| Spring::new("payments.DLT", offset, 30 - offset).letter()),
+        );
+        letters
+    };
+    store.write_batch(&batch(letters(), vec![])).await.unwrap();
+    assert_counters_match(store, "inserted").await;
+    store.write_batch(&batch(letters(), vec![])).await.unwrap();
+    assert_counters_match(store, "redelivered").await;
+
+    // Single re-drives: one produced (retried), one refused (back to new).
+    for (n, produced) in [(1, true), (2, false)] {
+        let id = format!("orders.DLT/0/{n}");
+        let key = format!("key-{n}");
+        let attempt = format!("attempt-{n}");
+        let claim = store
+            .claim_retry(&NewRetry {
+                dead_letter_id: &id,
+                idempotency_key: &key,
+                attempt_id: &attempt,
+                actor: "otto",
+                reason: "downstream fixed",
+                target_topic: "payments.events",
+                at: at(40),
+            })
+            .await
+            .unwrap();
+        let claim = match claim {
+            RetryClaim::Claimed(claim) => claim,
+            other => panic!("expected a claim, got {other:?}"),
+        };
+        assert_counters_match(store, "claimed").await;
+        store
+            .finish_retry(
+                &AttemptResult {
+                    attempt_id: claim.attempt_id.clone(),
+                    dead_letter_id: claim.dead_letter_id.clone(),
+                    result: if produced {
+                        Ok((0, 77))
+                    } else {
+                        Err("broker down".into())
+                    },
+                },
+                "re-driven",
+                at(41),
+            )
+            .await
+            .unwrap();
+        assert_counters_match(store, "retry finished").await;
+    }
+
+    // A re-driven copy comes back: its original is failed_again.
+    assert!(store
+        .set_dead_letter_state(
+            "orders.DLT/0/3",
+            &[DeadLetterState::New],
+            DeadLetterState::Retried,
+            None,
+            at(42)
+        )
+        .await
+        .unwrap());
+    let back = Spring::new("orders.DLT", 9, 60)
+        .header("x-retry-of", b"orders.DLT/0/3")
+        .header("x-retry-count", b"1")
+        .letter();
+    store.write_batch(&batch(vec![back], vec![])).await.unwrap();
+    assert_counters_match(store, "failed again").await;
+
+    // Discards.
+    for id in ["orders.DLT/0/4", "payments.DLT/0/1"] {
+        store
+            .discard_dead_letter(id, "otto", "obsolete", at(50))
+            .await
+            .unwrap();
+    }
+    assert_counters_match(store, "discarded").await;
+
+    // The resolve sweep: retried and never back within the window.
+    let report = store
+        .resolve_retried(at(1_000), std::time::Duration::from_secs(120), "2m")
+        .await
+        .unwrap();
+    assert_eq!(report.not_returned, 1);
+    assert_counters_match(store, "resolved").await;
+
+    // Retention removes closed ones, one at a time and then the rest.
+    let cutoff = at(5_000);
+    assert_eq!(
+        store
+            .delete_closed_dead_letters_before(cutoff, 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_counters_match(store, "one removed").await;
+    let removed = store
+        .delete_closed_dead_letters_before(cutoff, 100)
+        .await
+        .unwrap();
+    assert!(removed > 0);
+    assert_counters_match(store, "closed removed").await;
+    let depths = store.dlq_depth_by_topic(at(10_000)).await.unwrap();
+    let orders = depths.iter().find(|t| t.topic == "orders.DLT").unwrap();
+    // 2 (back to new), 5, 6 and the returned copy 9 are still open.
+    assert_eq!((orders.depth, orders.total), (4, 4));
 }

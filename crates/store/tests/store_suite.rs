@@ -35,6 +35,8 @@ store_suite!(
     quiet_choreographies_end_with_their_inferred_outcome,
     choreographies_without_rules_fail_and_compensate_at_once,
     many_trace_ids_are_capped_in_the_projection_but_all_searchable,
+    timeline_json_is_the_typed_detail_with_stored_json_passed_through,
+    timeline_etag_changes_with_everything_the_timeline_shows,
 );
 
 fn event(saga: &str, n: i64, phase: Phase, step: Option<&str>) -> SagaEvent {
@@ -1070,4 +1072,212 @@ async fn many_trace_ids_are_capped_in_the_projection_but_all_searchable(store: &
         .await
         .unwrap();
     assert_eq!(keys, 120, "60 trace ids and 60 business keys, once each");
+}
+
+/// Events whose stored JSON is awkward: nested, unicode, escapes, big and
+/// fractional numbers, scalars as payloads, empty and odd headers.
+fn odd_events(saga: &str) -> Vec<SagaEvent> {
+    let payloads = [
+        serde_json::json!({
+            "nested": {"list": [1, [2, [3, {"deep": null}]], {"e": []}], "empty": {}},
+            "unicode": "żółć ✓ 🦀 e\u{301} \u{2028}\u{2029} \u{7f}",
+            "escapes": "quote \" backslash \\ slash / tab \t newline \n nul \u{0} bell \u{7}",
+            "numbers": [0, -1, u64::MAX, i64::MIN, 0.1, 1.5e300, -2.5e-308, 12.0],
+            "bools": [true, false],
+            "key with \"quotes\" and \\ and 🦀": "v"
+        }),
+        serde_json::json!("just a string with \"quotes\" and 🦀"),
+        serde_json::json!(null),
+        serde_json::json!(""),
+        serde_json::json!([]),
+        serde_json::json!(-0.0),
+    ];
+    payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| {
+            let n = i as i64;
+            let phase = if i == 0 {
+                Phase::SagaStarted
+            } else {
+                Phase::StepSucceeded
+            };
+            let mut e = event(saga, n, phase, (i > 0).then_some("Step \"ünïcode\""));
+            e.payload = payload;
+            e.headers = match i {
+                0 => vec![],
+                1 => vec![sagascope_model::Header {
+                    key: "".into(),
+                    value: "".into(),
+                }],
+                _ => vec![
+                    sagascope_model::Header {
+                        key: "x-ünï \"q\"".into(),
+                        value: "line\nbreak \\ \u{0} 🦀".into(),
+                    },
+                    sagascope_model::Header {
+                        key: "x-ünï \"q\"".into(),
+                        value: "a repeated key".into(),
+                    },
+                ],
+            };
+            if i == 2 {
+                e.published_at = None;
+                e.trace_id = None;
+                e.span_id = Some("00f067aa0ba902b7".into());
+                e.error = Some("failed: \"x\" \\ y\n🦀".into());
+            }
+            // Two events at the same time: the id breaks the tie.
+            if i == 4 {
+                e.occurred_at = Utc.timestamp_millis_opt(1_763_700_000_000 + 300).unwrap();
+            }
+            e
+        })
+        .collect()
+}
+
+/// What the API body must equal: the typed detail through serde.
+async fn assert_json_equals_detail(store: &Store, id: &str) -> String {
+    let json = store
+        .saga_timeline_json(id)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("no timeline for {id}"));
+    let detail = store.saga_detail(id).await.unwrap().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&json.body)
+        .unwrap_or_else(|e| panic!("body of {id} is not JSON ({e}): {}", json.body));
+    assert_eq!(body, serde_json::to_value(&detail).unwrap(), "{id}");
+    // The body parses back into the API shape, too.
+    let typed: sagascope_model::SagaDetail = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(typed, detail, "{id}");
+    assert_eq!(
+        store.saga_timeline_etag(id).await.unwrap(),
+        Some(json.etag.clone()),
+        "{id}: the lone ETag query agrees with the body's"
+    );
+    json.etag
+}
+
+async fn timeline_json_is_the_typed_detail_with_stored_json_passed_through(store: &Store) {
+    store
+        .write_batch(&batch(odd_events("ord-odd")))
+        .await
+        .unwrap();
+    store
+        .write_batch(&batch(compensated_saga("ord-plain", 0)))
+        .await
+        .unwrap();
+    let odd = store.saga_detail("ord-odd").await.unwrap().unwrap();
+    assert_eq!(odd.events.len(), 6);
+    assert_eq!(odd.events[0].payload["numbers"][2], u64::MAX);
+    assert!(odd.events[0].headers.is_empty());
+    let order: Vec<&str> = odd.events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "ord-odd-e0",
+            "ord-odd-e1",
+            "ord-odd-e2",
+            "ord-odd-e3",
+            "ord-odd-e4",
+            "ord-odd-e5"
+        ],
+        "timeline order: event time, then id"
+    );
+    assert_json_equals_detail(store, "ord-odd").await;
+    assert_json_equals_detail(store, "ord-plain").await;
+
+    // A merged id answers with the winner's timeline, and its ETag.
+    let decoder = Decoder::new(Rules::parse(CHOREOGRAPHY_RULES).unwrap());
+    let events = broken_trace_order(&decoder);
+    for i in [3, 2, 1, 0] {
+        store
+            .write_batch(&batch(vec![events[i].clone()]))
+            .await
+            .unwrap();
+    }
+    let winner = assert_json_equals_detail(store, T1).await;
+    let by_merged_id = assert_json_equals_detail(store, "ord-1").await;
+    assert_eq!(by_merged_id, winner);
+    let json = store.saga_timeline_json("ord-1").await.unwrap().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&json.body).unwrap();
+    assert_eq!(body["saga_id"], T1);
+    assert_eq!(body["events"].as_array().unwrap().len(), 4);
+
+    assert!(store.saga_timeline_json("missing").await.unwrap().is_none());
+    assert!(store.saga_timeline_etag("missing").await.unwrap().is_none());
+}
+
+async fn timeline_etag_changes_with_everything_the_timeline_shows(store: &Store) {
+    use sagascope_store::StallPolicy;
+    use std::time::Duration;
+    let etag =
+        |id: &'static str| async move { store.saga_timeline_etag(id).await.unwrap().unwrap() };
+    let started = vec![
+        event("ord-e", 0, Phase::SagaStarted, None),
+        event("ord-e", 1, Phase::StepStarted, Some("AuthorizePayment")),
+    ];
+    store.write_batch(&batch(started.clone())).await.unwrap();
+    let first = etag("ord-e").await;
+    assert!(first.starts_with('"') && first.ends_with('"'), "{first}");
+    assert_eq!(etag("ord-e").await, first, "unchanged: same ETag");
+    store.write_batch(&batch(started)).await.unwrap();
+    assert_eq!(etag("ord-e").await, first, "a redelivery changes nothing");
+
+    // A new event.
+    store
+        .write_batch(&batch(vec![event(
+            "ord-e",
+            2,
+            Phase::StepSucceeded,
+            Some("AuthorizePayment"),
+        )]))
+        .await
+        .unwrap();
+    let with_event = etag("ord-e").await;
+    assert_ne!(with_event, first);
+
+    // The stall sweep changes the status only.
+    let policy = StallPolicy {
+        default_timeout: Duration::from_secs(10),
+        per_type: vec![],
+    };
+    let stalled = store
+        .mark_stalled(
+            &policy,
+            Utc.timestamp_millis_opt(1_763_700_000_000).unwrap() + chrono::Duration::seconds(60),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stalled.len(), 1);
+    let after_sweep = etag("ord-e").await;
+    assert_ne!(after_sweep, with_event);
+
+    // A reprojection rebuilds every row from version 1.
+    store
+        .reproject(&Decoder::default(), 100, |_| {})
+        .await
+        .unwrap();
+    let after_reproject = etag("ord-e").await;
+    assert_ne!(after_reproject, after_sweep);
+    assert_ne!(after_reproject, first);
+    assert_json_equals_detail(store, "ord-e").await;
+
+    // A merge: the loser's id now shows the winner, under the winner's ETag.
+    let decoder = Decoder::new(Rules::parse(CHOREOGRAPHY_RULES).unwrap());
+    let events = broken_trace_order(&decoder);
+    store
+        .write_batch(&batch(vec![events[3].clone()]))
+        .await
+        .unwrap();
+    let loser_alone = etag("ord-1").await;
+    for i in [2, 1, 0] {
+        store
+            .write_batch(&batch(vec![events[i].clone()]))
+            .await
+            .unwrap();
+    }
+    let merged = etag("ord-1").await;
+    assert_ne!(merged, loser_alone);
+    assert_eq!(merged, etag(T1).await);
 }

@@ -6,10 +6,13 @@
 //! **Depth** is the number of dead letters in an open state
 //! ([`DeadLetterState::OPEN`]: `new`, `retry_requested`);
 //! **oldest age** is now minus the smallest `dead_lettered_at` (the DLQ
-//! message's Kafka timestamp, else its ingest time) among those. They are
-//! counted from the table (indexed by topic, group and state), not from
-//! rollups: a DLQ is small next to the event stream, and its states change
-//! outside the ingest (re-drive, discard).
+//! message's Kafka timestamp, else its ingest time) among those. Per topic
+//! (the overview, `/metrics`, the unfiltered DLQ page) they come from
+//! `dead_letter_counts`, which database triggers keep in the transaction of
+//! every insert, state change and delete (see migration 0011), plus one
+//! index probe per (topic, state) for the times; filtered views and the
+//! failure groups are counted from the table (indexed by topic, group and
+//! state).
 
 mod groups;
 mod link;
