@@ -16,6 +16,8 @@ mod read_trace;
 mod reproject;
 mod retention;
 mod retries;
+mod rollup_cache;
+mod rollup_retention;
 mod rollups;
 mod rows;
 mod spans;
@@ -38,6 +40,7 @@ pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use retention::SagaRetentionBatch;
+pub use rollup_retention::ROLLUP_KEEP;
 pub use retries::{
     AttemptResult, CancelOutcome, ChunkClaim, ClaimedChunk, ClaimedJob, ClaimedRetry,
     DiscardOutcome, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob, ResolveReport,
@@ -113,6 +116,9 @@ pub struct Store {
     /// Live sagas' rows as this process last wrote them (a hint checked by
     /// compare-and-set: see `project_sagas.rs`), shared by every clone.
     cache: std::sync::Arc<projection_cache::ProjectionCache>,
+    /// The overview's closed rollup buckets (see `rollup_cache.rs`),
+    /// shared by every clone.
+    rollup_cache: std::sync::Arc<rollup_cache::RollupCache>,
 }
 
 /// A database URL whose Debug output hides the password.
@@ -165,6 +171,7 @@ impl Store {
             backend,
             url: SecretUrl(url.as_str().into()),
             cache: Default::default(),
+            rollup_cache: Default::default(),
         })
     }
 
@@ -198,6 +205,12 @@ impl Store {
     /// Projection cache (hits, misses) since start, for the benchmark.
     pub fn projection_cache_counts(&self) -> (u64, u64) {
         self.cache.counts()
+    }
+
+    /// Rollup cache (hits, misses) in time buckets since start, for the
+    /// benchmark and tests.
+    pub fn rollup_cache_counts(&self) -> (u64, u64) {
+        self.rollup_cache.counts()
     }
 
     pub async fn migrate(&self) -> Result<()> {
