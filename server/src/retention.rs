@@ -106,10 +106,8 @@ pub async fn retention_pass(
     let mut report = RetentionReport::default();
     let size = config.batch_size;
     // Whatever the configured ages: the windows' needs decide.
-    let (rollups, batches) = in_batches(config, shutdown, || {
-        store.delete_expired_rollups(now, size)
-    })
-    .await?;
+    let (rollups, batches) =
+        in_batches(config, shutdown, || store.delete_expired_rollups(now, size)).await?;
     report.rollups = rollups;
     report.batches += batches;
     if let Some(age) = config.events {

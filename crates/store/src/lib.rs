@@ -40,13 +40,13 @@ pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use retention::SagaRetentionBatch;
-pub use rollup_retention::ROLLUP_KEEP;
 pub use retries::{
     AttemptResult, CancelOutcome, ChunkClaim, ClaimedChunk, ClaimedJob, ClaimedRetry,
     DiscardOutcome, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob, ResolveReport,
     RetryClaim, RetryPayload, RetryableSource, INTERRUPTED, NO_ORIGINAL_TOPIC, RETRY_CHUNK,
     SAGA_PROGRESSED,
 };
+pub use rollup_retention::ROLLUP_KEEP;
 pub use stall_sweep::StallPolicy;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
 

@@ -266,12 +266,9 @@ impl Store {
             .collect();
         let closed_by = now_us.min(micros(chrono::Utc::now()));
         let closed = |bucket: i64| bucket + grain_us <= closed_by;
-        let mut found = self.rollup_cache.get_many(
-            starts
-                .iter()
-                .filter(|b| closed(**b))
-                .map(|b| (grain, *b)),
-        );
+        let mut found = self
+            .rollup_cache
+            .get_many(starts.iter().filter(|b| closed(**b)).map(|b| (grain, *b)));
         let missing: Vec<i64> = starts
             .iter()
             .copied()

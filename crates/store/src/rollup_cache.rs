@@ -311,7 +311,11 @@ mod tests {
         assert!(inner.rows >= MAX_ROWS / 2, "{} rows", inner.rows);
         assert_eq!(
             inner.rows,
-            inner.entries.values().map(|e| e.rows.weight()).sum::<usize>()
+            inner
+                .entries
+                .values()
+                .map(|e| e.rows.weight())
+                .sum::<usize>()
         );
         // The most recent entry is kept.
         assert!(inner

@@ -28,7 +28,10 @@ pub const ROLLUP_KEEP: [(i64, Duration); 4] = [
 
 /// Each rollup table with its key columns (the batch deletes by key).
 const TABLES: [(&str, &str); 4] = [
-    ("saga_rollups", "grain_s, bucket_start_us, saga_type, status"),
+    (
+        "saga_rollups",
+        "grain_s, bucket_start_us, saga_type, status",
+    ),
     ("step_rollups", "grain_s, bucket_start_us, saga_type, step"),
     ("topic_rollups", "grain_s, bucket_start_us, topic"),
     (
@@ -49,8 +52,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         'tables: for (table, key) in TABLES {
             for (grain, keep) in ROLLUP_KEEP {
-                let cutoff_us = micros(now)
-                    .saturating_sub(i64::try_from(keep.as_micros()).unwrap_or(i64::MAX));
+                let cutoff_us =
+                    micros(now).saturating_sub(i64::try_from(keep.as_micros()).unwrap_or(i64::MAX));
                 // Row values `IN (SELECT … LIMIT n)`: a bounded delete in
                 // SQL that Postgres and SQLite (3.15+) share.
                 let sql = format!(

@@ -722,7 +722,12 @@ async fn expired_rollups_go_in_bounded_batches_and_windows_ending_now_keep_their
     }
     let rows = |grain: i64| async move {
         let mut total = 0i64;
-        for table in ["saga_rollups", "step_rollups", "topic_rollups", "histograms"] {
+        for table in [
+            "saga_rollups",
+            "step_rollups",
+            "topic_rollups",
+            "histograms",
+        ] {
             let n: i64 = sqlx::query(&format!(
                 "SELECT COUNT(*) AS n FROM {table} WHERE grain_s = $1"
             ))
