@@ -53,6 +53,11 @@ fn count_status(counts: &mut OutcomeCounts, status: &str, n: i64, compensating: 
     }
 }
 
+/// (series, subject, detail) of a histogram.
+type HistogramKey<'a> = (&'a str, &'a str, &'a str);
+/// (lag series, topic, chart point).
+type LagPointKey<'a> = (&'a str, &'a str, usize);
+
 impl Store {
     /// `now` ends the window (see `MetricsWindow::bounds_us`).
     #[tracing::instrument(skip(self), err)]
@@ -81,8 +86,8 @@ impl Store {
         // events and errors per topic and point.
         let mut by_type: BTreeMap<&str, (OutcomeCounts, Vec<OutcomeCounts>)> = BTreeMap::new();
         let mut step_sums: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
-        let mut histograms: BTreeMap<(&str, &str, &str), Vec<(i64, i64)>> = BTreeMap::new();
-        let mut lag_points: BTreeMap<(&str, &str, usize), Vec<(i64, i64)>> = BTreeMap::new();
+        let mut histograms: BTreeMap<HistogramKey<'_>, Vec<(i64, i64)>> = BTreeMap::new();
+        let mut lag_points: BTreeMap<LagPointKey<'_>, Vec<(i64, i64)>> = BTreeMap::new();
         let mut topic_events: BTreeMap<String, i64> = BTreeMap::new();
         let mut ingest_points: Vec<IngestPoint> = (0..points)
             .map(|i| IngestPoint {
@@ -154,7 +159,7 @@ impl Store {
                         executions: *n,
                         failures: *f,
                         failure_rate: ratio(*f, *n),
-                        duration: percentiles_of("step", saga_type, *step),
+                        duration: percentiles_of("step", saga_type, step),
                     })
                     .collect();
                 type_steps.sort_by(|a, b| {
