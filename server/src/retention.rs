@@ -3,7 +3,9 @@
 //! `--retention-batch-size` each, a pause between two, until a batch comes
 //! back short), so the ingest keeps committing while old data goes. What
 //! goes and what stays is decided in `sagascope_store`'s `retention.rs`;
-//! replicas may run it at the same time (Postgres: `SKIP LOCKED`).
+//! replicas may run it at the same time (Postgres: `SKIP LOCKED`). Each
+//! pass also deletes the rollup rows no overview window reads any more
+//! (`rollup_retention.rs`: a fixed span per grain, whatever the ages).
 
 use std::future::Future;
 use std::time::Duration;
@@ -58,6 +60,8 @@ impl RetentionConfig {
 /// What one pass removed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionReport {
+    /// Rollup rows older than any window reads.
+    pub rollups: u64,
     pub sagas: u64,
     pub events: u64,
     pub dead_letters: u64,
@@ -108,6 +112,11 @@ pub async fn retention_pass(
 ) -> sagascope_store::Result<RetentionReport> {
     let mut report = RetentionReport::default();
     let size = config.batch_size;
+    // Whatever the configured ages: the windows' needs decide.
+    let (rollups, batches) =
+        in_batches(config, shutdown, || store.delete_expired_rollups(now, size)).await?;
+    report.rollups = rollups;
+    report.batches += batches;
     if let Some(age) = config.events {
         let before = cutoff(now, age);
         let events = &std::sync::atomic::AtomicU64::new(0);
@@ -176,7 +185,7 @@ pub async fn run_retention(
 ) {
     describe_counter!(
         "sagascope_retention_removed_total",
-        "Rows removed by retention, by kind: sagas, events, dead_letters, ingest_errors, spans, audit_entries."
+        "Rows removed by retention, by kind: rollups, sagas, events, dead_letters, ingest_errors, spans, audit_entries."
     );
     tracing::info!(?config, "retention started");
     let mut tick = tokio::time::interval(config.interval);
@@ -190,6 +199,7 @@ pub async fn run_retention(
         match retention_pass(&store, &config, chrono::Utc::now(), &shutdown).await {
             Ok(report) => {
                 for (kind, n) in [
+                    ("rollups", report.rollups),
                     ("sagas", report.sagas),
                     ("events", report.events),
                     ("dead_letters", report.dead_letters),

@@ -261,9 +261,8 @@ impl Running {
     /// Removes old data in bounded batches every `config.interval`
     /// (`retention.rs`), until shutdown; nothing when every age is off.
     pub fn retain(&self, config: crate::retention::RetentionConfig) {
-        if config.is_off() {
-            return;
-        }
+        // Always runs, even with every age `off`: the rollups' own bounded
+        // pruning (past what any overview window reads) is part of a pass.
         let store = self.state.store.clone();
         let shutdown = self.state.shutdown.clone();
         tokio::spawn(crate::retention::run_retention(store, config, shutdown));

@@ -70,11 +70,16 @@ impl MetricsWindow {
         }
     }
 
-    /// The rollup grain the window reads: minutes up to 6 h, hours beyond.
+    /// The rollup grain the window reads, so that every window reads a
+    /// bounded number of buckets (at most 60): minutes up to 1 h, 10
+    /// minutes for 6 h, hours for 24 h, 6 hours for 7 d. Each chart point
+    /// is a whole number of buckets.
     pub fn grain_seconds(self) -> i64 {
         match self {
-            MetricsWindow::Minutes15 | MetricsWindow::Hour1 | MetricsWindow::Hours6 => 60,
-            MetricsWindow::Hours24 | MetricsWindow::Days7 => 3600,
+            MetricsWindow::Minutes15 | MetricsWindow::Hour1 => 60,
+            MetricsWindow::Hours6 => 600,
+            MetricsWindow::Hours24 => 3600,
+            MetricsWindow::Days7 => 6 * 3600,
         }
     }
 
@@ -474,6 +479,8 @@ mod tests {
             assert_eq!(MetricsWindow::parse(w.as_str()), Ok(w));
             assert_eq!(w.seconds() % w.point_seconds(), 0);
             assert_eq!(w.point_seconds() % w.grain_seconds(), 0);
+            // A bounded read: the window's buckets, the open one included.
+            assert!(w.seconds() / w.grain_seconds() <= 60, "{w:?}");
         }
         assert_eq!(MetricsWindow::parse(""), Ok(MetricsWindow::Hour1));
         assert!(MetricsWindow::parse("2h").unwrap_err().contains("15m, 1h"));

@@ -19,6 +19,8 @@ mod read_trace;
 mod reproject;
 mod retention;
 mod retries;
+mod rollup_cache;
+mod rollup_retention;
 mod rollups;
 mod rows;
 mod spans;
@@ -50,6 +52,7 @@ pub use retries::{
     RetryClaim, RetryPayload, RetryableSource, INTERRUPTED, NO_ORIGINAL_TOPIC, RETRY_CHUNK,
     SAGA_PROGRESSED,
 };
+pub use rollup_retention::ROLLUP_KEEP;
 pub use stall_sweep::StallPolicy;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
 
@@ -119,6 +122,9 @@ pub struct Store {
     /// Live sagas' rows as this process last wrote them (a hint checked by
     /// compare-and-set: see `project_sagas.rs`), shared by every clone.
     cache: std::sync::Arc<projection_cache::ProjectionCache>,
+    /// The overview's closed rollup buckets (see `rollup_cache.rs`),
+    /// shared by every clone.
+    rollup_cache: std::sync::Arc<rollup_cache::RollupCache>,
 }
 
 /// A database URL whose Debug output hides the password.
@@ -171,6 +177,7 @@ impl Store {
             backend,
             url: SecretUrl(url.as_str().into()),
             cache: Default::default(),
+            rollup_cache: Default::default(),
         })
     }
 
@@ -204,6 +211,12 @@ impl Store {
     /// Projection cache (hits, misses) since start, for the benchmark.
     pub fn projection_cache_counts(&self) -> (u64, u64) {
         self.cache.counts()
+    }
+
+    /// Rollup cache (hits, misses) in time buckets since start, for the
+    /// benchmark and tests.
+    pub fn rollup_cache_counts(&self) -> (u64, u64) {
+        self.rollup_cache.counts()
     }
 
     pub async fn migrate(&self) -> Result<()> {

@@ -2,8 +2,16 @@
 //! the raw events): outcome counts and rates per saga type with their
 //! sparkline points, per-step counts and durations, duration and lag
 //! percentiles, events and ingest errors per topic.
+//!
+//! A window is a bounded number of time buckets of one grain
+//! (`MetricsWindow::grain_seconds`), each table one index range (the keys
+//! start with grain and bucket). Closed buckets come from the cache
+//! (`rollup_cache.rs`); the others are read in one range per table, the
+//! four tables concurrently, the rows per bucket, and everything else
+//! (window totals, chart points, lag percentiles per point) is summed here.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use sagascope_domain::histogram::percentiles;
 use sagascope_domain::{from_micros, micros};
@@ -11,10 +19,11 @@ use sagascope_model::{
     ratio, IngestHealth, IngestPoint, LagPoint, LagStats, MetricsWindow, OutcomeCounts,
     Percentiles, RatePoint, SagaStatus, SagaTypeMetrics, StepMetrics, Timestamp, TopicLag,
 };
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::rollup_cache::BucketRows;
 use crate::{Result, Store};
-
 /// What the store knows of a window; the overview adds what lives in memory.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WindowMetrics {
@@ -44,6 +53,11 @@ fn count_status(counts: &mut OutcomeCounts, status: &str, n: i64, compensating: 
     }
 }
 
+/// (series, subject, detail) of a histogram.
+type HistogramKey<'a> = (&'a str, &'a str, &'a str);
+/// (lag series, topic, chart point).
+type LagPointKey<'a> = (&'a str, &'a str, usize);
+
 impl Store {
     /// `now` ends the window (see `MetricsWindow::bounds_us`).
     #[tracing::instrument(skip(self), err)]
@@ -57,117 +71,23 @@ impl Store {
         let point_us = window.point_seconds() * 1_000_000;
         let points = usize::try_from(window.seconds() / window.point_seconds()).unwrap_or(1);
         let point_at = |i: usize| from_micros(from + i as i64 * point_us);
-        let point_of = |p: i64| usize::try_from(p).unwrap_or(0).min(points - 1);
+        let point_of = |bucket: i64| {
+            usize::try_from((bucket - from) / point_us)
+                .unwrap_or(0)
+                .min(points - 1)
+        };
         // Per-second rates divide by the part of the window that has passed.
         let elapsed_s = ((micros(now).min(to) - from) as f64 / 1e6).max(1.0);
 
-        // Outcomes per type, status and chart point.
-        let rows = sqlx::query(
-            "SELECT saga_type, status, (bucket_start_us - $2) / $4 AS point, CAST(SUM(sagas) AS BIGINT) AS n, CAST(SUM(began_compensating) AS BIGINT) AS c \
-             FROM saga_rollups WHERE grain_s = $1 AND bucket_start_us >= $2 AND bucket_start_us < $3 \
-             GROUP BY saga_type, status, (bucket_start_us - $2) / $4",
-        )
-        .bind(grain)
-        .bind(from)
-        .bind(to)
-        .bind(point_us)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut by_type: BTreeMap<String, (OutcomeCounts, Vec<OutcomeCounts>)> = BTreeMap::new();
-        for row in &rows {
-            let saga_type: String = row.try_get("saga_type")?;
-            let status: String = row.try_get("status")?;
-            let point: i64 = row.try_get("point")?;
-            let n: i64 = row.try_get("n")?;
-            let c: i64 = row.try_get("c")?;
-            let entry = by_type.entry(saga_type).or_insert_with(|| {
-                (
-                    OutcomeCounts::default(),
-                    vec![OutcomeCounts::default(); points],
-                )
-            });
-            count_status(&mut entry.0, &status, n, c);
-            count_status(&mut entry.1[point_of(point)], &status, n, c);
-        }
+        let buckets = self.window_buckets(grain, from, to, micros(now)).await?;
 
-        // Steps per type.
-        let rows = sqlx::query(
-            "SELECT saga_type, step, CAST(SUM(executions) AS BIGINT) AS n, CAST(SUM(failures) AS BIGINT) AS f FROM step_rollups \
-             WHERE grain_s = $1 AND bucket_start_us >= $2 AND bucket_start_us < $3 GROUP BY saga_type, step",
-        )
-        .bind(grain)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut steps: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
-        for row in &rows {
-            let n: i64 = row.try_get("n")?;
-            if n > 0 {
-                steps.insert(
-                    (row.try_get("saga_type")?, row.try_get("step")?),
-                    (n, row.try_get("f")?),
-                );
-            }
-        }
-
-        // Histograms over the whole window, and lag per chart point.
-        let rows = sqlx::query(
-            "SELECT series, subject, detail, value_ms, CAST(SUM(n) AS BIGINT) AS n FROM histograms \
-             WHERE grain_s = $1 AND bucket_start_us >= $2 AND bucket_start_us < $3 \
-             GROUP BY series, subject, detail, value_ms",
-        )
-        .bind(grain)
-        .bind(from)
-        .bind(to)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut histograms: BTreeMap<(String, String, String), Vec<(i64, i64)>> = BTreeMap::new();
-        for row in &rows {
-            histograms
-                .entry((
-                    row.try_get("series")?,
-                    row.try_get("subject")?,
-                    row.try_get("detail")?,
-                ))
-                .or_default()
-                .push((row.try_get("value_ms")?, row.try_get("n")?));
-        }
-        let rows = sqlx::query(
-            "SELECT series, subject, (bucket_start_us - $2) / $4 AS point, value_ms, CAST(SUM(n) AS BIGINT) AS n FROM histograms \
-             WHERE grain_s = $1 AND series IN ('relay_lag', 'consumer_lag', 'catchup_lag') AND bucket_start_us >= $2 AND bucket_start_us < $3 \
-             GROUP BY series, subject, (bucket_start_us - $2) / $4, value_ms",
-        )
-        .bind(grain)
-        .bind(from)
-        .bind(to)
-        .bind(point_us)
-        .fetch_all(&self.pool)
-        .await?;
-        let mut lag_points: BTreeMap<(String, String, i64), Vec<(i64, i64)>> = BTreeMap::new();
-        for row in &rows {
-            lag_points
-                .entry((
-                    row.try_get("series")?,
-                    row.try_get("subject")?,
-                    row.try_get("point")?,
-                ))
-                .or_default()
-                .push((row.try_get("value_ms")?, row.try_get("n")?));
-        }
-
-        // Events and errors per topic and point.
-        let rows = sqlx::query(
-            "SELECT topic, (bucket_start_us - $2) / $4 AS point, CAST(SUM(events) AS BIGINT) AS e, CAST(SUM(errors) AS BIGINT) AS x FROM topic_rollups \
-             WHERE grain_s = $1 AND bucket_start_us >= $2 AND bucket_start_us < $3 \
-             GROUP BY topic, (bucket_start_us - $2) / $4",
-        )
-        .bind(grain)
-        .bind(from)
-        .bind(to)
-        .bind(point_us)
-        .fetch_all(&self.pool)
-        .await?;
+        // Outcomes per type, status and chart point; steps per type;
+        // histograms over the whole window, and lag per chart point;
+        // events and errors per topic and point.
+        let mut by_type: BTreeMap<&str, (OutcomeCounts, Vec<OutcomeCounts>)> = BTreeMap::new();
+        let mut step_sums: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
+        let mut histograms: BTreeMap<HistogramKey<'_>, Vec<(i64, i64)>> = BTreeMap::new();
+        let mut lag_points: BTreeMap<LagPointKey<'_>, Vec<(i64, i64)>> = BTreeMap::new();
         let mut topic_events: BTreeMap<String, i64> = BTreeMap::new();
         let mut ingest_points: Vec<IngestPoint> = (0..points)
             .map(|i| IngestPoint {
@@ -177,21 +97,51 @@ impl Store {
             })
             .collect();
         let (mut events, mut errors) = (0, 0);
-        for row in &rows {
-            let topic: String = row.try_get("topic")?;
-            let point: i64 = row.try_get("point")?;
-            let e: i64 = row.try_get("e")?;
-            let x: i64 = row.try_get("x")?;
-            *topic_events.entry(topic).or_default() += e;
-            ingest_points[point_of(point)].events += e;
-            ingest_points[point_of(point)].errors += x;
-            events += e;
-            errors += x;
+        for (bucket, rows) in &buckets {
+            let point = point_of(*bucket);
+            for (saga_type, status, n, c) in &rows.sagas {
+                let entry = by_type.entry(saga_type.as_str()).or_insert_with(|| {
+                    (
+                        OutcomeCounts::default(),
+                        vec![OutcomeCounts::default(); points],
+                    )
+                });
+                count_status(&mut entry.0, status, *n, *c);
+                count_status(&mut entry.1[point], status, *n, *c);
+            }
+            for (saga_type, step, n, f) in &rows.steps {
+                let sums = step_sums
+                    .entry((saga_type.as_str(), step.as_str()))
+                    .or_default();
+                sums.0 += n;
+                sums.1 += f;
+            }
+            for (series, subject, detail, value, n) in &rows.histograms {
+                histograms
+                    .entry((series.as_str(), subject.as_str(), detail.as_str()))
+                    .or_default()
+                    .push((*value, *n));
+                if series.ends_with("_lag") {
+                    lag_points
+                        .entry((series.as_str(), subject.as_str(), point))
+                        .or_default()
+                        .push((*value, *n));
+                }
+            }
+            for (topic, e, x) in &rows.topics {
+                *topic_events.entry(topic.clone()).or_default() += e;
+                ingest_points[point].events += e;
+                ingest_points[point].errors += x;
+                events += e;
+                errors += x;
+            }
         }
+        let steps: BTreeMap<(&str, &str), (i64, i64)> =
+            step_sums.into_iter().filter(|(_, (n, _))| *n > 0).collect();
 
         let percentiles_of = |series: &str, subject: &str, detail: &str| -> Percentiles {
             histograms
-                .get(&(series.to_string(), subject.to_string(), detail.to_string()))
+                .get(&(series, subject, detail))
                 .map(|h| percentiles(h))
                 .unwrap_or_default()
         };
@@ -205,11 +155,11 @@ impl Store {
                     .iter()
                     .filter(|((t, _), _)| *t == saga_type)
                     .map(|((_, step), (n, f))| StepMetrics {
-                        step: step.clone(),
+                        step: step.to_string(),
                         executions: *n,
                         failures: *f,
                         failure_rate: ratio(*f, *n),
-                        duration: percentiles_of("step", &saga_type, step),
+                        duration: percentiles_of("step", saga_type, step),
                     })
                     .collect();
                 type_steps.sort_by(|a, b| {
@@ -221,7 +171,7 @@ impl Store {
                 SagaTypeMetrics {
                     failure_rate: counts.failure_rate(),
                     compensation_rate: counts.compensation_rate(),
-                    duration: percentiles_of("saga", &saga_type, ""),
+                    duration: percentiles_of("saga", saga_type, ""),
                     throughput_per_min: counts.started as f64 / (elapsed_s / 60.0),
                     series: series
                         .iter()
@@ -239,15 +189,15 @@ impl Store {
                     steps: type_steps,
                     level: Default::default(),
                     counts,
-                    saga_type,
+                    saga_type: saga_type.to_string(),
                 }
             })
             .collect();
 
         let mut lag_topics: Vec<String> = topic_events.keys().cloned().collect();
         for (series, subject, _) in histograms.keys() {
-            if series.ends_with("_lag") && !lag_topics.contains(subject) {
-                lag_topics.push(subject.clone());
+            if series.ends_with("_lag") && !lag_topics.iter().any(|t| t == subject) {
+                lag_topics.push(subject.to_string());
             }
         }
         lag_topics.sort();
@@ -256,7 +206,7 @@ impl Store {
             .map(|topic| {
                 let point_of_series = |series: &str, i: usize| {
                     lag_points
-                        .get(&(series.to_string(), topic.clone(), i as i64))
+                        .get(&(series, topic.as_str(), i))
                         .map(|h| percentiles(h))
                         .unwrap_or_default()
                 };
@@ -303,4 +253,135 @@ impl Store {
             },
         })
     }
+
+    /// The rollup rows of each bucket of `[from, to)` at `grain`, in time
+    /// order: closed buckets (ended by `now_us` and by the clock) from the
+    /// cache when it has them, the rest from the database in one range per
+    /// table; closed buckets read are cached, empty ones too.
+    async fn window_buckets(
+        &self,
+        grain: i64,
+        from: i64,
+        to: i64,
+        now_us: i64,
+    ) -> Result<Vec<(i64, Arc<BucketRows>)>> {
+        let grain_us = grain * 1_000_000;
+        let starts: Vec<i64> = std::iter::successors(Some(from), |b| Some(b + grain_us))
+            .take_while(|b| *b < to)
+            .collect();
+        let closed_by = now_us.min(micros(chrono::Utc::now()));
+        let closed = |bucket: i64| bucket + grain_us <= closed_by;
+        let mut found = self
+            .rollup_cache
+            .get_many(starts.iter().filter(|b| closed(**b)).map(|b| (grain, *b)));
+        let missing: Vec<i64> = starts
+            .iter()
+            .copied()
+            .filter(|b| !found.contains_key(&(grain, *b)))
+            .collect();
+        if let (Some(first), Some(last)) = (missing.first(), missing.last()) {
+            // Before the read: an invalidation after it means the rows may
+            // be older than a commit, and they are not cached.
+            let ticket = self.rollup_cache.ticket();
+            let mut read = self
+                .read_rollup_buckets(grain, *first, last + grain_us)
+                .await?;
+            let mut to_cache = Vec::new();
+            for bucket in missing {
+                let rows = Arc::new(read.remove(&bucket).unwrap_or_default());
+                if closed(bucket) {
+                    to_cache.push(((grain, bucket), rows.clone()));
+                }
+                found.insert((grain, bucket), rows);
+            }
+            self.rollup_cache.put(ticket, to_cache);
+        }
+        Ok(starts
+            .into_iter()
+            .map(|b| (b, found.remove(&(grain, b)).unwrap_or_default()))
+            .collect())
+    }
+
+    /// The non-zero rollup rows of `[from, to)` at `grain`, per bucket: one
+    /// index range of each table (keyed grain, bucket, …), the four read
+    /// concurrently on the pool.
+    async fn read_rollup_buckets(
+        &self,
+        grain: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<BTreeMap<i64, BucketRows>> {
+        let range = |sql: &'static str| async move {
+            let rows = sqlx::query(sql)
+                .bind(grain)
+                .bind(from)
+                .bind(to)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok::<Vec<AnyRow>, crate::StoreError>(rows)
+        };
+        let (sagas, steps, topics, histograms) = tokio::try_join!(
+            range(
+                "SELECT bucket_start_us, saga_type, status, sagas, began_compensating FROM saga_rollups \
+                 WHERE grain_s = $1 AND bucket_start_us >= $2 AND bucket_start_us < $3 AND (sagas <> 0 OR began_compensating <> 0)"
+            ),
+            range(
+                "SELECT bucket_start_us, saga_type, step, executions, failures FROM step_rollups \
+                 WHERE grain_s = $1 AND bucket_start_us >= $2 AND bucket_start_us < $3 AND (executions <> 0 OR failures <> 0)"
+            ),
+            range(
+                "SELECT bucket_start_us, topic, events, errors FROM topic_rollups \
+                 WHERE grain_s = $1 AND bucket_start_us >= $2 AND bucket_start_us < $3"
+            ),
+            range(
+                "SELECT bucket_start_us, series, subject, detail, value_ms, n FROM histograms \
+                 WHERE grain_s = $1 AND bucket_start_us >= $2 AND bucket_start_us < $3 AND n <> 0"
+            ),
+        )?;
+        let mut buckets: BTreeMap<i64, BucketRows> = BTreeMap::new();
+        for row in &sagas {
+            let entry = (
+                row.try_get("saga_type")?,
+                row.try_get("status")?,
+                row.try_get("sagas")?,
+                row.try_get("began_compensating")?,
+            );
+            bucket_of(&mut buckets, row)?.sagas.push(entry);
+        }
+        for row in &steps {
+            let entry = (
+                row.try_get("saga_type")?,
+                row.try_get("step")?,
+                row.try_get("executions")?,
+                row.try_get("failures")?,
+            );
+            bucket_of(&mut buckets, row)?.steps.push(entry);
+        }
+        for row in &topics {
+            let entry = (
+                row.try_get("topic")?,
+                row.try_get("events")?,
+                row.try_get("errors")?,
+            );
+            bucket_of(&mut buckets, row)?.topics.push(entry);
+        }
+        for row in &histograms {
+            let entry = (
+                row.try_get("series")?,
+                row.try_get("subject")?,
+                row.try_get("detail")?,
+                row.try_get("value_ms")?,
+                row.try_get("n")?,
+            );
+            bucket_of(&mut buckets, row)?.histograms.push(entry);
+        }
+        Ok(buckets)
+    }
+}
+
+fn bucket_of<'a>(
+    buckets: &'a mut BTreeMap<i64, BucketRows>,
+    row: &AnyRow,
+) -> Result<&'a mut BucketRows> {
+    Ok(buckets.entry(row.try_get("bucket_start_us")?).or_default())
 }

@@ -46,6 +46,9 @@ impl Store {
         let started = Instant::now();
         let page_size = page_size.max(1);
         let mut tx = self.begin_write().await?;
+        // The saga rollups are rebuilt whole: no cached bucket stays (again
+        // after the commit, for reads that began before it).
+        self.rollup_cache.clear();
         if self.backend == Backend::Postgres {
             // Writers (the ingest) wait; readers go on with the old rows.
             sqlx::query(
@@ -144,6 +147,7 @@ impl Store {
         tx.commit().await?;
         // Every saga row was rebuilt: no cached copy is current.
         self.cache.clear();
+        self.rollup_cache.clear();
         tracing::info!(
             events = done,
             sagas,

@@ -2,8 +2,11 @@
 //! signed changes in a [`RollupDelta`] (a saga's old fact out, its new fact
 //! in; new events' lag; new ingest errors) and applies them with one upsert
 //! per table and chunk, in key order so concurrent replicas cannot deadlock.
+//! Each key of a batch is upserted once: the delta sums the batch first.
+//! The (grain, bucket) keys a delta touches are invalidated in the
+//! overview's cache of closed buckets (`rollup_cache.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use sagascope_domain::histogram::value_bucket;
 use sagascope_domain::{micros, SagaEvent, SagaFact};
@@ -13,8 +16,9 @@ use sqlx::{Any, Transaction};
 
 use crate::{bulk_rows, Result, Store};
 
-/// Minutes (windows up to 6 h) and hours (24 h, 7 d).
-pub(crate) const GRAINS_S: [i64; 2] = [60, 3600];
+/// The grains written, one per window size (`MetricsWindow::grain_seconds`):
+/// 1 min (15 m, 1 h), 10 min (6 h), 1 h (24 h), 6 h (7 d).
+pub(crate) const GRAINS_S: [i64; 4] = [60, 600, 3600, 6 * 3600];
 const ROWS_PER_STATEMENT: usize = 500;
 
 pub(crate) fn bucket_start(at_us: i64, grain_s: i64) -> i64 {
@@ -32,8 +36,9 @@ pub(crate) struct RollupDelta {
     steps: BTreeMap<(i64, i64, String, String), (i64, i64)>,
     /// (grain, bucket, topic) → (events, errors)
     topics: BTreeMap<(i64, i64, String), (i64, i64)>,
-    /// (grain, series, bucket, subject, detail, value) → n
-    histograms: BTreeMap<(i64, &'static str, i64, String, String, i64), i64>,
+    /// (grain, bucket, series, subject, detail, value) → n: the table's
+    /// key order (time first), which is the upserts' order.
+    histograms: BTreeMap<(i64, i64, &'static str, String, String, i64), i64>,
 }
 
 impl RollupDelta {
@@ -64,8 +69,8 @@ impl RollupDelta {
                     .histograms
                     .entry((
                         grain,
-                        "saga",
                         bucket,
+                        "saga",
                         fact.saga_type.clone(),
                         String::new(),
                         value_bucket(ms),
@@ -83,8 +88,8 @@ impl RollupDelta {
                     .histograms
                     .entry((
                         grain,
-                        "step",
                         bucket,
+                        "step",
                         fact.saga_type.clone(),
                         step.step.clone(),
                         value_bucket(step.duration_ms),
@@ -122,8 +127,8 @@ impl RollupDelta {
                         .histograms
                         .entry((
                             grain,
-                            series,
                             bucket,
+                            series,
                             topic.clone(),
                             String::new(),
                             value_bucket(ms),
@@ -132,6 +137,17 @@ impl RollupDelta {
                 }
             }
         }
+    }
+
+    /// The (grain, bucket start) keys this delta changes: what a writer
+    /// invalidates in the cache of closed buckets after its commit.
+    pub(crate) fn buckets(&self) -> BTreeSet<(i64, i64)> {
+        let mut keys = BTreeSet::new();
+        keys.extend(self.sagas.keys().map(|k| (k.0, k.1)));
+        keys.extend(self.steps.keys().map(|k| (k.0, k.1)));
+        keys.extend(self.topics.keys().map(|k| (k.0, k.1)));
+        keys.extend(self.histograms.keys().map(|k| (k.0, k.1)));
+        keys
     }
 
     /// A newly stored ingest error, by ingest time.
@@ -151,6 +167,13 @@ impl Store {
         tx: &mut Transaction<'_, Any>,
         delta: RollupDelta,
     ) -> Result<()> {
+        // Before the write, conservatively: what is cached of these buckets
+        // goes now. This alone is not enough (a reader may cache the
+        // pre-commit rows again before the commit), so the writer also
+        // invalidates after its commit (`RollupCache::invalidate`); a caller
+        // that does not (a bulk load) leaves such a copy for at most the
+        // cache's TTL.
+        self.rollup_cache.invalidate(&delta.buckets());
         let sagas: Vec<_> = delta
             .sagas
             .into_iter()
@@ -227,16 +250,16 @@ impl Store {
             .collect();
         for chunk in histograms.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO histograms (grain_s, series, bucket_start_us, subject, detail, value_ms, n) VALUES {} \
-                 ON CONFLICT (grain_s, series, bucket_start_us, subject, detail, value_ms) DO UPDATE SET n = histograms.n + excluded.n",
+                "INSERT INTO histograms (grain_s, bucket_start_us, series, subject, detail, value_ms, n) VALUES {} \
+                 ON CONFLICT (grain_s, bucket_start_us, series, subject, detail, value_ms) DO UPDATE SET n = histograms.n + excluded.n",
                 bulk_rows(tx, chunk.len(), 7)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
-            for ((grain, series, bucket, subject, detail, value), n) in chunk {
+            for ((grain, bucket, series, subject, detail, value), n) in chunk {
                 query = query
                     .bind(*grain)
-                    .bind(*series)
                     .bind(*bucket)
+                    .bind(*series)
                     .bind(subject.clone())
                     .bind(detail.clone())
                     .bind(*value)

@@ -119,8 +119,10 @@ impl Store {
                 SagaFact::of(&projection, new).as_ref(),
             );
         }
+        let rollup_buckets = rollups.buckets();
         self.apply_rollups(&mut tx, rollups).await?;
         tx.commit().await?;
+        self.rollup_cache.invalidate(&rollup_buckets);
         rows.iter().map(summary_from_row).collect()
     }
 }

@@ -196,6 +196,7 @@ impl Store {
             rollups.error(&error.topic, micros(error.ingested_at));
         }
         let t6 = std::time::Instant::now();
+        let rollup_buckets = rollups.buckets();
         self.apply_rollups(&mut tx, rollups).await?;
         let t7 = std::time::Instant::now();
         // Where a batch spends its time (RUST_LOG=sagascope_store=debug).
@@ -213,6 +214,9 @@ impl Store {
             .await?;
 
         tx.commit().await?;
+        // The overview's cached buckets this batch changed (see
+        // `rollup_cache.rs`: after the commit as well as before).
+        self.rollup_cache.invalidate(&rollup_buckets);
         // Committed: the rows written are the truth now; merged-away ones
         // are gone.
         self.cache.put(projected.written);

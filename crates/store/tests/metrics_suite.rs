@@ -27,6 +27,8 @@ metrics_suite!(
     rollups_equal_a_recount_through_reorders_merges_stalls_and_reproject,
     backlog_counts_as_catch_up_never_as_consumer_lag,
     two_writers_of_one_saga_merge_through_compare_and_set,
+    the_cache_of_closed_buckets_gives_the_database_figures_and_sees_new_batches,
+    expired_rollups_go_in_bounded_batches_and_windows_ending_now_keep_theirs,
 );
 
 /// 2026-11-21T10:00:00Z.
@@ -652,4 +654,142 @@ async fn two_writers_of_one_saga_merge_through_compare_and_set(store: &Store) {
     );
     assert_rollups_match_sagas(store, later, "two writers").await;
     other.close().await;
+}
+
+/// Every window, read twice by one handle (the second time its closed
+/// buckets come from the cache), equals the read of a handle with an empty
+/// cache (the database); a batch written after those reads, into closed
+/// buckets of every grain, is in the next read of the first handle (the
+/// write invalidated what it changed), which again equals the database.
+async fn the_cache_of_closed_buckets_gives_the_database_figures_and_sees_new_batches(
+    store: &Store,
+) {
+    store.write_batch(&batch(fixture())).await.unwrap();
+    let now = ms(t0(), 30 * 60_000);
+    let mut first = Vec::new();
+    for window in MetricsWindow::ALL {
+        let from_db = store.window_metrics(window, now).await.unwrap();
+        let (hits, _) = store.rollup_cache_counts();
+        let cached = store.window_metrics(window, now).await.unwrap();
+        assert!(
+            store.rollup_cache_counts().0 > hits,
+            "{window:?}: the second read used the cache"
+        );
+        assert_eq!(cached, from_db, "{window:?}");
+        let fresh = sagascope_store::test_support::another_handle(store).await;
+        assert_eq!(
+            fresh.window_metrics(window, now).await.unwrap(),
+            from_db,
+            "{window:?}: a handle without a cache reads the same"
+        );
+        fresh.close().await;
+        first.push(from_db.totals.started);
+    }
+    assert_eq!(first, [0, 6, 7, 7, 7], "15m, 1h, 6h, 24h, 7d");
+
+    // Sagas starting in closed buckets: 10:05 (closed at the 1 min and
+    // 10 min grains), 07:00 (closed at 1 h) and a day earlier (closed at
+    // 6 h); and a saga of the cached 10:00 minute ends (a status change).
+    let mut events = order("late-1", ms(t0(), 5 * 60_000)).saga(Some((Phase::SagaCompleted, 900)));
+    events.extend(order("late-2", ms(t0(), -3 * 3_600_000)).saga(None));
+    events.extend(order("late-3", ms(t0(), -24 * 3_600_000)).saga(Some((Phase::SagaFailed, 2000))));
+    events.push(order("o5", ms(t0(), 240_000)).event(7, 1200, Phase::SagaCompleted, None));
+    store.write_batch(&batch(events)).await.unwrap();
+    let fresh = sagascope_store::test_support::another_handle(store).await;
+    let mut after = Vec::new();
+    for window in MetricsWindow::ALL {
+        let m = store.window_metrics(window, now).await.unwrap();
+        assert_eq!(
+            m,
+            fresh.window_metrics(window, now).await.unwrap(),
+            "{window:?}: invalidated by the batch"
+        );
+        after.push((m.totals.started, m.totals.running));
+    }
+    fresh.close().await;
+    // o5 completed; late-2 is running where the window reaches it.
+    assert_eq!(after, [(0, 0), (7, 0), (9, 1), (9, 1), (10, 1)]);
+}
+
+/// Rollup rows no window ending now reads go, in batches of at most the
+/// batch size; what the windows ending now read stays unchanged.
+async fn expired_rollups_go_in_bounded_batches_and_windows_ending_now_keep_theirs(store: &Store) {
+    store.write_batch(&batch(fixture())).await.unwrap();
+    let now = ms(t0(), 30 * 60_000);
+    let mut before = Vec::new();
+    for window in MetricsWindow::ALL {
+        before.push(store.window_metrics(window, now).await.unwrap());
+    }
+    let rows = |grain: i64| async move {
+        let mut total = 0i64;
+        for table in [
+            "saga_rollups",
+            "step_rollups",
+            "topic_rollups",
+            "histograms",
+        ] {
+            let n: i64 = sqlx::query(&format!(
+                "SELECT COUNT(*) AS n FROM {table} WHERE grain_s = $1"
+            ))
+            .bind(grain)
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get("n");
+            total += n;
+        }
+        total
+    };
+    let minute_rows = rows(60).await;
+    // o6 (08:00) is older than the 2 h kept at the minute grain.
+    let old_minute_rows: i64 = sqlx::query(
+        "SELECT COUNT(*) AS n FROM saga_rollups WHERE grain_s = 60 AND bucket_start_us < $1",
+    )
+    .bind(ms(now, -2 * 3_600_000).timestamp_micros())
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+    .get("n");
+    assert!(old_minute_rows > 0);
+    let coarse = [rows(600).await, rows(3600).await, rows(21600).await];
+
+    let mut removed = 0;
+    let mut batches = 0;
+    loop {
+        let n = store.delete_expired_rollups(now, 3).await.unwrap();
+        assert!(n <= 3, "a batch removes at most its size: {n}");
+        removed += n;
+        batches += 1;
+        if n < 3 {
+            break;
+        }
+    }
+    assert!(batches > 1, "several batches of 3");
+    assert!(removed > 0);
+    assert_eq!(rows(60).await, minute_rows - removed as i64);
+    assert_eq!(
+        [rows(600).await, rows(3600).await, rows(21600).await],
+        coarse,
+        "the coarser grains are still within their span"
+    );
+    for (window, before) in MetricsWindow::ALL.into_iter().zip(&before) {
+        assert_eq!(
+            &store.window_metrics(window, now).await.unwrap(),
+            before,
+            "{window:?} ending now reads what it read"
+        );
+    }
+    assert_eq!(store.delete_expired_rollups(now, 3).await.unwrap(), 0);
+
+    // Ten days on, every grain has aged out.
+    let later = ms(now, 10 * 86_400_000);
+    while store.delete_expired_rollups(later, 1000).await.unwrap() == 1000 {}
+    for grain in [60, 600, 3600, 21600] {
+        assert_eq!(rows(grain).await, 0, "grain {grain}");
+    }
+    let m = store
+        .window_metrics(MetricsWindow::Days7, now)
+        .await
+        .unwrap();
+    assert_eq!(m.totals.started, 0, "the cache was cleared too");
 }
