@@ -154,8 +154,9 @@ fn parse_stall_after(text: &str) -> Result<std::time::Duration, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionAge(pub Option<std::time::Duration>);
 
-/// Removal of old data in bounded batches. The overview's rollups are
-/// always kept (its historic counts do not change); retry attempts and
+/// Removal of old data in bounded batches. Removing raw rows never changes
+/// the overview's counts (its rollups are pruned on their own, by grain,
+/// past what any window reads: 2 h of minutes … 9 days of 6 h); retry attempts and
 /// jobs are kept too (the operators' history: prune them by your own
 /// policy); the audit log has an age of its own, long by default; open
 /// dead letters are never removed.

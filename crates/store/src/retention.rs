@@ -12,8 +12,9 @@
 //!   events, search keys (`saga_keys`, including the ids merged into it)
 //!   and correlation keys.
 //! - the rollups (`saga_rollups`, `step_rollups`, `topic_rollups`,
-//!   `histograms`) are kept: they are already aggregated, small, and the
-//!   overview's historic counts must not change when raw rows go. (A later
+//!   `histograms`) are not touched here: removing raw rows must not change
+//!   the overview's counts. They have their own pruning, by grain, past
+//!   what any overview window reads (`rollup_retention.rs`). (A later
 //!   `reproject` rebuilds the saga rollups from the events still stored,
 //!   so it forgets the removed sagas.)
 //! - dead letters are removed only once closed (retried, resolved,
