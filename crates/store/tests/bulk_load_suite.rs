@@ -127,7 +127,12 @@ async fn bulk_loaded_sagas_are_stored_as_the_batch_write_stores_them() {
     };
     assert_eq!(rows("sagas"), 160);
     assert!(rows("events") > 400);
-    for table in ["saga_keys", "correlation_keys", "saga_rollups", "histograms"] {
+    for table in [
+        "saga_keys",
+        "correlation_keys",
+        "saga_rollups",
+        "histograms",
+    ] {
         assert!(rows(table) > 0, "{table} has rows");
     }
     assert_eq!(expected.len(), actual.len());
