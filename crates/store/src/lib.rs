@@ -5,6 +5,7 @@
 
 mod audit_log;
 mod auth_records;
+mod bulk_load;
 mod dead_letters;
 mod place_events;
 mod project_sagas;
@@ -38,6 +39,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit_log::NewAuditEntry;
 pub use auth_records::{ApiTokenRecord, SessionRecord, UserRecord};
+pub use bulk_load::{BulkLoaded, BulkLoader};
 pub use dead_letters::dead_letter_id;
 #[cfg(feature = "test-support")]
 pub use query_plans::StatementPlan;
@@ -68,6 +70,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("saga rows kept changing under the write ({0}); the batch is retried")]
     Contended(String),
+    /// The benchmark loader (`bulk_load.rs`) refused its input.
+    #[error("bulk load refused: {0}")]
+    BulkLoad(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

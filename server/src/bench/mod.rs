@@ -10,9 +10,13 @@
 //!   the real `Ingestor` into Postgres and/or SQLite, as a ratio of the
 //!   store's raw bulk load of the same rows (COPY; one multi-row INSERT
 //!   transaction), beside decode-only and store-only rates.
-//! - `load`: generates an N-event / M-saga dataset over the last 24 h
-//!   through `Store::write_batch`.
-//! - `api`: timeline, filtered list and overview latency on a loaded store.
+//! - `load`: generates an N-event / M-saga dataset over the last 24 h, with
+//!   dead letters and spans, through the store's benchmark loader (COPY;
+//!   the same rows as `Store::write_batch`, which `--through write-batch`
+//!   uses instead).
+//! - `api`: the overview (15 m, 1 h, 24 h, 7 d), timeline, filtered list,
+//!   DLQ page and `/metrics` latency on a loaded store, saved (`--save`)
+//!   and compared with a saved run (`--baseline`, within 1.5×).
 //! - `live`: produce → visible on `/api/v1/stream` latency at steady rates
 //!   of a ramp, the highest rate whose p99 stays under 1 s, and the
 //!   process's peak RSS.
@@ -58,10 +62,13 @@ pub enum Scenario {
     /// decode-only and store-only rates and the load average.
     Ingest(ingest_rate::IngestArgs),
     /// Generate a dataset (default 10 M events / 1 M sagas over the last
-    /// 24 h) through the store's batch write.
+    /// 24 h, 100,000 dead letters, spans for a tenth of the traces) through
+    /// the store's benchmark loader (COPY), or its batch write.
     Load(load_dataset::LoadArgs),
-    /// Latency of the timeline, filtered list and overview APIs on a
-    /// loaded database (the server runs in-process, without ingest).
+    /// Latency of the overview (15 m, 1 h, 24 h, 7 d), timeline, filtered
+    /// list, DLQ page and `/metrics` on a loaded database (the server runs
+    /// in-process, without ingest); `--save` / `--baseline` for the
+    /// growth check between dataset sizes.
     Api(api_latency::ApiArgs),
     /// Produce → visible over SSE latency at steady rates of a ramp (mock
     /// Kafka, ingest and server in-process): the highest rate whose p99
