@@ -66,6 +66,16 @@ else
   SAGASCOPE_BIN=target/release/sagascope cargo test --workspace --exclude frontend \
     --locked --test crash_recovery -- --ignored
 fi
+step "recreated DLQ topic: dead letters at reused offsets are all kept (SQLite, Postgres)"
+# server/tests/recreated_topic.rs, #[ignore]d in the run above: it needs
+# tansu; the ingest runs in-process, so no release binary (~20 s).
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --exclude frontend \
+    --locked --run-ignored only -E 'binary(recreated_topic)'
+else
+  cargo test --workspace --exclude frontend \
+    --locked --test recreated_topic -- --ignored
+fi
 step "wasm size budget"
 scripts/wasm_budget.sh
 step "API contract: the OpenAPI document validates, a schemathesis pass answers no 5xx"

@@ -16,6 +16,7 @@ mod read_trace;
 mod reproject;
 mod retention;
 mod retries;
+mod reused_coordinates;
 mod rollups;
 mod rows;
 mod spans;
@@ -38,6 +39,9 @@ pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use retention::SagaRetentionBatch;
+pub use reused_coordinates::{
+    dead_letter_id_at_reused_coordinates, is_reused_coordinates_id, REUSED_COORDINATES_SEPARATOR,
+};
 pub use retries::{
     AttemptResult, CancelOutcome, ChunkClaim, ClaimedChunk, ClaimedJob, ClaimedRetry,
     DiscardOutcome, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob, ResolveReport,
