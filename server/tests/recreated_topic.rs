@@ -38,6 +38,7 @@ use sagascope_ingest::IngestConfig;
 use sagascope_model::{DeadLetterSummary, DlqFilter};
 use sagascope_store::test_support::{fresh_postgres_store, fresh_sqlite_store};
 use sagascope_store::{is_reused_coordinates_id, Store};
+use sqlx::Row;
 
 mod tansu_broker;
 use tansu_broker::{Broker, WorkDir};
@@ -54,19 +55,26 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 #[ignore = "needs tansu: scripts/test.sh runs it"]
 async fn dead_letters_of_a_recreated_topic_are_all_kept_on_sqlite() {
     let store = fresh_sqlite_store().await;
-    recreated_topic(&store).await;
-    store.close().await;
+    let row = sqlx::query("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    let url = format!("sqlite://{}", row.get::<String, _>(0));
+    recreated_topic(store, &url).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs tansu: scripts/test.sh runs it"]
 async fn dead_letters_of_a_recreated_topic_are_all_kept_on_postgres() {
     let store = fresh_postgres_store().await;
-    recreated_topic(&store).await;
-    store.close().await;
+    let url = store.postgres_url().unwrap().to_string();
+    recreated_topic(store, &url).await;
 }
 
-async fn recreated_topic(store: &Store) {
+/// `url` is the store's: stopping the app closes its pool, so the second
+/// start opens it again.
+async fn recreated_topic(store: Store, url: &str) {
+    let store = &store;
     let work = WorkDir::new("sagascope-recreated-topic");
     let broker = Broker::start(&work.path).expect("the Tansu broker starts");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
@@ -86,16 +94,30 @@ async fn recreated_topic(store: &Store) {
     assert_eq!(offsets, (0..BEFORE as i64).collect::<Vec<_>>());
     wait_for_dead_letters(store, BEFORE, "the first topic's dead letters").await;
 
-    // Recreate the topic: its offsets start again at 0.
+    eprintln!("{BEFORE} dead letters stored; recreating {DLT}");
+    // Recreate the topic: its offsets start again at 0. sagascope is
+    // stopped meanwhile and started again after: a consumer that stays
+    // subscribed across the recreation crashes the process (SIGSEGV in
+    // librdkafka's rd_kafka_metadata_cache_find, whether Tansu 0.6 deletes
+    // and recreates the topic or a fresh Tansu replaces the broker).
+    app.shutdown().await;
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(20)));
     for result in admin.delete_topics(&[DLT], &options).await.unwrap() {
         result.unwrap_or_else(|(topic, code)| panic!("cannot delete {topic}: {code}"));
     }
     create_topic(&admin, &broker.bootstrap).await;
-
+    eprintln!("{DLT} recreated");
+    drop(producer);
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
     let second: Vec<String> = (0..AFTER).map(|i| format!("second-{i}")).collect();
     // The first alone: once it is stored, the consumer has left the old
     // position (BEFORE) for the new partition's start.
+    let store = &Store::connect(url).await.unwrap();
+    let app = start_app(&broker.bootstrap, store).await;
     let offsets = produce(&producer, &second[..1]).await;
     assert_eq!(offsets, [0], "the recreated topic starts again at 0");
     wait_for_dead_letters(store, BEFORE + 1, "the recreated topic's first dead letter").await;
@@ -206,9 +228,7 @@ async fn create_topic(admin: &AdminClient<DefaultClientContext>, bootstrap: &str
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let metadata = client
-                .fetch_metadata(Some(DLT), Duration::from_secs(5))
-                .unwrap();
+            let metadata = client.fetch_metadata(None, Duration::from_secs(5)).unwrap();
             if metadata
                 .topics()
                 .iter()
@@ -216,7 +236,10 @@ async fn create_topic(admin: &AdminClient<DefaultClientContext>, bootstrap: &str
             {
                 return;
             }
-            assert!(Instant::now() < deadline, "{DLT} is not in the metadata after 20 s");
+            assert!(
+                Instant::now() < deadline,
+                "{DLT} is not in the metadata after 20 s"
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     })

@@ -39,14 +39,14 @@ pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use retention::SagaRetentionBatch;
-pub use reused_coordinates::{
-    dead_letter_id_at_reused_coordinates, is_reused_coordinates_id, REUSED_COORDINATES_SEPARATOR,
-};
 pub use retries::{
     AttemptResult, CancelOutcome, ChunkClaim, ClaimedChunk, ClaimedJob, ClaimedRetry,
     DiscardOutcome, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob, ResolveReport,
     RetryClaim, RetryPayload, RetryableSource, INTERRUPTED, NO_ORIGINAL_TOPIC, RETRY_CHUNK,
     SAGA_PROGRESSED,
+};
+pub use reused_coordinates::{
+    dead_letter_id_at_reused_coordinates, is_reused_coordinates_id, REUSED_COORDINATES_SEPARATOR,
 };
 pub use stall_sweep::StallPolicy;
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};

@@ -171,7 +171,10 @@ impl Store {
             resolve(letters, crate::dead_letter_id, dead_letter_identity, stored)
                 .into_iter()
                 .map(|(letter, base, derived)| match derived {
-                    Some(hash) => (format!("{base}{REUSED_COORDINATES_SEPARATOR}{hash}"), letter),
+                    Some(hash) => (
+                        format!("{base}{REUSED_COORDINATES_SEPARATOR}{hash}"),
+                        letter,
+                    ),
                     None => (base, letter),
                 })
                 .filter(|(id, _)| seen.insert(id.clone()))

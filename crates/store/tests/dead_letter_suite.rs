@@ -255,7 +255,10 @@ async fn dead_letters_are_written_once_per_coordinate(store: &Store) {
 /// works in URLs); a redelivery of any of them still changes nothing.
 async fn a_different_dead_letter_at_reused_coordinates_is_kept_beside_the_first(store: &Store) {
     let first = Spring::new("payments.events.DLT", 7, 10).letter();
-    store.write_batch(&batch(vec![first.clone()], vec![])).await.unwrap();
+    store
+        .write_batch(&batch(vec![first.clone()], vec![]))
+        .await
+        .unwrap();
 
     // The topic was recreated: offset 7 again, a later message.
     let mut second = Spring::new("payments.events.DLT", 7, 500);
@@ -273,7 +276,10 @@ async fn a_different_dead_letter_at_reused_coordinates_is_kept_beside_the_first(
     let second_id = dead_letter_id_at_reused_coordinates(&second);
     let third_id = dead_letter_id_at_reused_coordinates(&third);
     assert_ne!(second_id, third_id);
-    assert!(second_id.starts_with("payments.events.DLT/0/7~"), "{second_id}");
+    assert!(
+        second_id.starts_with("payments.events.DLT/0/7~"),
+        "{second_id}"
+    );
     assert!(
         second_id
             .bytes()
@@ -292,14 +298,22 @@ async fn a_different_dead_letter_at_reused_coordinates_is_kept_beside_the_first(
         .all(|c| (c.topic.as_str(), c.partition, c.offset) == ("payments.events.DLT", 0, 7)));
 
     // Redeliveries of every generation, alone and together: nothing new.
-    for letters in [vec![first.clone()], vec![second.clone()], vec![third.clone(), first.clone(), second.clone()]] {
+    for letters in [
+        vec![first.clone()],
+        vec![second.clone()],
+        vec![third.clone(), first.clone(), second.clone()],
+    ] {
         let again = store.write_batch(&batch(letters, vec![])).await.unwrap();
         assert!(again.dead_letters.is_empty());
         assert!(again.reused_coordinates.is_empty());
     }
     let mut all = ids(store, DlqFilter::default()).await;
     all.sort();
-    let mut expected = vec!["payments.events.DLT/0/7".to_string(), second_id.clone(), third_id.clone()];
+    let mut expected = vec![
+        "payments.events.DLT/0/7".to_string(),
+        second_id.clone(),
+        third_id.clone(),
+    ];
     expected.sort();
     assert_eq!(all, expected);
 
@@ -310,7 +324,11 @@ async fn a_different_dead_letter_at_reused_coordinates_is_kept_beside_the_first(
         (stored.summary.dlq_partition, stored.summary.dlq_offset),
         (0, 7)
     );
-    let plain = store.dead_letter("payments.events.DLT/0/7").await.unwrap().unwrap();
+    let plain = store
+        .dead_letter("payments.events.DLT/0/7")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(plain.summary.dead_lettered_at, at(10));
 }
 

@@ -383,8 +383,19 @@ async fn a_different_ingest_error_at_reused_coordinates_is_kept_beside_the_first
         errors,
         ..Default::default()
     };
-    assert_eq!(store.write_batch(&batch(vec![first.clone()])).await.unwrap().errors.len(), 1);
-    let outcome = store.write_batch(&batch(vec![second.clone()])).await.unwrap();
+    assert_eq!(
+        store
+            .write_batch(&batch(vec![first.clone()]))
+            .await
+            .unwrap()
+            .errors
+            .len(),
+        1
+    );
+    let outcome = store
+        .write_batch(&batch(vec![second.clone()]))
+        .await
+        .unwrap();
     assert_eq!(outcome.errors.len(), 1, "the newcomer is kept");
     assert_eq!(outcome.reused_coordinates, vec![second.coords.clone()]);
     // Redeliveries, each alone and both in one batch; a reason worded
@@ -393,7 +404,11 @@ async fn a_different_ingest_error_at_reused_coordinates_is_kept_beside_the_first
         reason: "another wording".into(),
         ..second.clone()
     };
-    for errors in [vec![first.clone()], vec![reworded], vec![second.clone(), first.clone()]] {
+    for errors in [
+        vec![first.clone()],
+        vec![reworded],
+        vec![second.clone(), first.clone()],
+    ] {
         let again = store.write_batch(&batch(errors)).await.unwrap();
         assert!(again.errors.is_empty());
         assert!(again.reused_coordinates.is_empty());
