@@ -5,21 +5,26 @@
 //! not dropped as redeliveries.
 //!
 //! A Tansu broker runs as a child process and the app (ingest and HTTP)
-//! runs in-process against it. N dead letters are produced and stored; the topic is
-//! deleted and created again (Tansu 0.6 supports DeleteTopics); M > N
-//! different dead letters are produced, so they reuse every old offset and
-//! go past it; all N + M must be stored, each exactly once.
+//! runs in-process against it. N dead letters are produced and stored;
+//! sagascope is stopped, the topic deleted and created again (Tansu 0.6
+//! supports DeleteTopics), sagascope started again; M > N different dead
+//! letters are produced, so they reuse every old offset and go past it;
+//! all N + M must be stored, each exactly once, the derived ids must work
+//! in the API's URLs and be counted in /metrics.
+//!
+//! sagascope is stopped across the recreation because a consumer that
+//! stays subscribed crashes the process (SIGSEGV in librdkafka's
+//! rd_kafka_metadata_cache_find), with Tansu deleting the topic and with a
+//! fresh Tansu replacing the broker alike.
 //!
 //! The consumer side: the stored next offset (N) survives the recreation
-//! (stored offsets never move backwards), so the consumer asks for offset
-//! N of a partition that now ends before it; the broker answers
-//! OFFSET_OUT_OF_RANGE and librdkafka's `auto.offset.reset = earliest`
-//! (set by the ingest) restarts the partition at 0. The test produces the
-//! first new message alone and waits for it to be stored, so the rest
-//! arrive after that reset (see the report in `docs/operations.md` for
-//! what happens when more than N messages are in the new topic before the
-//! consumer notices).
-//!
+//! (stored offsets never move backwards), and Tansu answers a fetch past a
+//! partition's end by waiting, not with OFFSET_OUT_OF_RANGE, so
+//! `auto.offset.reset = earliest` never fires. The ingest therefore starts
+//! a partition that ends before its stored offset from its beginning
+//! (`restart_partitions_that_end_before_their_stored_offset`); the first
+//! new message is produced alone so that holds when the consumer starts.
+
 //! Ignored in the plain test run: it needs `tansu` (TANSU_BIN, else PATH;
 //! `scripts/setup.sh --tests` installs it). scripts/test.sh runs it.
 
