@@ -109,12 +109,12 @@ pub fn is_reused_coordinates_id(id: &str) -> bool {
 
 /// Assigns each message the base identity, unless that is taken (stored,
 /// or earlier in the batch) by a different message: then its own hash.
-fn resolve<'a, T>(
-    items: &'a [T],
+fn resolve<T>(
+    items: &[T],
     base: impl Fn(&T) -> String,
     identity: impl Fn(&T) -> Identity,
     mut stored: HashMap<String, Identity>,
-) -> Vec<(&'a T, String, Option<String>)> {
+) -> Vec<(&T, String, Option<String>)> {
     items
         .iter()
         .map(|item| {
