@@ -68,6 +68,16 @@ else
 fi
 step "docker-compose.yml without a Docker engine: schema, builds, volumes, commands, healthchecks"
 scripts/check_compose.sh target/release/sagascope
+step "recreated DLQ topic: dead letters at reused offsets are all kept (SQLite, Postgres)"
+# server/tests/recreated_topic.rs, #[ignore]d in the run above: it needs
+# tansu; the ingest runs in-process, so no release binary (~20 s).
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --exclude frontend \
+    --locked --run-ignored only -E 'binary(recreated_topic)'
+else
+  cargo test --workspace --exclude frontend \
+    --locked --test recreated_topic -- --ignored
+fi
 step "wasm size budget"
 scripts/wasm_budget.sh
 step "API contract: the OpenAPI document validates, a schemathesis pass answers no 5xx"

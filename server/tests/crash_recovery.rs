@@ -19,9 +19,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +45,9 @@ use sagascope_simulator::{
 use sagascope_store::test_support::{fresh_postgres_store, fresh_sqlite_store};
 use sagascope_store::Store;
 use sqlx::Row;
+
+mod tansu_broker;
+use tansu_broker::{free_port, Broker, KillOnDrop, WorkDir};
 
 /// Messages produced to the saga topics (dead letters come on top).
 const MESSAGES: usize = 100_000;
@@ -792,102 +795,6 @@ async fn drop_postgres_database(url: &str) {
 }
 
 /// A port nobody listens on right now (bound and released at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free local port")
-        .port()
-}
-
-/// A child process that is killed (SIGKILL) when dropped, also when the
-/// test panics.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A directory of this test's logs, removed at the end unless `keep`.
-struct WorkDir {
-    path: PathBuf,
-    /// Set when the test fails: the logs explain the failure.
-    keep: bool,
-}
-
-impl WorkDir {
-    fn new(name: &str) -> WorkDir {
-        let path = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&path).expect("create the work directory");
-        WorkDir { path, keep: false }
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if !self.keep && !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// The Tansu broker, in memory, on a free port.
-struct Broker {
-    bootstrap: String,
-    _process: KillOnDrop,
-}
-
-impl Broker {
-    fn start(work: &Path) -> anyhow::Result<Broker> {
-        let tansu = std::env::var_os("TANSU_BIN").unwrap_or_else(|| "tansu".into());
-        let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = File::create(work.join("tansu.log"))?;
-        let child = Command::new(&tansu)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| {
-                format!(
-                    "cannot run {} (set TANSU_BIN or run scripts/setup.sh --tests)",
-                    tansu.to_string_lossy()
-                )
-            })?;
-        let mut process = KillOnDrop(child);
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            if let Some(status) = process.0.try_wait()? {
-                anyhow::bail!(
-                    "tansu exited ({status}); see {}",
-                    work.join("tansu.log").display()
-                );
-            }
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "tansu does not listen on {port} after 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(Broker {
-            bootstrap: format!("127.0.0.1:{port}"),
-            _process: process,
-        })
-    }
-}
-
 /// One `sagascope serve` process, its output in `log`.
 struct Sagascope {
     process: KillOnDrop,

@@ -128,6 +128,7 @@ impl ConsumerContext for IngestContext {
                 } else {
                     first_assignment_marks(consumer, tpl)
                 };
+                restart_partitions_that_end_before_their_stored_offset(tpl, &marks);
                 let result = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -277,6 +278,41 @@ fn first_assignment_marks(
         }
     }
     marks
+}
+
+/// A partition that ends before the offset stored for it was recreated
+/// (or lost its log): offsets start again at 0 there, and not every broker
+/// answers a fetch past the end with OFFSET_OUT_OF_RANGE (Tansu 0.6 waits
+/// for data instead), so `auto.offset.reset` alone would leave the consumer
+/// waiting for offsets the new partition reaches only much later, and skip
+/// everything before. Such a partition starts from its beginning; the
+/// store keeps messages at reused coordinates beside the old ones.
+fn restart_partitions_that_end_before_their_stored_offset(
+    tpl: &mut TopicPartitionList,
+    marks: &[PartitionMarks],
+) {
+    for mark in marks {
+        let stored = tpl
+            .find_partition(&mark.topic, mark.partition)
+            .map(|e| e.offset());
+        let Some(Offset::Offset(stored)) = stored else {
+            continue;
+        };
+        if stored > mark.high {
+            tracing::warn!(
+                topic = mark.topic,
+                partition = mark.partition,
+                stored,
+                high = mark.high,
+                "the partition ends before the offset stored for it (was the topic recreated?): reading it from the beginning"
+            );
+            if let Err(error) =
+                tpl.set_partition_offset(&mark.topic, mark.partition, Offset::Beginning)
+            {
+                tracing::warn!(%error, "cannot restart the partition from the beginning");
+            }
+        }
+    }
 }
 
 pub struct Ingestor {

@@ -34,6 +34,10 @@ pub fn describe_ingest_metrics() {
         "sagascope_ingest_errors_total",
         "Messages that could not be decoded, or duplicate ids with a different body, by topic."
     );
+    describe_counter!(
+        "sagascope_ingest_reused_coordinates_total",
+        "Dead letters and ingest errors stored at (topic, partition, offset) coordinates that already held a different message, as when a topic was deleted and recreated; both are kept. By topic."
+    );
     describe_histogram!(
         "sagascope_ingest_batch_duration_seconds",
         Unit::Seconds,
@@ -127,6 +131,10 @@ pub fn record_batch(
     histogram!("sagascope_ingest_batch_duration_seconds").record(took.as_secs_f64());
     for error in &outcome.errors {
         counter!("sagascope_ingest_errors_total", "topic" => error.topic.clone()).increment(1);
+    }
+    for coords in &outcome.reused_coordinates {
+        counter!("sagascope_ingest_reused_coordinates_total", "topic" => coords.topic.clone())
+            .increment(1);
     }
     for letter in &outcome.dead_letters {
         counter!("sagascope_ingest_dead_letters_total", "topic" => letter.dlq_topic.clone())

@@ -20,6 +20,7 @@ mod read_trace;
 mod reproject;
 mod retention;
 mod retries;
+mod reused_coordinates;
 mod rollup_cache;
 mod rollup_retention;
 mod rollups;
@@ -53,6 +54,9 @@ pub use retries::{
     DiscardOutcome, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob, ResolveReport,
     RetryClaim, RetryPayload, RetryableSource, INTERRUPTED, NO_ORIGINAL_TOPIC, RETRY_CHUNK,
     SAGA_PROGRESSED,
+};
+pub use reused_coordinates::{
+    dead_letter_id_at_reused_coordinates, is_reused_coordinates_id, REUSED_COORDINATES_SEPARATOR,
 };
 pub use rollup_retention::ROLLUP_KEEP;
 pub use stall_sweep::StallPolicy;

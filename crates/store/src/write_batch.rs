@@ -14,7 +14,6 @@ use sqlx::{Any, Row};
 
 use crate::place_events::Placement;
 use crate::rollups::RollupDelta;
-use crate::rows::{ingest_error_from_row, INGEST_ERROR_COLUMNS};
 use crate::{bulk_placeholders, bulk_rows, Result, Store};
 
 /// Rows per INSERT statement: 19 columns × 400 stays far below the bind
@@ -97,6 +96,9 @@ pub struct BatchOutcome {
     pub transitions: Vec<SagaTransition>,
     /// Dead letters stored for the first time (redeliveries left out).
     pub dead_letters: Vec<DeadLetterSummary>,
+    /// Dead letters and ingest errors stored at coordinates that already
+    /// held a different message (a recreated topic): kept beside it.
+    pub reused_coordinates: Vec<KafkaCoords>,
 }
 
 type AnyQuery<'q> = Query<'q, Any, AnyArguments<'q>>;
@@ -169,29 +171,18 @@ impl Store {
             self.conflicting_duplicates(&mut tx, &batch.events, &inserted)
                 .await?,
         );
-        let mut errors = Vec::new();
-        for chunk in all_errors.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO ingest_errors (topic, kafka_partition, kafka_offset, reason, first_bytes, message_key, published_at_us, ingested_at_us) \
-                 VALUES {} ON CONFLICT (topic, kafka_partition, kafka_offset) DO NOTHING RETURNING {INGEST_ERROR_COLUMNS}",
-                bulk_rows(&tx, chunk.len(), 8)
-            );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
-            for e in chunk {
-                query = query
-                    .bind(e.coords.topic.clone())
-                    .bind(i64::from(e.coords.partition))
-                    .bind(e.coords.offset)
-                    .bind(e.reason.clone())
-                    .bind(e.first_bytes.clone())
-                    .bind(e.key.clone())
-                    .bind(e.published_at.map(micros))
-                    .bind(micros(e.ingested_at));
-            }
-            for row in query.fetch_all(&mut *tx).await? {
-                errors.push(ingest_error_from_row(&row)?);
-            }
-        }
+        let (errors, mut reused_coordinates) =
+            self.insert_ingest_errors(&mut tx, &all_errors).await?;
+        reused_coordinates.extend(
+            dead_letters
+                .iter()
+                .filter(|l| crate::is_reused_coordinates_id(&l.id))
+                .map(|l| KafkaCoords {
+                    topic: l.dlq_topic.clone(),
+                    partition: i32::try_from(l.dlq_partition).unwrap_or_default(),
+                    offset: l.dlq_offset,
+                }),
+        );
         for error in &errors {
             rollups.error(&error.topic, micros(error.ingested_at));
         }
@@ -235,6 +226,7 @@ impl Store {
             transitions: projected.transitions,
             errors,
             dead_letters,
+            reused_coordinates,
         })
     }
 }

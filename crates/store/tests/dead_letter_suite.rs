@@ -8,7 +8,9 @@ use sagascope_domain::{
     decode_dead_letter, DeadLetter, GenericDeadLetterFields, KafkaCoords, RawMessage, SagaEvent,
 };
 use sagascope_model::{ByteText, DeadLetterState, DlqFilter, DlqQuery, Phase};
-use sagascope_store::{dead_letter_id, IngestBatch, PartitionOffset, Store};
+use sagascope_store::{
+    dead_letter_id, dead_letter_id_at_reused_coordinates, IngestBatch, PartitionOffset, Store,
+};
 
 macro_rules! dead_letter_suite {
     ($($name:ident),* $(,)?) => {
@@ -25,6 +27,7 @@ macro_rules! dead_letter_suite {
 
 dead_letter_suite!(
     dead_letters_are_written_once_per_coordinate,
+    a_different_dead_letter_at_reused_coordinates_is_kept_beside_the_first,
     key_value_and_headers_round_trip_byte_exact,
     list_filters_and_keyset_paging,
     groups_count_depth_and_age_exactly,
@@ -245,6 +248,89 @@ async fn dead_letters_are_written_once_per_coordinate(store: &Store) {
     let progress = store.partition_progress("g").await.unwrap();
     assert_eq!(progress[0].next_offset, 9);
     assert!(store.dead_letter("nope/0/1").await.unwrap().is_none());
+}
+
+/// Issue 21: a recreated topic starts again at offset 0, so new dead
+/// letters arrive at coordinates already stored. Each different message is
+/// kept (the first under the plain id, later ones under a derived id that
+/// works in URLs); a redelivery of any of them still changes nothing.
+async fn a_different_dead_letter_at_reused_coordinates_is_kept_beside_the_first(store: &Store) {
+    let first = Spring::new("payments.events.DLT", 7, 10).letter();
+    store
+        .write_batch(&batch(vec![first.clone()], vec![]))
+        .await
+        .unwrap();
+
+    // The topic was recreated: offset 7 again, a later message.
+    let mut second = Spring::new("payments.events.DLT", 7, 500);
+    second.value = Some(br#"{"order_id":"ORD-2","amount":99}"#.to_vec());
+    let second = second.letter();
+    // And a third generation, same body as the second but sent later.
+    let third = Spring::new("payments.events.DLT", 7, 900);
+    let mut third = third.letter();
+    third.value = second.value.clone();
+
+    let outcome = store
+        .write_batch(&batch(vec![second.clone(), third.clone()], vec![]))
+        .await
+        .unwrap();
+    let second_id = dead_letter_id_at_reused_coordinates(&second);
+    let third_id = dead_letter_id_at_reused_coordinates(&third);
+    assert_ne!(second_id, third_id);
+    assert!(
+        second_id.starts_with("payments.events.DLT/0/7~"),
+        "{second_id}"
+    );
+    assert!(
+        second_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-/~".contains(&b)),
+        "the id needs no escaping beyond its slashes: {second_id}"
+    );
+    let mut written: Vec<&str> = outcome.dead_letters.iter().map(|l| l.id.as_str()).collect();
+    written.sort();
+    let mut expected = vec![second_id.as_str(), third_id.as_str()];
+    expected.sort();
+    assert_eq!(written, expected);
+    assert_eq!(outcome.reused_coordinates.len(), 2);
+    assert!(outcome
+        .reused_coordinates
+        .iter()
+        .all(|c| (c.topic.as_str(), c.partition, c.offset) == ("payments.events.DLT", 0, 7)));
+
+    // Redeliveries of every generation, alone and together: nothing new.
+    for letters in [
+        vec![first.clone()],
+        vec![second.clone()],
+        vec![third.clone(), first.clone(), second.clone()],
+    ] {
+        let again = store.write_batch(&batch(letters, vec![])).await.unwrap();
+        assert!(again.dead_letters.is_empty());
+        assert!(again.reused_coordinates.is_empty());
+    }
+    let mut all = ids(store, DlqFilter::default()).await;
+    all.sort();
+    let mut expected = vec![
+        "payments.events.DLT/0/7".to_string(),
+        second_id.clone(),
+        third_id.clone(),
+    ];
+    expected.sort();
+    assert_eq!(all, expected);
+
+    // Each is whole under its own id, with the same coordinates.
+    let stored = store.dead_letter(&second_id).await.unwrap().unwrap();
+    assert_eq!(stored.summary.dead_lettered_at, at(500));
+    assert_eq!(
+        (stored.summary.dlq_partition, stored.summary.dlq_offset),
+        (0, 7)
+    );
+    let plain = store
+        .dead_letter("payments.events.DLT/0/7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(plain.summary.dead_lettered_at, at(10));
 }
 
 async fn key_value_and_headers_round_trip_byte_exact(store: &Store) {

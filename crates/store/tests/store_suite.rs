@@ -27,6 +27,7 @@ store_suite!(
     list_filters_search_and_keyset_paging,
     trace_view_spans_sagas,
     ingest_errors_are_kept_once_per_coordinate,
+    a_different_ingest_error_at_reused_coordinates_is_kept_beside_the_first,
     duplicate_ids_with_different_bodies_keep_the_first_and_record_a_conflict,
     quiet_sagas_stall_per_type_and_resume,
     instances_sharing_a_key_merge_whatever_the_order,
@@ -356,6 +357,75 @@ async fn ingest_errors_are_kept_once_per_coordinate(store: &Store) {
     assert_eq!((listed[0].partition, listed[0].offset), (1, 99));
     assert_eq!(listed[0].reason, "value is not valid JSON: EOF");
     assert_eq!(listed[0].key.as_deref(), Some("k1"));
+}
+
+/// Issue 21: after a topic is recreated, offsets start again at 0 and a
+/// different poison message can arrive at stored coordinates. Both are
+/// kept; redeliveries of either still keep one row each.
+async fn a_different_ingest_error_at_reused_coordinates_is_kept_beside_the_first(store: &Store) {
+    let first = NewIngestError {
+        coords: KafkaCoords {
+            topic: "events.scan".into(),
+            partition: 1,
+            offset: 99,
+        },
+        reason: "value is not valid JSON: EOF".into(),
+        first_bytes: "{\"broken".into(),
+        key: Some("k1".into()),
+        published_at: Some(Utc.timestamp_millis_opt(1_763_700_000_000).unwrap()),
+        ingested_at: Utc.timestamp_millis_opt(1_763_700_000_100).unwrap(),
+    };
+    let second = NewIngestError {
+        first_bytes: "not json at all".into(),
+        published_at: Some(Utc.timestamp_millis_opt(1_763_800_000_000).unwrap()),
+        ingested_at: Utc.timestamp_millis_opt(1_763_800_000_100).unwrap(),
+        ..first.clone()
+    };
+    let batch = |errors: Vec<NewIngestError>| IngestBatch {
+        group_id: "g".into(),
+        errors,
+        ..Default::default()
+    };
+    assert_eq!(
+        store
+            .write_batch(&batch(vec![first.clone()]))
+            .await
+            .unwrap()
+            .errors
+            .len(),
+        1
+    );
+    let outcome = store
+        .write_batch(&batch(vec![second.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.errors.len(), 1, "the newcomer is kept");
+    assert_eq!(outcome.reused_coordinates, vec![second.coords.clone()]);
+    // Redeliveries, each alone and both in one batch; a reason worded
+    // differently (changed rules) is still the same message.
+    let reworded = NewIngestError {
+        reason: "another wording".into(),
+        ..second.clone()
+    };
+    for errors in [
+        vec![first.clone()],
+        vec![reworded],
+        vec![second.clone(), first.clone()],
+    ] {
+        let again = store.write_batch(&batch(errors)).await.unwrap();
+        assert!(again.errors.is_empty());
+        assert!(again.reused_coordinates.is_empty());
+    }
+    let listed = store.ingest_errors(10).await.unwrap();
+    let mut bodies: Vec<(i64, i64, &str)> = listed
+        .iter()
+        .map(|e| (e.partition, e.offset, e.first_bytes.as_str()))
+        .collect();
+    bodies.sort();
+    assert_eq!(
+        bodies,
+        vec![(1, 99, "not json at all"), (1, 99, "{\"broken")]
+    );
 }
 
 async fn duplicate_ids_with_different_bodies_keep_the_first_and_record_a_conflict(store: &Store) {

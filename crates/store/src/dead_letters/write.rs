@@ -15,6 +15,7 @@ use sqlx::{Any, Row, Transaction};
 use super::link::{select_in, LinkedSaga, SagaRef};
 use super::rows::{headers_to_json, summary_from_row, SUMMARY_COLUMNS};
 use super::AnyQuery;
+use crate::reused_coordinates::{is_reused_coordinates_id, warn_reused};
 use crate::{bulk_rows, placeholders, Result, Store};
 
 /// 31 columns × 100 rows stays far below both backends' bind limits, and
@@ -22,7 +23,9 @@ use crate::{bulk_rows, placeholders, Result, Store};
 const ROWS_PER_STATEMENT: usize = 100;
 const COLUMNS: usize = 31;
 
-/// The stable id of a dead letter: its DLQ coordinates.
+/// The stable id of a dead letter: its DLQ coordinates (a different
+/// message at coordinates already stored gets a derived id: see
+/// `reused_coordinates`).
 pub fn dead_letter_id(letter: &DeadLetter) -> String {
     format!(
         "{}/{}/{}",
@@ -38,15 +41,13 @@ impl Store {
         letters: &[DeadLetter],
         now: Timestamp,
     ) -> Result<Vec<DeadLetterSummary>> {
-        let mut seen = HashSet::new();
-        let letters: Vec<(String, &DeadLetter)> = letters
-            .iter()
-            .map(|l| (dead_letter_id(l), l))
-            .filter(|(id, _)| seen.insert(id.clone()))
-            .collect();
         if letters.is_empty() {
             return Ok(Vec::new());
         }
+        // Each once; a different message at stored coordinates (a recreated
+        // topic) gets an id of its own rather than being dropped.
+        let letters = self.identify_dead_letters(tx, letters).await?;
+        let seen: HashSet<String> = letters.iter().map(|(id, _)| id.clone()).collect();
         let refs: Vec<SagaRef> = letters
             .iter()
             .map(|(_, l)| SagaRef {
@@ -132,12 +133,21 @@ impl Store {
         }
         // Coordinate order, whatever order RETURNING gave.
         inserted.sort_by(|a, b| {
-            (&a.dlq_topic, a.dlq_partition, a.dlq_offset).cmp(&(
+            (&a.dlq_topic, a.dlq_partition, a.dlq_offset, &a.id).cmp(&(
                 &b.dlq_topic,
                 b.dlq_partition,
                 b.dlq_offset,
+                &b.id,
             ))
         });
+        for letter in inserted.iter().filter(|l| is_reused_coordinates_id(&l.id)) {
+            let coords = sagascope_domain::KafkaCoords {
+                topic: letter.dlq_topic.clone(),
+                partition: i32::try_from(letter.dlq_partition).unwrap_or_default(),
+                offset: letter.dlq_offset,
+            };
+            warn_reused(&coords, "dead letter");
+        }
         for letter in inserted.iter().filter(|l| l.failed_again_of.is_some()) {
             let of = letter.failed_again_of.clone().unwrap_or_default();
             sqlx::query(
