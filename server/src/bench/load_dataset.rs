@@ -565,10 +565,9 @@ impl Generator {
         let mut batch = GeneratedBatch::default();
         for index in range.clone() {
             self.saga_events(index, &mut batch);
-            if batch.events.len() >= batch_size || index + 1 == range.end {
-                if !send(std::mem::take(&mut batch)) {
-                    return;
-                }
+            let full = batch.events.len() >= batch_size || index + 1 == range.end;
+            if full && !send(std::mem::take(&mut batch)) {
+                return;
             }
         }
     }
