@@ -102,9 +102,9 @@ impl BulkLoader {
             "correlation_key, saga_id",
             &correlation_keys,
             |out, (key, saga_id)| {
-                text(out, key);
+                copy_text(out, key);
                 out.push('\t');
-                text(out, saga_id);
+                copy_text(out, saga_id);
             },
         )
         .await?;
@@ -135,9 +135,9 @@ impl BulkLoader {
             "search_key, saga_id, kind",
             &keys,
             |out, (key, saga_id, kind)| {
-                text(out, key);
+                copy_text(out, key);
                 out.push('\t');
-                text(out, saga_id);
+                copy_text(out, saga_id);
                 out.push('\t');
                 out.push_str(kind);
             },
@@ -249,17 +249,17 @@ async fn copy_in<T>(
 fn event_row(out: &mut String, e: &&SagaEvent) {
     let headers = serde_json::to_string(&e.headers).unwrap_or_else(|_| "[]".into());
     let business_keys = serde_json::to_string(&e.business_keys).unwrap_or_else(|_| "[]".into());
-    text(out, &e.event_id);
+    copy_text(out, &e.event_id);
     out.push('\t');
-    text(out, &e.saga_id);
+    copy_text(out, &e.saga_id);
     out.push('\t');
     optional_text(out, e.saga_type.as_deref());
     out.push('\t');
     optional_text(out, e.step.as_deref());
     out.push('\t');
-    text(out, e.phase.as_str());
+    copy_text(out, e.phase.as_str());
     out.push('\t');
-    text(out, &e.event_type);
+    copy_text(out, &e.event_type);
     out.push('\t');
     optional_text(out, e.trace_id.as_deref());
     out.push('\t');
@@ -277,15 +277,15 @@ fn event_row(out: &mut String, e: &&SagaEvent) {
     out.push('\t');
     optional_text(out, e.source_id.as_deref());
     out.push('\t');
-    text(out, &e.coords.topic);
+    copy_text(out, &e.coords.topic);
     out.push('\t');
     number(out, Some(i64::from(e.coords.partition)));
     out.push('\t');
     number(out, Some(e.coords.offset));
     out.push('\t');
-    text(out, &headers);
+    copy_text(out, &headers);
     out.push('\t');
-    text(out, &e.payload.to_string());
+    copy_text(out, &e.payload.to_string());
     out.push('\t');
     optional_text(out, e.error.as_deref());
     out.push('\t');
@@ -293,12 +293,12 @@ fn event_row(out: &mut String, e: &&SagaEvent) {
     out.push('\t');
     number(out, Some(i64::from(e.rule_classified)));
     out.push('\t');
-    text(out, &business_keys);
+    copy_text(out, &business_keys);
 }
 
 fn optional_text(out: &mut String, value: Option<&str>) {
     match value {
-        Some(value) => text(out, value),
+        Some(value) => copy_text(out, value),
         None => out.push_str("\\N"),
     }
 }
@@ -313,8 +313,9 @@ fn number(out: &mut String, value: Option<i64>) {
 }
 
 /// A value in COPY's text format: backslash, tab, line ends and other
-/// control characters escaped; everything else as is.
-fn text(out: &mut String, value: &str) {
+/// control characters escaped; everything else as is. Also the benchmark's
+/// raw COPY baseline's (server/src/bench/copy_rate.rs).
+pub fn copy_text(out: &mut String, value: &str) {
     if !value.bytes().any(|b| b < 0x20 || b == b'\\') {
         out.push_str(value);
         return;
@@ -340,10 +341,10 @@ mod tests {
     #[test]
     fn copy_text_escapes_separators_and_control_characters() {
         let mut out = String::new();
-        text(&mut out, "a\tb\\c\nd\re\u{1}f");
+        copy_text(&mut out, "a\tb\\c\nd\re\u{1}f");
         assert_eq!(out, "a\\tb\\\\c\\nd\\re\\x01f");
         let mut plain = String::new();
-        text(&mut plain, "{\"amount\": 12, \"ü\": \"ok\"}");
+        copy_text(&mut plain, "{\"amount\": 12, \"ü\": \"ok\"}");
         assert_eq!(plain, "{\"amount\": 12, \"ü\": \"ok\"}");
         let mut none = String::new();
         optional_text(&mut none, None);

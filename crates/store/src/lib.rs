@@ -40,7 +40,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use audit_log::NewAuditEntry;
 pub use auth_records::{ApiTokenRecord, SessionRecord, UserRecord};
-pub use bulk_load::{BulkLoaded, BulkLoader};
+pub use bulk_load::{copy_text, BulkLoaded, BulkLoader};
 pub use dead_letters::dead_letter_id;
 #[cfg(feature = "test-support")]
 pub use query_plans::StatementPlan;

@@ -164,47 +164,54 @@ fn fnv1a(parts: &[&[u8]]) -> u64 {
 
 /// The fields of [`sagascope_model::TimelineEvent`] except `headers` and
 /// `payload`, with the same names and serde shapes.
+/// Read by both the typed detail (`rows.rs`) and the JSON body here.
 #[derive(Serialize)]
-struct EventScalars {
-    event_id: String,
-    saga_id: String,
-    phase: Phase,
-    step: Option<String>,
-    event_type: String,
-    occurred_at: Timestamp,
-    published_at: Option<Timestamp>,
-    ingested_at: Timestamp,
-    topic: String,
-    partition: i64,
-    offset: i64,
-    trace_id: Option<String>,
-    span_id: Option<String>,
-    error: Option<String>,
+pub(crate) struct EventScalars {
+    pub(crate) event_id: String,
+    pub(crate) saga_id: String,
+    pub(crate) phase: Phase,
+    pub(crate) step: Option<String>,
+    pub(crate) event_type: String,
+    pub(crate) occurred_at: Timestamp,
+    pub(crate) published_at: Option<Timestamp>,
+    pub(crate) ingested_at: Timestamp,
+    pub(crate) topic: String,
+    pub(crate) partition: i64,
+    pub(crate) offset: i64,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) span_id: Option<String>,
+    pub(crate) error: Option<String>,
+}
+
+impl EventScalars {
+    pub(crate) fn from_row(row: &AnyRow) -> Result<EventScalars> {
+        let phase_text: String = row.try_get("phase")?;
+        Ok(EventScalars {
+            event_id: row.try_get("event_id")?,
+            saga_id: row.try_get("saga_id")?,
+            phase: Phase::parse(&phase_text)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown phase {phase_text}")))?,
+            step: row.try_get("step")?,
+            event_type: row.try_get("event_type")?,
+            occurred_at: from_micros(row.try_get("occurred_at_us")?),
+            published_at: row
+                .try_get::<Option<i64>, _>("published_at_us")?
+                .map(from_micros),
+            ingested_at: from_micros(row.try_get("ingested_at_us")?),
+            topic: row.try_get("topic")?,
+            partition: row.try_get("kafka_partition")?,
+            offset: row.try_get("kafka_offset")?,
+            trace_id: row.try_get("trace_id")?,
+            span_id: row.try_get("span_id")?,
+            error: row.try_get("error")?,
+        })
+    }
 }
 
 /// One event as a JSON object: the scalars through serde, then the stored
 /// `headers` and `payload` text as they are.
 fn write_event(out: &mut String, row: &AnyRow) -> Result<()> {
-    let phase_text: String = row.try_get("phase")?;
-    let scalars = EventScalars {
-        event_id: row.try_get("event_id")?,
-        saga_id: row.try_get("saga_id")?,
-        phase: Phase::parse(&phase_text)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown phase {phase_text}")))?,
-        step: row.try_get("step")?,
-        event_type: row.try_get("event_type")?,
-        occurred_at: from_micros(row.try_get("occurred_at_us")?),
-        published_at: row
-            .try_get::<Option<i64>, _>("published_at_us")?
-            .map(from_micros),
-        ingested_at: from_micros(row.try_get("ingested_at_us")?),
-        topic: row.try_get("topic")?,
-        partition: row.try_get("kafka_partition")?,
-        offset: row.try_get("kafka_offset")?,
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
-        error: row.try_get("error")?,
-    };
+    let scalars = EventScalars::from_row(row)?;
     let headers: &str = row.try_get("headers")?;
     let payload: &str = row.try_get("payload")?;
     out.push_str(&serde_json::to_string(&scalars).map_err(corrupt)?);

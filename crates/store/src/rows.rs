@@ -44,33 +44,30 @@ pub fn summary_from_row(row: &AnyRow) -> Result<SagaSummary> {
 }
 
 pub fn timeline_event_from_row(row: &AnyRow) -> Result<TimelineEvent> {
-    let phase_text: String = row.try_get("phase")?;
     let headers_text: String = row.try_get("headers")?;
     let payload_text: String = row.try_get("payload")?;
     let headers: Vec<Header> = serde_json::from_str(&headers_text)
         .map_err(|e| StoreError::Corrupt(format!("event headers: {e}")))?;
     let payload = serde_json::from_str(&payload_text)
         .map_err(|e| StoreError::Corrupt(format!("event payload: {e}")))?;
+    let e = crate::read_timeline::EventScalars::from_row(row)?;
     Ok(TimelineEvent {
-        event_id: row.try_get("event_id")?,
-        saga_id: row.try_get("saga_id")?,
-        phase: Phase::parse(&phase_text)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown phase {phase_text}")))?,
-        step: row.try_get("step")?,
-        event_type: row.try_get("event_type")?,
-        occurred_at: from_micros(row.try_get("occurred_at_us")?),
-        published_at: row
-            .try_get::<Option<i64>, _>("published_at_us")?
-            .map(from_micros),
-        ingested_at: from_micros(row.try_get("ingested_at_us")?),
-        topic: row.try_get("topic")?,
-        partition: row.try_get("kafka_partition")?,
-        offset: row.try_get("kafka_offset")?,
-        trace_id: row.try_get("trace_id")?,
-        span_id: row.try_get("span_id")?,
+        event_id: e.event_id,
+        saga_id: e.saga_id,
+        phase: e.phase,
+        step: e.step,
+        event_type: e.event_type,
+        occurred_at: e.occurred_at,
+        published_at: e.published_at,
+        ingested_at: e.ingested_at,
+        topic: e.topic,
+        partition: e.partition,
+        offset: e.offset,
+        trace_id: e.trace_id,
+        span_id: e.span_id,
         headers,
         payload,
-        error: row.try_get("error")?,
+        error: e.error,
     })
 }
 

@@ -64,7 +64,7 @@ fn copy_row(out: &mut String, row: &[Cell]) {
         }
         match cell {
             Cell::Text(None) | Cell::Int(None) => out.push_str("\\N"),
-            Cell::Text(Some(text)) => escape_into(out, text),
+            Cell::Text(Some(text)) => sagascope_store::copy_text(out, text),
             Cell::Int(Some(n)) => {
                 let _ = write!(out, "{n}");
             }
@@ -73,29 +73,12 @@ fn copy_row(out: &mut String, row: &[Cell]) {
     out.push('\n');
 }
 
-fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\t' => out.push_str("\\t"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn copy_text_escapes_separators() {
         let mut out = String::new();
-        escape_into(&mut out, "a\tb\\c\nd\u{1}");
+        sagascope_store::copy_text(&mut out, "a\tb\\c\nd\u{1}");
         assert_eq!(out, "a\\tb\\\\c\\nd\\x01");
     }
 }
