@@ -46,6 +46,9 @@ pub struct AppState {
     pub otlp: Arc<crate::span_settings::OtlpReceiverConfig>,
     /// Live streams open, bounded per session and in all.
     pub streams: Arc<crate::http::stream_limits::StreamLimits>,
+    /// Each saga type's learned flow (`Running::learn_flows` keeps them
+    /// current; the stall sweep ends undeclared sagas by them).
+    pub flows: sagascope_flows::FlowModels,
 }
 
 impl FromRef<AppState> for LeptosOptions {

@@ -100,6 +100,7 @@ async fn start_pipeline(
         crate::span_settings::SpanSettings::from_args(spans)?,
     )
     .await?;
+    running.learn_flows(policy.default_timeout);
     running.sweep_stalls(policy);
     running.watch_groups(group_watch_config(kafka));
     running.sweep_unmatched_spans(spans.spans_unmatched_window);

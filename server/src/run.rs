@@ -196,6 +196,7 @@ pub async fn start_with_spans(
         spans: span_service,
         otlp: Arc::new(spans.receiver),
         streams: Default::default(),
+        flows: Default::default(),
     };
     tokio::spawn(crate::auth::denials::summarise_denials(
         state.store.clone(),
@@ -229,14 +230,21 @@ pub async fn start_with_spans(
     })
 }
 
-/// How often quiet sagas are checked for a stall.
-const STALL_SWEEP_EVERY: Duration = Duration::from_secs(5);
+/// How often quiet sagas are checked for a stall, and undeclared ones for a
+/// learned end: an instance that stopped at a learned end event reads
+/// finished within this of its event being stored.
+const STALL_SWEEP_EVERY: Duration = Duration::from_secs(2);
+
+/// How often every recent saga type's flow is learned again.
+const LEARN_FLOWS_EVERY: Duration = Duration::from_secs(10);
 
 impl Running {
-    /// Marks quiet sagas `stalled` every few seconds and pushes them to live
+    /// Marks quiet sagas `stalled`, and ends undeclared ones by their
+    /// type's learned flow, every few seconds; pushes them to live
     /// subscribers, until shutdown.
     pub fn sweep_stalls(&self, policy: StallPolicy) {
         let store = self.state.store.clone();
+        let flows = self.state.flows.clone();
         // Through the relay, so other replicas' pages see the stall too.
         let live = self.local_live.clone();
         let mut shutdown = self.state.shutdown.clone();
@@ -245,13 +253,35 @@ impl Running {
             loop {
                 tokio::select! {
                     changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break },
-                    _ = tick.tick() => match store.mark_stalled(&policy, chrono::Utc::now()).await {
-                        Ok(stalled) => {
-                            for saga in stalled {
-                                let _ = live.send(StreamMessage::Saga { saga });
+                    _ = tick.tick() => {
+                        let learned = flows.learned_ends();
+                        match store.sweep_quiet_sagas(&policy, &learned, chrono::Utc::now()).await {
+                            Ok(stalled) => {
+                                for saga in stalled {
+                                    let _ = live.send(StreamMessage::Saga { saga });
+                                }
                             }
+                            Err(error) => tracing::warn!(%error, "stall sweep failed"),
                         }
-                        Err(error) => tracing::warn!(%error, "stall sweep failed"),
+                    },
+                }
+            }
+        });
+    }
+
+    /// Learns every recent saga type's flow now and every few seconds,
+    /// until shutdown; `stall_after` bounds the learned quiet times.
+    pub fn learn_flows(&self, stall_after: Duration) {
+        let store = self.state.store.clone();
+        let flows = self.state.flows.clone();
+        let mut shutdown = self.state.shutdown.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LEARN_FLOWS_EVERY);
+            loop {
+                tokio::select! {
+                    changed = shutdown.changed() => if changed.is_err() || *shutdown.borrow() { break },
+                    _ = tick.tick() => if let Err(error) = flows.learn(&store, chrono::Utc::now(), stall_after).await {
+                        tracing::warn!(%error, "learning the saga flows failed");
                     },
                 }
             }

@@ -6,6 +6,7 @@ pub mod correlate;
 pub mod dead_letter;
 pub mod decode;
 pub mod event_names;
+pub mod flow_learning;
 pub mod glob;
 pub mod histogram;
 pub mod projection;
@@ -22,6 +23,10 @@ pub use dead_letter::{
     GenericDeadLetterFields, GenericField, OriginalCoords,
 };
 pub use decode::{DecodeError, Decoder, Format, DEFAULT_MAX_PAYLOAD_BYTES, TRUNCATED_HEADER};
+pub use flow_learning::{
+    flow_node_name, flow_node_of, is_state_event, learn_flow, learned_terminals, FlowEvent,
+    FlowInstance, LearnContext,
+};
 pub use projection::{from_micros, micros, project_all, SagaProjection, StepSpan, MAX_KEPT_IDS};
 pub use rules::{Classification, CorrelationSource, Rules, RulesError};
 pub use saga_event::{KafkaCoords, RawMessage, SagaEvent};

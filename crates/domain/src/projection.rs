@@ -154,6 +154,11 @@ pub struct SagaProjection {
     /// earliest event's, which may still change).
     #[serde(default)]
     pub completions: BTreeMap<String, Keyed<()>>,
+    /// The flow node ([`crate::flow_learning::flow_node_name`]) of the
+    /// latest event: where a learned flow says what comes next, or that
+    /// the instance has ended.
+    #[serde(default)]
+    pub last_node: Option<Keyed<String>>,
 }
 
 /// The events of one step of a saga, reduced to min/max/flags.
@@ -215,6 +220,7 @@ impl SagaProjection {
             last_compensation: None,
             last_failure: None,
             completions: BTreeMap::new(),
+            last_node: None,
         }
     }
 
@@ -242,6 +248,10 @@ impl SagaProjection {
             }
         }
         keep_max(&mut self.last, keyed(at_us, event, ()));
+        keep_max(
+            &mut self.last_node,
+            keyed(at_us, event, crate::flow_learning::flow_node_of(event)),
+        );
         if let Some(saga_type) = &event.saga_type {
             keep_min(&mut self.saga_type, keyed(at_us, event, saga_type.clone()));
         }
@@ -399,6 +409,11 @@ impl SagaProjection {
             .unwrap_or_else(|| "unknown".to_string())
     }
 
+    /// The flow node of the latest event.
+    pub fn last_node(&self) -> Option<&str> {
+        self.last_node.as_ref().map(|k| k.value.as_str())
+    }
+
     pub fn started_at_us(&self) -> i64 {
         self.first.as_ref().map(|k| k.at_us).unwrap_or_default()
     }
@@ -454,6 +469,8 @@ impl SagaProjection {
             // An outcome by name rests on an event: not inferred. Only the
             // stall sweep's quiet inference is (set by the store).
             status_inferred: false,
+            inferred_from: None,
+            last_node: self.last_node().map(str::to_string),
         }
     }
 }

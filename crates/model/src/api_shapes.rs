@@ -39,6 +39,16 @@ pub struct SagaSummary {
     /// whose end no rule declares), not stated by an event.
     #[serde(default)]
     pub status_inferred: bool,
+    /// What inferred the status: `learned_end` (the saga stopped at an
+    /// event its type's learned flow ends with), `learned_quiet` (quiet
+    /// longer than its type's hops usually take), `quiet` (quiet for the
+    /// flat stall timeout); None when not inferred.
+    #[serde(default)]
+    pub inferred_from: Option<String>,
+    /// The flow node of the latest event (its type, or for saga state
+    /// events its step and phase): what `/types/{saga_type}` calls it.
+    #[serde(default)]
+    pub last_node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ mod api_shapes;
 mod auth_shapes;
 mod byte_text;
 mod dlq_shapes;
+mod flow_shapes;
 mod format;
 mod local_path;
 mod metrics_shapes;
@@ -30,6 +31,10 @@ pub use byte_text::{base64_decode, base64_encode, ByteText};
 pub use dlq_shapes::{
     encode_dlq_cursor, DeadLetterDetail, DeadLetterGroup, DeadLetterGroups, DeadLetterHeader,
     DeadLetterPage, DeadLetterState, DeadLetterSummary, DlqFilter, DlqQuery, DlqTopicDepth,
+};
+pub use flow_shapes::{
+    FlowEdge, FlowModel, FlowNode, FlowNodeKind, WaitingOn, FLOW_MAX_INSTANCES,
+    FLOW_TERMINAL_MIN_INSTANCES, FLOW_TERMINAL_SHARE,
 };
 pub use format::{format_duration_ms, shorten_id};
 pub use local_path::safe_next;

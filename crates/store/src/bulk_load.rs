@@ -31,6 +31,8 @@ use crate::rollups::RollupDelta;
 use crate::write_batch::SearchKey;
 use crate::{Backend, Result, Store, StoreError};
 
+mod deferred_indexes;
+
 /// COPY text is sent to the server in pieces of about this size.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
@@ -149,6 +151,21 @@ impl BulkLoader {
             events: events.len() as u64,
             sagas,
         })
+    }
+
+    /// Drops the plain (non-unique) indexes of `events`, `sagas`,
+    /// `saga_keys` and `correlation_keys` until
+    /// [`BulkLoader::rebuild_deferred_indexes`]: a load into empty tables is
+    /// then about sorting once instead of a random index insert per row (see
+    /// `deferred_indexes`). Returns the dropped indexes' names.
+    pub async fn defer_secondary_indexes(&self) -> Result<Vec<String>> {
+        deferred_indexes::defer_secondary_indexes(&self.pg).await
+    }
+
+    /// Builds every index a loader deferred, this one or an interrupted
+    /// earlier one; returns their names (none if nothing was deferred).
+    pub async fn rebuild_deferred_indexes(&self) -> Result<Vec<String>> {
+        deferred_indexes::rebuild_deferred_indexes(&self.pg).await
     }
 
     /// Closes the loader's own Postgres pool (not the store's).

@@ -12,6 +12,7 @@ mod project_sagas;
 mod projection_cache;
 #[cfg(feature = "test-support")]
 mod query_plans;
+mod read_flows;
 mod read_ingest;
 mod read_metrics;
 mod read_sagas;
@@ -44,6 +45,7 @@ pub use bulk_load::{copy_text, BulkLoaded, BulkLoader};
 pub use dead_letters::dead_letter_id;
 #[cfg(feature = "test-support")]
 pub use query_plans::StatementPlan;
+pub use read_flows::FlowSample;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
 pub use read_timeline::SagaTimelineJson;
@@ -59,7 +61,9 @@ pub use reused_coordinates::{
     dead_letter_id_at_reused_coordinates, is_reused_coordinates_id, REUSED_COORDINATES_SEPARATOR,
 };
 pub use rollup_retention::ROLLUP_KEEP;
-pub use stall_sweep::StallPolicy;
+pub use stall_sweep::{
+    LearnedEnd, StallPolicy, INFERRED_FROM_LEARNED_END, INFERRED_FROM_LEARNED_QUIET,
+};
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
 
 #[derive(Debug, thiserror::Error)]

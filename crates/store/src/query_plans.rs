@@ -12,7 +12,7 @@ use sqlx::{Any, Row};
 use crate::retention::{closed_dead_letters_sql, quiet_sagas_sql, OLD_INGEST_ERRORS_SQL};
 use crate::spans::retention::{OLD_SPANS_SQL, UNMATCHED_SPANS_SQL};
 use crate::stall_sweep::stall_statements;
-use crate::{Backend, Result, StallPolicy, Store};
+use crate::{Backend, LearnedEnd, Result, StallPolicy, Store};
 
 /// One statement's plan as the backend prints it: `EXPLAIN (COSTS OFF)`
 /// lines on Postgres, `EXPLAIN QUERY PLAN` details on SQLite.
@@ -24,26 +24,23 @@ pub struct StatementPlan {
 }
 
 impl Store {
-    /// The plan of each statement of [`Store::mark_stalled`] for `policy`
-    /// as of `now` (the per-type ones first, then the default one).
+    /// The plan of each statement of [`Store::sweep_quiet_sagas`] for
+    /// `policy` and `learned` as of `now` (the learned ones first, then the
+    /// per-type ones, then the default one).
     pub async fn stall_sweep_plans(
         &self,
         policy: &StallPolicy,
+        learned: &[LearnedEnd],
         now: Timestamp,
     ) -> Result<Vec<StatementPlan>> {
         let mut plans = Vec::new();
-        for statement in stall_statements(policy, now) {
+        for statement in stall_statements(policy, learned, now) {
             let sql = self.explain_prefix() + &statement.sql;
             let mut query = sqlx::query(&sql).bind(statement.cutoff_us);
-            let name = if statement.sql.contains("saga_type = $2") {
-                format!("stall {}", statement.saga_types[0])
-            } else {
-                "stall default".to_string()
-            };
-            for saga_type in &statement.saga_types {
-                query = query.bind(saga_type.clone());
+            for value in &statement.binds {
+                query = query.bind(value.clone());
             }
-            plans.push(self.plan(name, query).await?);
+            plans.push(self.plan(statement.name.clone(), query).await?);
         }
         Ok(plans)
     }

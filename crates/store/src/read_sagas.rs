@@ -56,7 +56,7 @@ impl Store {
         let limit = next(&mut binds, Bind::Int(i64::from(query.limit) + 1));
         let where_clause = format!("WHERE {}", conditions.join(" AND "));
         let sql = format!(
-            "SELECT saga_id, started_at_us, status, projection FROM sagas {where_clause} ORDER BY started_at_us DESC, saga_id DESC LIMIT {limit}"
+            "SELECT saga_id, started_at_us, status, projection, inferred_from FROM sagas {where_clause} ORDER BY started_at_us DESC, saga_id DESC LIMIT {limit}"
         );
         let mut statement: Query<'_, Any, AnyArguments<'_>> = sqlx::query(&sql);
         for bind in binds {

@@ -38,6 +38,18 @@ pub fn summary_from_row(row: &AnyRow) -> Result<SagaSummary> {
         if let Some(swept) = SagaStatus::parse(&status).filter(|s| *s != summary.status) {
             summary.status = swept;
             summary.status_inferred = true;
+            // Statements that do not select it read as the flat timeout's.
+            let from: Option<String> = row.try_get("inferred_from").ok().flatten();
+            // Stopped at a learned end event: it ended with that event.
+            if from.as_deref() == Some(crate::INFERRED_FROM_LEARNED_END) {
+                summary.ended_at = Some(summary.last_event_at);
+                summary.duration_ms = Some(
+                    (summary.last_event_at - summary.started_at)
+                        .num_milliseconds()
+                        .max(0),
+                );
+            }
+            summary.inferred_from = Some(from.unwrap_or_else(|| "quiet".to_string()));
         }
     }
     Ok(summary)

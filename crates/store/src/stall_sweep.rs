@@ -38,35 +38,95 @@ fn cutoff_us(now: Timestamp, timeout: Duration) -> i64 {
 /// (migration 0012), written as they write it so both planners use them.
 pub(crate) const ACTIVE_SAGA: &str = "kind = 'saga' AND status IN ('running', 'compensating')";
 
-/// One statement of the sweep and what it binds: `$1` the cutoff, then the
-/// saga types.
-pub(crate) struct StallStatement {
-    pub sql: String,
-    pub cutoff_us: i64,
-    pub saga_types: Vec<String>,
+/// What a saga type's learned flow decides for its undeclared instances
+/// (`sagascope_domain::flow_learning`): the events that end them at once,
+/// and how long they may be quiet before they are inferred finished (within
+/// the flat timeout, which still applies to everything else).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LearnedEnd {
+    pub saga_type: String,
+    pub end_nodes: Vec<String>,
+    pub quiet_after: Option<Duration>,
 }
 
-/// The sweep's statements for `policy` as of `now`. Each reads one index
-/// range: a type with its own timeout its expired sagas in
-/// `(saga_type, last_event_at_us)`; the default the expired sagas of any
-/// type in `(last_event_at_us)`, skipping the types that have their own
-/// timeout (only those of them quiet longer than the default but not yet
-/// their own timeout are read for nothing). Bumps `version`: the ingest's
-/// cached copy of the row is stale now.
-pub(crate) fn stall_statements(policy: &StallPolicy, now: Timestamp) -> Vec<StallStatement> {
+/// `inferred_from` of a status set because the saga stopped at a learned
+/// end event, and because it was quiet longer than its type's learned time.
+pub const INFERRED_FROM_LEARNED_END: &str = "learned_end";
+pub const INFERRED_FROM_LEARNED_QUIET: &str = "learned_quiet";
+
+/// One statement of the sweep and what it binds: `$1` the cutoff, then
+/// `binds` in order.
+pub(crate) struct StallStatement {
+    /// For plans and logs: `stall <type>`, `stall default`, `learned end
+    /// <type>`, `learned quiet <type>`.
+    pub name: String,
+    pub sql: String,
+    pub cutoff_us: i64,
+    pub binds: Vec<String>,
+}
+
+/// The sweep's statements for `policy` and the `learned` ends as of `now`.
+/// Each reads one index range: a type with its own timeout, and each
+/// learned type, its active sagas in `(saga_type, last_event_at_us)`; the
+/// default the expired sagas of any type in `(last_event_at_us)`, skipping
+/// the types that have their own timeout (only those of them quiet longer
+/// than the default but not yet their own timeout are read for nothing).
+/// The learned statements come first and touch only undeclared sagas
+/// (`quiet_status` set), so a declared saga of the same type still stalls
+/// by the timeouts. Bumps `version`: the ingest's cached copy of the row is
+/// stale now.
+pub(crate) fn stall_statements(
+    policy: &StallPolicy,
+    learned: &[LearnedEnd],
+    now: Timestamp,
+) -> Vec<StallStatement> {
+    let returning = "RETURNING status, projection, inferred_from";
+    let mut statements = Vec::new();
+    for end in learned {
+        if !end.end_nodes.is_empty() {
+            let mut binds = vec![end.saga_type.clone()];
+            binds.extend(end.end_nodes.iter().cloned());
+            statements.push(StallStatement {
+                name: format!("learned end {}", end.saga_type),
+                sql: format!(
+                    "UPDATE sagas SET status = quiet_status, inferred_from = '{INFERRED_FROM_LEARNED_END}', version = version + 1 \
+                     WHERE {ACTIVE_SAGA} AND last_event_at_us < $1 AND saga_type = $2 \
+                     AND quiet_status IS NOT NULL AND last_node IN ({}) {returning}",
+                    placeholders(2, end.end_nodes.len())
+                ),
+                // Whatever its age: the end event is there.
+                cutoff_us: i64::MAX,
+                binds,
+            });
+        }
+        if let Some(quiet) = end.quiet_after {
+            statements.push(StallStatement {
+                name: format!("learned quiet {}", end.saga_type),
+                sql: format!(
+                    "UPDATE sagas SET status = quiet_status, inferred_from = '{INFERRED_FROM_LEARNED_QUIET}', version = version + 1 \
+                     WHERE {ACTIVE_SAGA} AND last_event_at_us < $1 AND saga_type = $2 \
+                     AND quiet_status IS NOT NULL {returning}"
+                ),
+                cutoff_us: cutoff_us(now, quiet),
+                binds: vec![end.saga_type.clone()],
+            });
+        }
+    }
     let update = format!(
         "UPDATE sagas SET status = COALESCE(quiet_status, 'stalled'), version = version + 1 \
          WHERE {ACTIVE_SAGA} AND last_event_at_us < $1"
     );
-    let mut statements: Vec<StallStatement> = policy
-        .per_type
-        .iter()
-        .map(|(saga_type, timeout)| StallStatement {
-            sql: format!("{update} AND saga_type = $2 RETURNING status, projection"),
-            cutoff_us: cutoff_us(now, *timeout),
-            saga_types: vec![saga_type.clone()],
-        })
-        .collect();
+    statements.extend(
+        policy
+            .per_type
+            .iter()
+            .map(|(saga_type, timeout)| StallStatement {
+                name: format!("stall {saga_type}"),
+                sql: format!("{update} AND saga_type = $2 {returning}"),
+                cutoff_us: cutoff_us(now, *timeout),
+                binds: vec![saga_type.clone()],
+            }),
+    );
     let others = if policy.per_type.is_empty() {
         String::new()
     } else {
@@ -76,9 +136,10 @@ pub(crate) fn stall_statements(policy: &StallPolicy, now: Timestamp) -> Vec<Stal
         )
     };
     statements.push(StallStatement {
-        sql: format!("{update}{others} RETURNING status, projection"),
+        name: "stall default".into(),
+        sql: format!("{update}{others} {returning}"),
         cutoff_us: cutoff_us(now, policy.default_timeout),
-        saga_types: policy.per_type.iter().map(|(t, _)| t.clone()).collect(),
+        binds: policy.per_type.iter().map(|(t, _)| t.clone()).collect(),
     });
     statements
 }
@@ -86,8 +147,8 @@ pub(crate) fn stall_statements(policy: &StallPolicy, now: Timestamp) -> Vec<Stal
 impl StallStatement {
     pub(crate) fn query(&self) -> Query<'_, Any, AnyArguments<'_>> {
         let mut query = sqlx::query(&self.sql).bind(self.cutoff_us);
-        for saga_type in &self.saga_types {
-            query = query.bind(saga_type.clone());
+        for value in &self.binds {
+            query = query.bind(value.clone());
         }
         query
     }
@@ -95,16 +156,28 @@ impl StallStatement {
 
 impl Store {
     /// Marks the sagas that have stalled as of `now` and returns them.
-    #[tracing::instrument(skip_all, err)]
     pub async fn mark_stalled(
         &self,
         policy: &StallPolicy,
         now: Timestamp,
     ) -> Result<Vec<SagaSummary>> {
+        self.sweep_quiet_sagas(policy, &[], now).await
+    }
+
+    /// Ends the undeclared sagas that stopped at a `learned` end event or
+    /// were quiet longer than their type's learned time, then marks the
+    /// sagas that have stalled, as of `now`; returns every saga changed.
+    #[tracing::instrument(skip_all, err, fields(learned = learned.len()))]
+    pub async fn sweep_quiet_sagas(
+        &self,
+        policy: &StallPolicy,
+        learned: &[LearnedEnd],
+        now: Timestamp,
+    ) -> Result<Vec<SagaSummary>> {
         // One transaction: the statuses and their rollups change together.
         let mut tx = self.begin_write().await?;
         let mut rows = Vec::new();
-        for statement in stall_statements(policy, now) {
+        for statement in stall_statements(policy, learned, now) {
             rows.extend(statement.query().fetch_all(&mut *tx).await?);
         }
         let mut rollups = RollupDelta::default();

@@ -7,7 +7,7 @@
 //! one, so both of its planner's paths are held.
 
 use chrono::{DateTime, TimeZone, Utc};
-use sagascope_store::{Backend, StallPolicy, StatementPlan, Store};
+use sagascope_store::{Backend, LearnedEnd, StallPolicy, StatementPlan, Store};
 use std::time::Duration;
 
 macro_rules! sweep_plans_suite {
@@ -193,12 +193,39 @@ async fn stall_sweep_reads_only_expired_active_sagas_by_index(store: &Store) {
             "sagas_active_by_status_last_event",
         );
     };
-    check(store.stall_sweep_plans(&policy, now).await.unwrap());
+    check(store.stall_sweep_plans(&policy, &[], now).await.unwrap());
+    // A learned type's statements read its active sagas by type too.
+    let learned = [LearnedEnd {
+        saga_type: "scan".into(),
+        end_nodes: vec!["ProfileUpdated".into(), "ScanRewardCompensated".into()],
+        quiet_after: Some(Duration::from_secs(20)),
+    }];
+    let plans = store
+        .stall_sweep_plans(&policy, &learned, now)
+        .await
+        .unwrap();
+    let names: Vec<&str> = plans.iter().map(|p| p.statement.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "learned end scan",
+            "learned quiet scan",
+            "stall order",
+            "stall chat",
+            "stall default"
+        ]
+    );
+    for plan in &plans[..2] {
+        assert_index_range(plan, store.backend(), "sagas_active_by_type_last_event");
+    }
     let only_default = StallPolicy {
         default_timeout: Duration::from_secs(300),
         per_type: vec![],
     };
-    let plans = store.stall_sweep_plans(&only_default, now).await.unwrap();
+    let plans = store
+        .stall_sweep_plans(&only_default, &[], now)
+        .await
+        .unwrap();
     assert_eq!(plans.len(), 1);
     assert_index_range(
         &plans[0],
@@ -207,7 +234,7 @@ async fn stall_sweep_reads_only_expired_active_sagas_by_index(store: &Store) {
     );
     if store.backend() == Backend::Sqlite {
         analyze(store).await;
-        check(store.stall_sweep_plans(&policy, now).await.unwrap());
+        check(store.stall_sweep_plans(&policy, &[], now).await.unwrap());
     }
 
     // And the statements do what they did: the expired ones, per type.

@@ -3,6 +3,7 @@
 
 mod api_dlq;
 mod api_dlq_actions;
+mod api_flows;
 mod api_ingest;
 mod api_metrics;
 mod api_sagas;
@@ -43,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/sagas", get(api_sagas::list_sagas))
         .route("/sagas/{saga_id}", get(api_sagas::get_saga))
         .route("/sagas/{saga_id}/spans", get(api_spans::saga_spans))
+        .route("/types", get(api_flows::list_flows))
+        .route("/types/{saga_type}/flow", get(api_flows::get_flow))
         .route("/traces/{trace_id}", get(api_traces::get_trace))
         .route("/traces/{trace_id}/spans", get(api_spans::trace_spans))
         .route("/ingest/errors", get(api_ingest::list_ingest_errors))
@@ -104,6 +107,7 @@ pub fn router(state: AppState) -> Router {
     let overview = state.overview.clone();
     let redaction = state.redaction.clone();
     let spans = state.spans.clone();
+    let flows = state.flows.clone();
     let options = state.leptos_options.clone();
     // Every page and server function: the store, the overview, and the
     // request's CSP nonce and session (top bar, CSRF meta tag, roles).
@@ -113,6 +117,8 @@ pub fn router(state: AppState) -> Router {
         provide_context((*redaction).clone());
         // The span waterfall's server functions read spans through it.
         provide_context(spans.clone());
+        // The saga-type pages and the timeline's "waiting on".
+        provide_context(flows.clone());
         // The `/api` reference page renders the OpenAPI document.
         provide_context(app::pages::api_reference::ApiReferenceDocument(
             openapi::DOCUMENT.clone(),

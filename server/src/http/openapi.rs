@@ -18,7 +18,7 @@ use utoipa::openapi::{OpenApi as OpenApiDocument, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{
-    api_dlq, api_dlq_actions, api_ingest, api_metrics, api_sagas, api_spans, api_stream,
+    api_dlq, api_dlq_actions, api_flows, api_ingest, api_metrics, api_sagas, api_spans, api_stream,
     api_traces, otlp_receiver,
 };
 use crate::auth::{audit_api, login, tokens};
@@ -63,6 +63,8 @@ pub struct LogoutResponse {
     paths(
         api_sagas::list_sagas,
         api_sagas::get_saga,
+        api_flows::list_flows,
+        api_flows::get_flow,
         api_traces::get_trace,
         api_spans::trace_spans,
         api_spans::saga_spans,
@@ -98,6 +100,7 @@ pub struct LogoutResponse {
     security(("api_token" = []), ("session_cookie" = [])),
     tags(
         (name = "sagas", description = "Saga instances: the list with its filters, one saga with its timeline."),
+        (name = "flows", description = "Each saga type's flow, learned from its latest instances: usual order, hop times, end events."),
         (name = "traces", description = "Everything that carried one trace id."),
         (name = "spans", description = "The spans of a trace or a saga, from the OTLP receiver or a Jaeger/Tempo query API."),
         (name = "ingest", description = "Messages that could not be decoded."),

@@ -1,0 +1,96 @@
+//! Learned saga flows. Every few seconds the learner reads each recent
+//! saga type's latest instances from the store and learns its flow
+//! (`sagascope_domain::flow_learning`); [`FlowModels`] holds the results for
+//! the API, the pages and the stall sweep, which ends undeclared instances
+//! by them ([`FlowModels::learned_ends`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use sagascope_domain::{learn_flow, learned_terminals, LearnContext};
+use sagascope_model::{FlowModel, Timestamp, FLOW_MAX_INSTANCES};
+use sagascope_store::{LearnedEnd, Store};
+
+/// Types whose flows are learned, at most (by name): one read each per
+/// round.
+pub const MAX_LEARNED_TYPES: usize = 64;
+
+/// Types seen in this window are learned.
+const RECENT_TYPES: chrono::Duration = chrono::Duration::hours(24);
+
+/// The latest model of every learned saga type. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct FlowModels {
+    models: Arc<RwLock<BTreeMap<String, Arc<FlowModel>>>>,
+}
+
+impl FlowModels {
+    pub fn get(&self, saga_type: &str) -> Option<Arc<FlowModel>> {
+        self.read().get(saga_type).cloned()
+    }
+
+    /// Every model, by saga type.
+    pub fn all(&self) -> Vec<Arc<FlowModel>> {
+        self.read().values().cloned().collect()
+    }
+
+    /// What the models decide for undeclared instances: their end events
+    /// and quiet times (types with neither are left out).
+    pub fn learned_ends(&self) -> Vec<LearnedEnd> {
+        self.read()
+            .values()
+            .filter(|m| !m.declared)
+            .map(|m| LearnedEnd {
+                saga_type: m.saga_type.clone(),
+                end_nodes: learned_terminals(m),
+                quiet_after: m
+                    .quiet_after_ms
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .map(Duration::from_millis),
+            })
+            .filter(|end| !end.end_nodes.is_empty() || end.quiet_after.is_some())
+            .collect()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<FlowModel>>> {
+        // A panic while holding the lock cannot leave the map half-written
+        // (inserts are single calls): the data is still good.
+        self.models.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Learns every recent saga type's flow as of `now` (one round) and
+    /// replaces the models; returns how many types were learned. Types no
+    /// longer recent are dropped.
+    #[tracing::instrument(skip_all, err)]
+    pub async fn learn(
+        &self,
+        store: &Store,
+        now: Timestamp,
+        stall_after: Duration,
+    ) -> sagascope_store::Result<usize> {
+        let types = store
+            .recent_saga_types(now - RECENT_TYPES, MAX_LEARNED_TYPES)
+            .await?;
+        let stall_after_ms = i64::try_from(stall_after.as_millis()).unwrap_or(i64::MAX);
+        let mut learned = BTreeMap::new();
+        for saga_type in types {
+            let sample = store
+                .recent_flow_instances(&saga_type, FLOW_MAX_INSTANCES)
+                .await?;
+            if sample.instances.is_empty() {
+                continue;
+            }
+            let context = LearnContext {
+                now,
+                stall_after_ms,
+                declared: sample.declared * 2 > sample.instances.len(),
+            };
+            let model = learn_flow(&saga_type, &sample.instances, context);
+            learned.insert(saga_type, Arc::new(model));
+        }
+        let count = learned.len();
+        *self.models.write().unwrap_or_else(|e| e.into_inner()) = learned;
+        Ok(count)
+    }
+}
