@@ -54,6 +54,7 @@ impl ListParams {
                 q: get("q"),
                 limit: get("limit"),
                 cursor: get("cursor"),
+                overdue: get("overdue"),
             },
             range: get("range"),
         }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sagascope_domain::{learn_flow, learned_terminals, LearnContext};
 use sagascope_model::{FlowModel, Timestamp, FLOW_MAX_INSTANCES};
-use sagascope_store::{LearnedEnd, Store};
+use sagascope_store::{LearnedEnd, OverdueRule, Store};
 
 /// Types whose flows are learned, at most (by name): one read each per
 /// round.
@@ -51,6 +51,28 @@ impl FlowModels {
             })
             .filter(|end| !end.end_nodes.is_empty() || end.quiet_after.is_some())
             .collect()
+    }
+
+    /// Which running sagas are overdue as of `now`: per type and flow
+    /// node that does not end instances, its last event older than the p99
+    /// of the hop the flow usually takes from there.
+    pub fn overdue_rules(&self, now: Timestamp) -> Vec<OverdueRule> {
+        let now_us = sagascope_domain::micros(now);
+        let models = self.read();
+        let mut rules = Vec::new();
+        for model in models.values() {
+            for node in model.nodes.iter().filter(|n| !n.terminal) {
+                let Some(p99) = model.usual_next(&node.name).and_then(|e| e.gap.p99_ms) else {
+                    continue;
+                };
+                rules.push(OverdueRule {
+                    saga_type: model.saga_type.clone(),
+                    last_node: node.name.clone(),
+                    cutoff_us: now_us.saturating_sub(p99.saturating_mul(1000)),
+                });
+            }
+        }
+        rules
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<FlowModel>>> {

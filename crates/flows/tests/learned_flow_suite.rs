@@ -188,6 +188,7 @@ async fn a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quie
             q: None,
             limit: 50,
             cursor: None,
+            overdue: false,
         })
         .await
         .unwrap();
@@ -203,6 +204,47 @@ async fn a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quie
         .unwrap()
         .counts;
     assert_eq!((counts.completed, counts.running), (14, 1));
+
+    // The one between hops has waited 3 s for CharacterAcquired, which
+    // usually follows ScanCompleted within 1 s: overdue. A second later
+    // than its event it was not.
+    let overdue_query = sagascope_model::SagaQuery {
+        saga_type: None,
+        statuses: vec![],
+        since: None,
+        until: None,
+        q: None,
+        limit: 50,
+        cursor: None,
+        overdue: true,
+    };
+    let ids = |page: sagascope_model::SagaPage| {
+        page.items
+            .into_iter()
+            .map(|s| s.saga_id)
+            .collect::<Vec<_>>()
+    };
+    let overdue = store
+        .list_sagas_overdue_by(&overdue_query, &flows.overdue_rules(now))
+        .await
+        .unwrap();
+    assert_eq!(ids(overdue), [trace(101)]);
+    let early = store
+        .list_sagas_overdue_by(&overdue_query, &flows.overdue_rules(at(197_500)))
+        .await
+        .unwrap();
+    assert!(early.items.is_empty());
+    assert!(store
+        .list_sagas_overdue_by(&overdue_query, &[])
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    let waiting = model.waiting_on("ScanCompleted", 3_000).unwrap();
+    assert_eq!(
+        (waiting.next.as_str(), waiting.overdue),
+        ("CharacterAcquired", true)
+    );
 
     // A new event of an ended instance makes it running again (its events
     // decide), and a second sweep changes nothing else.

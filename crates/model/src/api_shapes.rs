@@ -179,6 +179,10 @@ pub struct SagaFilter {
     pub q: Option<String>,
     pub limit: Option<String>,
     pub cursor: Option<String>,
+    /// `true`: only running or compensating sagas that have waited longer
+    /// for their next event than their type's learned flow says that hop
+    /// takes (its p99).
+    pub overdue: Option<String>,
 }
 
 /// A validated [`SagaFilter`].
@@ -193,6 +197,8 @@ pub struct SagaQuery {
     pub limit: u32,
     /// Keyset position: (started_at in µs, saga_id) of the last row seen.
     pub cursor: Option<(i64, String)>,
+    /// Only sagas overdue by their type's learned flow.
+    pub overdue: bool,
 }
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -213,6 +219,13 @@ impl SagaFilter {
             q: non_empty(&self.q),
             limit,
             cursor,
+            overdue: match self.overdue.as_deref().map(str::trim) {
+                None | Some("") | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(format!("overdue: expected true or false, got `{other}`"))
+                }
+            },
         })
     }
 
@@ -225,6 +238,7 @@ impl SagaFilter {
             ("until", &self.until),
             ("q", &self.q),
             ("limit", &self.limit),
+            ("overdue", &self.overdue),
         ];
         query_string(&pairs)
     }

@@ -48,6 +48,7 @@ pub use query_plans::StatementPlan;
 pub use read_flows::FlowSample;
 pub use read_ingest::{CountedTable, PartitionProgress};
 pub use read_metrics::WindowMetrics;
+pub use read_sagas::OverdueRule;
 pub use read_timeline::SagaTimelineJson;
 pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use retention::SagaRetentionBatch;

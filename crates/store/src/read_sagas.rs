@@ -15,6 +15,19 @@ impl Store {
     /// a row while new sagas arrive.
     #[tracing::instrument(skip(self), err)]
     pub async fn list_sagas(&self, query: &SagaQuery) -> Result<SagaPage> {
+        self.list_sagas_overdue_by(query, &[]).await
+    }
+
+    /// [`Store::list_sagas`], where `query.overdue` keeps the running or
+    /// compensating sagas that match one of `overdue` (their type, last
+    /// flow node, and a last event before the rule's cutoff); with no rules
+    /// nothing is overdue.
+    #[tracing::instrument(skip(self, overdue), err, fields(overdue_rules = overdue.len()))]
+    pub async fn list_sagas_overdue_by(
+        &self,
+        query: &SagaQuery,
+        overdue: &[OverdueRule],
+    ) -> Result<SagaPage> {
         // Groups without saga meaning (entity streams) are not sagas.
         let mut conditions: Vec<String> = vec!["kind = 'saga'".to_string()];
         let mut binds: Vec<Bind> = Vec::new();
@@ -45,6 +58,23 @@ impl Store {
         if let Some(q) = &query.q {
             let p = next(&mut binds, Bind::Text(q.clone()));
             conditions.push(format!("(saga_id = {p} OR saga_id IN (SELECT saga_id FROM saga_keys WHERE search_key = {p}))"));
+        }
+        if query.overdue {
+            conditions.push(crate::stall_sweep::ACTIVE_SAGA.to_string());
+            let mut any = Vec::with_capacity(overdue.len());
+            for rule in overdue {
+                let t = next(&mut binds, Bind::Text(rule.saga_type.clone()));
+                let n = next(&mut binds, Bind::Text(rule.last_node.clone()));
+                let c = next(&mut binds, Bind::Int(rule.cutoff_us));
+                any.push(format!(
+                    "(saga_type = {t} AND last_node = {n} AND last_event_at_us < {c})"
+                ));
+            }
+            conditions.push(if any.is_empty() {
+                "1 = 0".to_string()
+            } else {
+                format!("({})", any.join(" OR "))
+            });
         }
         if let Some((started_us, saga_id)) = &query.cursor {
             let t = next(&mut binds, Bind::Int(*started_us));
@@ -92,6 +122,16 @@ impl Store {
             .map(|r| r.try_get("saga_type").map_err(Into::into))
             .collect()
     }
+}
+
+/// A saga of `saga_type` whose latest event is `last_node` is overdue once
+/// that event is older than `cutoff_us` (now − the p99 of the hop its
+/// type's flow usually takes next).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverdueRule {
+    pub saga_type: String,
+    pub last_node: String,
+    pub cutoff_us: i64,
 }
 
 enum Bind {

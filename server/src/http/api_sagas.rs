@@ -15,8 +15,10 @@ use crate::http::openapi::ErrorBody;
     tag = "sagas",
     summary = "List sagas",
     description = "Sagas newest first, filtered by type, status (one or several, \
-        comma-separated), start time and a search text (saga id, trace id or business key); \
-        keyset-paged by `cursor` (pass `next_cursor` of the previous page).",
+        comma-separated), start time and a search text (saga id, trace id or business key), \
+        and `overdue=true` (running or compensating sagas that have waited longer for their next \
+        event than their type's learned flow says that hop takes, its p99); keyset-paged by \
+        `cursor` (pass `next_cursor` of the previous page).",
     params(SagaFilter),
     responses(
         (status = 200, description = "One page of sagas.", body = SagaPage),
@@ -29,7 +31,14 @@ pub async fn list_sagas(
     Query(filter): Query<SagaFilter>,
 ) -> Result<Json<SagaPage>, AppError> {
     let query = filter.validate().map_err(AppError::BadRequest)?;
-    Ok(Json(state.store.list_sagas(&query).await?))
+    let overdue = if query.overdue {
+        state.flows.overdue_rules(chrono::Utc::now())
+    } else {
+        Vec::new()
+    };
+    Ok(Json(
+        state.store.list_sagas_overdue_by(&query, &overdue).await?,
+    ))
 }
 
 /// `GET /api/v1/sagas/{saga_id}`: the saga and its timeline. The body is
