@@ -29,7 +29,8 @@ use pages::{
     api_reference::ApiReferencePage, audit::AuditPage, dlq_bulk_retry::DlqBulkRetryPage,
     dlq_job::DlqJobPage, dlq_list::DlqListPage, dlq_message::DlqMessagePage,
     ingest_errors::IngestErrorsPage, lag::LagPage, login::LoginPage, not_found::NotFoundPage,
-    overview::OverviewPage, saga_detail::SagaDetailPage, saga_list::SagaListPage, trace::TracePage,
+    overview::OverviewPage, saga_detail::SagaDetailPage, saga_list::SagaListPage,
+    saga_type::SagaTypePage, trace::TracePage,
 };
 
 /// The whole application: top bar and routed pages.
@@ -89,6 +90,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>
                     <Route path=path!("/sagas") view=SagaListPage ssr=SsrMode::Async/>
                     <Route path=path!("/sagas/:saga_id") view=SagaDetailPage ssr=SsrMode::Async/>
+                    <Route path=path!("/types/:saga_type") view=SagaTypePage ssr=SsrMode::Async/>
                     <Route path=path!("/traces/:trace_id") view=TracePage ssr=SsrMode::Async/>
                     <Route path=path!("/dlq") view=DlqListPage ssr=SsrMode::Async/>
                     <Route path=path!("/dlq/messages/:topic/:partition/:offset") view=DlqMessagePage ssr=SsrMode::Async/>

@@ -7,8 +7,8 @@ use leptos::prelude::*;
 use leptos::server_fn::codec::Json;
 use sagascope_model::{
     AuditFilter, AuditPage, BulkRetryPreview, DeadLetterDetail, DeadLetterGroups, DeadLetterPage,
-    DeadLetterSummary, DlqFilter, IngestErrorView, OverviewMetrics, RetryAttemptView, RetryJobView,
-    SagaDetail, SagaPage, SessionInfo, Timestamp, TraceView,
+    DeadLetterSummary, DlqFilter, FlowModel, IngestErrorView, OverviewMetrics, RetryAttemptView,
+    RetryJobView, SagaDetail, SagaPage, SessionInfo, Timestamp, TraceView,
 };
 use serde::{Deserialize, Serialize};
 
@@ -36,7 +36,15 @@ fn store_error(error: sagascope_store::StoreError) -> ServerFnError {
 pub async fn fetch_saga_page(params: ListParams) -> Result<SagaPage, ServerFnError> {
     let filter = params.resolve(crate::state::now_ms());
     let query = filter.validate().map_err(ServerFnError::new)?;
-    store()?.list_sagas(&query).await.map_err(store_error)
+    // Overdue is judged by the learned flows (server/src/run.rs keeps them).
+    let overdue = match use_context::<sagascope_flows::FlowModels>() {
+        Some(flows) if query.overdue => flows.overdue_rules(chrono::Utc::now()),
+        _ => Vec::new(),
+    };
+    store()?
+        .list_sagas_overdue_by(&query, &overdue)
+        .await
+        .map_err(store_error)
 }
 
 #[server]
@@ -48,6 +56,36 @@ pub async fn fetch_saga_types() -> Result<Vec<String>, ServerFnError> {
 #[server]
 pub async fn fetch_saga_detail(saga_id: String) -> Result<Option<SagaDetail>, ServerFnError> {
     store()?.saga_detail(&saga_id).await.map_err(store_error)
+}
+
+// ---------- learned flows ----------
+
+/// The learned flows the server puts in the context (relearned every 10 s
+/// from each recent saga type's latest instances).
+#[cfg(feature = "ssr")]
+fn flow_models() -> Result<sagascope_flows::FlowModels, ServerFnError> {
+    use_context::<sagascope_flows::FlowModels>().ok_or_else(|| {
+        ServerFnError::new("the learned flows are not available (missing from the context)")
+    })
+}
+
+/// The learned flow of one saga type; `None` while none is learned (no
+/// instance in the last 24 h, or the first round has not run yet).
+#[server]
+pub async fn fetch_flow_model(saga_type: String) -> Result<Option<FlowModel>, ServerFnError> {
+    Ok(flow_models()?
+        .get(&saga_type)
+        .map(|model| FlowModel::clone(&model)))
+}
+
+/// Every learned flow, by saga type.
+#[server]
+pub async fn fetch_flow_models() -> Result<Vec<FlowModel>, ServerFnError> {
+    Ok(flow_models()?
+        .all()
+        .iter()
+        .map(|model| FlowModel::clone(model))
+        .collect())
 }
 
 #[server]

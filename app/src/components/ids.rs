@@ -12,6 +12,16 @@ pub fn trace_href(trace_id: &str) -> String {
     format!("/traces/{}", percent_encode(trace_id))
 }
 
+/// The learned flow of a saga type (`/types/{saga_type}`).
+pub fn type_href(saga_type: &str) -> String {
+    format!("/types/{}", percent_encode(saga_type))
+}
+
+/// The saga list filtered to one type (`saga_type`, see `filters.rs`).
+pub fn sagas_of_type_href(saga_type: &str) -> String {
+    format!("/sagas?saga_type={}", percent_encode(saga_type))
+}
+
 /// A shortened id linking somewhere, full id in `title`.
 #[component]
 pub fn IdLink(

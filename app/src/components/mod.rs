@@ -5,6 +5,7 @@ pub mod dead_letter;
 pub mod dead_letter_actions;
 pub mod dead_letter_job;
 pub mod dead_letter_timeline;
+pub mod flow_diagram;
 pub mod ids;
 pub mod json_view;
 pub mod live_stream;

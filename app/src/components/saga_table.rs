@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 use sagascope_model::SagaSummary;
 
-use crate::components::ids::{saga_href, IdLink, TraceLink};
+use crate::components::ids::{saga_href, type_href, IdLink, TraceLink};
 use crate::components::status_badge::StatusBadge;
 use crate::components::time::{RelativeTime, SagaDuration};
 use crate::time::millis;
@@ -122,9 +122,19 @@ fn SagaTableRow(row: SagaRow) -> impl IntoView {
             <td>
                 <IdLink id=saga.saga_id.clone() href=saga_href(&saga.saga_id) test="saga-link"/>
             </td>
-            <td class="type">{saga.saga_type.clone()}</td>
+            <td class="type">
+                <a class="type-link" href=type_href(&saga.saga_type) title=format!("The learned flow of {}", saga.saga_type) data-test="saga-type-link">
+                    {saga.saga_type.clone()}
+                </a>
+            </td>
             <td>
-                <StatusBadge status inferred=saga.status_inferred test="status-badge"/>
+                <StatusBadge
+                    status
+                    inferred=saga.status_inferred
+                    inferred_from=saga.inferred_from.clone()
+                    last_node=saga.last_node.clone()
+                    test="status-badge"
+                />
             </td>
             <td>
                 <RelativeTime at=saga.started_at/>

@@ -12,11 +12,18 @@ pub fn StatusBadge(
     /// dashed with a `≈`, and the title says why.
     #[prop(optional)]
     inferred: bool,
+    /// What inferred it (`SagaSummary::inferred_from`): the title says so.
+    #[prop(optional_no_strip)]
+    inferred_from: Option<String>,
+    /// The flow node of the saga's latest event (`SagaSummary::last_node`).
+    #[prop(optional_no_strip)]
+    last_node: Option<String>,
 ) -> impl IntoView {
     let title = if inferred {
         format!(
-            "Status: {} (inferred: the saga went quiet after this outcome and no rule declares its end event)",
-            status.label()
+            "Status: {} ({})",
+            status.label(),
+            inferred_why(inferred_from.as_deref(), last_node.as_deref())
         )
     } else {
         format!("Status: {}", status.label())
@@ -32,6 +39,24 @@ pub fn StatusBadge(
             <span class="badge-icon" aria-hidden="true">{status.icon()}</span>
             <span class="badge-label">{if inferred { "≈ " } else { "" }}{status.label()}</span>
         </span>
+    }
+}
+
+/// Why an inferred status was inferred, for the badge's title.
+pub fn inferred_why(inferred_from: Option<&str>, last_node: Option<&str>) -> String {
+    match (inferred_from, last_node) {
+        (Some("learned_end"), Some(node)) => format!(
+            "inferred: the saga stopped at {node}, which ends this type's instances (learned flow)"
+        ),
+        (Some("learned_end"), None) => {
+            "inferred: the saga stopped at an event that ends this type's instances (learned flow)"
+                .to_string()
+        }
+        (Some("learned_quiet"), _) => {
+            "inferred: quiet longer than this type's steps usually take (learned flow)".to_string()
+        }
+        _ => "inferred: the saga went quiet after this outcome and no rule declares its end event"
+            .to_string(),
     }
 }
 
@@ -73,5 +98,23 @@ pub fn PhaseLabel(phase: Phase) -> impl IntoView {
             <span class="phase-icon" aria-hidden="true">{phase_icon(phase)}</span>
             <span class="phase-label">{phase.label()}</span>
         </span>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_inferred_title_says_from_what() {
+        assert_eq!(
+            inferred_why(Some("learned_end"), Some("ProfileUpdated")),
+            "inferred: the saga stopped at ProfileUpdated, which ends this type's instances (learned flow)"
+        );
+        assert!(
+            inferred_why(Some("learned_quiet"), Some("X")).starts_with("inferred: quiet longer")
+        );
+        assert!(inferred_why(Some("quiet"), None).contains("no rule declares its end event"));
+        assert!(inferred_why(None, None).contains("no rule declares its end event"));
     }
 }

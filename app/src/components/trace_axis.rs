@@ -610,7 +610,7 @@ pub fn TraceLegend(
                         >
                             <span class="tr-key" aria-label=format!("key {}", saga_key(i))>{saga_key(i)}</span>
                             <span class="tr-legend-type">{saga.saga_type.clone()}</span>
-                            <StatusBadge status inferred=saga.status_inferred test="status-badge"/>
+                            <StatusBadge status inferred=saga.status_inferred inferred_from=saga.inferred_from.clone() last_node=saga.last_node.clone() test="status-badge"/>
                             <IdLink id=saga.saga_id.clone() href=saga_href(&saga.saga_id) test="saga-link"/>
                             <span class="muted num" title="Events of this saga in this trace / all its events">
                                 {format!("{here}/{} events", saga.event_count)}
@@ -969,6 +969,8 @@ mod tests {
             event_count: 1,
             last_event_at: at(100),
             status_inferred: false,
+            inferred_from: None,
+            last_node: None,
         }
     }
 

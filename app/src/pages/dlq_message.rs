@@ -489,7 +489,7 @@ fn SagaPanel(
                 <h2 id="dlq-saga-title">"Saga"</h2>
                 <IdLink id=saga_id.clone() href=saga_href(&saga_id) test="dlq-saga-link"/>
                 <span class="mono">{saga.saga_type.clone()}</span>
-                <StatusBadge status=saga.status inferred=saga.status_inferred test="dlq-saga-status"/>
+                <StatusBadge status=saga.status inferred=saga.status_inferred inferred_from=saga.inferred_from.clone() last_node=saga.last_node.clone() test="dlq-saga-status"/>
                 <a class="small" href=saga_href(&saga_id)>"full timeline →"</a>
             </header>
             <div class="table-wrap">

@@ -13,4 +13,5 @@ pub mod not_found;
 pub mod overview;
 pub mod saga_detail;
 pub mod saga_list;
+pub mod saga_type;
 pub mod trace;

@@ -345,6 +345,8 @@ fn SagaTypeRows(
             <tr class="row ov-type-row" data-test=format!("saga-type-row-{t}") data-level=level>
                 <th scope="row" class="type-cell">
                     <a class="type-name mono" href=started_href.clone() title=format!("All {t} sagas started in the window")>{t.clone()}</a>
+                    // No data-test: the row's data-test links are its figures.
+                    <a class="flow-link small" href=crate::components::ids::type_href(&t) title=format!("The flow learned for {t}: its usual steps, hops and end events")>"flow"</a>
                     {(level != "ok").then(|| view! {
                         <span class=format!("level-chip {level}") title=format!("A threshold of {t} is breached ({level}); see the alerts")>
                             {if level == "critical" { "⚠ critical" } else { "▲ warning" }}

@@ -1,6 +1,7 @@
 //! `/sagas/:saga_id`: the saga header and its event timeline, live, with
 //! the saga's dead letters as rows of their own (operators can retry a
-//! retryable one from there).
+//! retryable one from there). While the saga runs, its type's learned flow
+//! says what it waits on and what usually comes next.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -8,13 +9,16 @@ use std::sync::Arc;
 use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::hooks::{use_params_map, use_query_map};
-use sagascope_model::{SagaDetail, SagaSummary, SessionInfo, StreamMessage, TraceSpans};
+use sagascope_model::{
+    format_duration_ms, FlowModel, SagaDetail, SagaStatus, SagaSummary, SessionInfo, StreamMessage,
+    TraceSpans,
+};
 
 use crate::components::dead_letter::{use_poll, ActionBanner};
 use crate::components::dead_letter_timeline::{
     merge_letters, merge_timeline, DeadLetterTimelineRow, TimelineItem,
 };
-use crate::components::ids::{CopyButton, TraceLink};
+use crate::components::ids::{type_href, CopyButton, TraceLink};
 use crate::components::live_stream::{
     saga_stream_url, use_live_stream, use_live_stream_with_resync,
 };
@@ -24,10 +28,11 @@ use crate::components::status_badge::StatusBadge;
 use crate::components::time::{RelativeTime, SagaDuration};
 use crate::components::timeline::{insert_event, Axis, TimelineRow};
 use crate::server_fns::{
-    error_text, fetch_saga_dead_letters, fetch_saga_detail, fetch_saga_spans, set_page_status,
-    use_session, SagaDeadLetter,
+    error_text, fetch_flow_model, fetch_saga_dead_letters, fetch_saga_detail, fetch_saga_spans,
+    set_page_status, use_session, SagaDeadLetter,
 };
-use crate::time::absolute;
+use crate::state::ui_state;
+use crate::time::{absolute, millis};
 
 #[component]
 pub fn SagaDetailPage() -> impl IntoView {
@@ -36,6 +41,19 @@ pub fn SagaDetailPage() -> impl IntoView {
     let detail = Resource::new(move || saga_id.get(), fetch_saga_detail);
     let dead_letters = Resource::new(move || saga_id.get(), fetch_saga_dead_letters);
     let spans = Resource::new(move || saga_id.get(), fetch_saga_spans);
+    // The learned flow of the saga's type, once its type is known. Awaiting
+    // `detail` tracks it: a reloaded saga reloads its flow. A missing flow
+    // (or a failed read) only hides the "waiting on" hints.
+    let flow = Resource::new(
+        move || saga_id.get(),
+        move |_| async move {
+            let saga_type = match detail.await {
+                Ok(Some(detail)) => detail.saga.saga_type,
+                _ => return None,
+            };
+            fetch_flow_model(saga_type).await.ok().flatten()
+        },
+    );
     let session = use_session();
     let query = use_query_map();
     let banner_query = Memo::new(move |_| query.get());
@@ -57,7 +75,10 @@ pub fn SagaDetailPage() -> impl IntoView {
                         // A failing dead-letter read must not hide the saga.
                         let letters = dead_letters.await.unwrap_or_default();
                         match detail.await {
-                            Ok(Some(detail)) => view! { <SagaView detail letters info spans/> }.into_any(),
+                            Ok(Some(detail)) => {
+                                let flow = flow.await.map(Arc::new);
+                                view! { <SagaView detail letters info spans flow/> }.into_any()
+                            }
                             Ok(None) => {
                                 set_page_status(404);
                                 view! { <UnknownSaga saga_id=id on_appear=move || detail.refetch()/> }
@@ -113,6 +134,8 @@ fn SagaView(
     letters: Vec<SagaDeadLetter>,
     info: SessionInfo,
     spans: Resource<Result<Vec<TraceSpans>, ServerFnError>>,
+    /// The learned flow of the saga's type, if any.
+    flow: Option<Arc<FlowModel>>,
 ) -> impl IntoView {
     let SagaDetail { saga, events } = detail;
     let saga_id = saga.saga_id.clone();
@@ -227,8 +250,9 @@ fn SagaView(
     };
     use_live_stream_with_resync(saga_stream_url(&saga_id), apply, resync);
 
+    let header_flow = flow.clone();
     view! {
-        {move || view! { <SagaHeader saga=summary.get()/> }}
+        {move || view! { <SagaHeader saga=summary.get() flow=header_flow.clone()/> }}
         <section class="panel timeline-panel" aria-labelledby="timeline-title">
             <header class="panel-head">
                 <h2 id="timeline-title">"Timeline"</h2>
@@ -262,6 +286,7 @@ fn SagaView(
                         .into_any(),
                     }
                 />
+                {move || summary.with(|s| expected_steps(s, flow.as_deref()))}
             </ol>
             {move || events.with(Vec::is_empty).then(|| view! {
                 <EmptyState title="No events yet".to_string() detail="Events of this saga appear here live.".to_string()/>
@@ -284,8 +309,110 @@ fn SagaView(
     .into_any()
 }
 
+/// Whether the saga still waits for events (the flow hints apply).
+fn in_progress(status: SagaStatus) -> bool {
+    matches!(status, SagaStatus::Running | SagaStatus::Compensating)
+}
+
+/// The rest of the usual path after the saga's latest event, as faint
+/// rows after the real ones: what the type's instances usually do next.
+fn expected_steps(saga: &SagaSummary, flow: Option<&FlowModel>) -> Option<AnyView> {
+    let (flow, last) = (flow?, saga.last_node.as_deref()?);
+    if !in_progress(saga.status) {
+        return None;
+    }
+    let rows = flow
+        .usual_rest(last)
+        .into_iter()
+        .map(|edge| {
+            let within = edge
+                .gap
+                .p99_ms
+                .map(|ms| format!(" · usually within {}", format_duration_ms(ms)))
+                .unwrap_or_default();
+            let title = format!(
+                "Not an event: {} usually follows {} (seen {} times in the learned flow); p99 gap {}",
+                edge.to,
+                edge.from,
+                edge.count,
+                edge.gap.p99_ms.map(format_duration_ms).unwrap_or_else(|| "—".into())
+            );
+            view! {
+                <li class="tl-row tl-expected" data-test="expected-step" data-node=edge.to.clone() title=title>
+                    <div class="tl-summary">
+                        <span class="tl-offset num mono" aria-hidden="true">"…"</span>
+                        <span class="tl-expected-text">
+                            <span class="tl-expected-tag">"expected"</span>
+                            " · "
+                            <span class="mono">{edge.to.clone()}</span>
+                            {within}
+                        </span>
+                    </div>
+                </li>
+            }
+        })
+        .collect_view();
+    Some(rows.into_any())
+}
+
+/// "Waiting on PaymentAuthorized for 14 m — usually < 40 s": the usual
+/// next event after the saga's latest one, with the time waited so far
+/// (ticking), in a warning colour once longer than that hop's p99.
 #[component]
-fn SagaHeader(saga: SagaSummary) -> impl IntoView {
+fn WaitingOnNote(flow: Arc<FlowModel>, last_node: String, since_ms: i64) -> impl IntoView {
+    let now = ui_state().now_ms;
+    // Whether anything is awaited does not depend on the time waited.
+    let Some(first) = flow.waiting_on(&last_node, 0) else {
+        return ().into_any();
+    };
+    let waiting = Memo::new(move |_| {
+        flow.waiting_on(&last_node, (now.get() - since_ms).max(0))
+            .unwrap_or_else(|| first.clone())
+    });
+    let overdue = move || waiting.with(|w| w.overdue);
+    let text = move || {
+        waiting.with(|w| {
+            let usual = w
+                .usual_p99_ms
+                .map(|ms| format!(" — usually < {}", format_duration_ms(ms)))
+                .unwrap_or_default();
+            format!(
+                "Waiting on {} for {}{usual}",
+                w.next,
+                format_duration_ms(w.waited_ms)
+            )
+        })
+    };
+    let title = move || {
+        waiting.with(|w| {
+            format!(
+                "In the learned flow of this type, {} usually follows {}{}",
+                w.next,
+                w.after,
+                if w.overdue {
+                    "; this saga has waited longer than that hop's p99"
+                } else {
+                    ""
+                }
+            )
+        })
+    };
+    view! {
+        <p
+            class=move || if overdue() { "waiting-on overdue" } else { "waiting-on" }
+            data-test="waiting-on"
+            data-overdue=move || overdue().to_string()
+            title=title
+        >
+            <span class="waiting-icon" aria-hidden="true">{move || if overdue() { "⚠" } else { "⏳" }}</span>
+            <span>{text}</span>
+        </p>
+    }
+    .into_any()
+}
+
+#[component]
+fn SagaHeader(saga: SagaSummary, flow: Option<Arc<FlowModel>>) -> impl IntoView {
     let status = saga.status;
     let traces = saga.trace_ids.clone();
     // At most 32 of each are listed; search finds the saga by any of them.
@@ -299,8 +426,12 @@ fn SagaHeader(saga: SagaSummary) -> impl IntoView {
     view! {
         <header class=format!("saga-header panel status-rail-{}", status.as_str()) data-test="saga-header">
             <div class="saga-title">
-                <h1>{saga.saga_type.clone()}</h1>
-                <StatusBadge status inferred=saga.status_inferred test="saga-status"/>
+                <h1>
+                    <a class="plain-link" href=type_href(&saga.saga_type) title=format!("The learned flow of {}", saga.saga_type) data-test="saga-type-link">
+                        {saga.saga_type.clone()}
+                    </a>
+                </h1>
+                <StatusBadge status inferred=saga.status_inferred inferred_from=saga.inferred_from.clone() last_node=saga.last_node.clone() test="saga-status"/>
             </div>
             <dl class="facts-grid">
                 <div>
@@ -379,6 +510,12 @@ fn SagaHeader(saga: SagaSummary) -> impl IntoView {
                     <dd><RelativeTime at=saga.last_event_at/></dd>
                 </div>
             </dl>
+            {flow
+                .filter(|_| in_progress(status))
+                .zip(saga.last_node.clone())
+                .map(|(flow, last_node)| view! {
+                    <WaitingOnNote flow last_node since_ms=millis(&saga.last_event_at)/>
+                })}
             {(saga.failed_step.is_some() || saga.failure_reason.is_some()).then(|| view! {
                 <div class="failure-box" data-test="saga-failure" role="note">
                     <span class="failure-icon" aria-hidden="true">"✕"</span>

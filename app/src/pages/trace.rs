@@ -228,6 +228,8 @@ mod tests {
             event_count: 1,
             last_event_at: at,
             status_inferred: false,
+            inferred_from: None,
+            last_node: None,
         }
     }
 

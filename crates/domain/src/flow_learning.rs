@@ -12,25 +12,18 @@
 use std::collections::{BTreeMap, HashMap};
 
 use sagascope_model::{
-    FlowEdge, FlowModel, FlowNode, FlowNodeKind, Phase, Timestamp, FLOW_TERMINAL_MIN_INSTANCES,
-    FLOW_TERMINAL_SHARE,
+    FlowEdge, FlowModel, FlowNode, FlowNodeKind, Phase, Timestamp, FLOW_MIN_HOPS_FOR_QUIET,
+    FLOW_MIN_QUIET_MS as MIN_QUIET_MS, FLOW_QUIET_P99_FACTOR as QUIET_P99_FACTOR,
+    FLOW_TERMINAL_MIN_INSTANCES, FLOW_TERMINAL_SHARE,
 };
 
 use crate::histogram::{percentiles, value_bucket};
 use crate::projection::from_micros;
 use crate::saga_event::SagaEvent;
 
-/// An undeclared instance is inferred finished after this many times the
-/// p99 of its type's hops without an event…
-pub const QUIET_P99_FACTOR: i64 = 4;
-/// … but never sooner than this …
-pub const MIN_QUIET_MS: i64 = 10_000;
-/// … and an instance is treated as settled (its last event may end
-/// instances) after this many times the p99.
+/// An instance is treated as settled (its last event may end instances)
+/// after this many times the p99 of the type's slowest usual hop.
 const SETTLE_P99_FACTOR: i64 = 5;
-/// Hops seen fewer times than this do not set the quiet time (a rare branch
-/// with one slow sample would stretch it for every instance).
-const MIN_HOPS_FOR_QUIET: u64 = 3;
 
 /// One event of an instance, as the flow sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,7 +136,7 @@ pub fn learn_flow(saga_type: &str, instances: &[FlowInstance], context: LearnCon
     // has settled.
     let usual: Vec<&FlowEdge> = edges
         .iter()
-        .filter(|e| e.count >= MIN_HOPS_FOR_QUIET)
+        .filter(|e| e.count >= FLOW_MIN_HOPS_FOR_QUIET)
         .collect();
     let hops = if usual.is_empty() {
         edges.iter().collect()

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use sagascope_domain::{learn_flow, learned_terminals, LearnContext};
-use sagascope_model::{FlowModel, Timestamp, FLOW_MAX_INSTANCES};
+use sagascope_model::{FlowModel, Timestamp, FLOW_MAX_INSTANCES, FLOW_OVERDUE_FLOOR_MS};
 use sagascope_store::{LearnedEnd, OverdueRule, Store};
 
 /// Types whose flows are learned, at most (by name): one read each per
@@ -55,7 +55,8 @@ impl FlowModels {
 
     /// Which running sagas are overdue as of `now`: per type and flow
     /// node that does not end instances, its last event older than the p99
-    /// of the hop the flow usually takes from there.
+    /// of the hop the flow usually takes from there (and than
+    /// [`FLOW_OVERDUE_FLOOR_MS`]).
     pub fn overdue_rules(&self, now: Timestamp) -> Vec<OverdueRule> {
         let now_us = sagascope_domain::micros(now);
         let models = self.read();
@@ -65,10 +66,12 @@ impl FlowModels {
                 let Some(p99) = model.usual_next(&node.name).and_then(|e| e.gap.p99_ms) else {
                     continue;
                 };
+                // As `FlowModel::waiting_on` judges one saga.
+                let wait_ms = p99.max(FLOW_OVERDUE_FLOOR_MS);
                 rules.push(OverdueRule {
                     saga_type: model.saga_type.clone(),
                     last_node: node.name.clone(),
-                    cutoff_us: now_us.saturating_sub(p99.saturating_mul(1000)),
+                    cutoff_us: now_us.saturating_sub(wait_ms.saturating_mul(1000)),
                 });
             }
         }

@@ -205,9 +205,9 @@ async fn a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quie
         .counts;
     assert_eq!((counts.completed, counts.running), (14, 1));
 
-    // The one between hops has waited 3 s for CharacterAcquired, which
-    // usually follows ScanCompleted within 1 s: overdue. A second later
-    // than its event it was not.
+    // The one between hops waits for CharacterAcquired, which usually
+    // follows ScanCompleted within 1 s: overdue once it has waited longer
+    // than that and than the 5 s floor (6 s at 203 s), not at 200 s.
     let overdue_query = sagascope_model::SagaQuery {
         saga_type: None,
         statuses: vec![],
@@ -225,12 +225,12 @@ async fn a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quie
             .collect::<Vec<_>>()
     };
     let overdue = store
-        .list_sagas_overdue_by(&overdue_query, &flows.overdue_rules(now))
+        .list_sagas_overdue_by(&overdue_query, &flows.overdue_rules(at(203_000)))
         .await
         .unwrap();
     assert_eq!(ids(overdue), [trace(101)]);
     let early = store
-        .list_sagas_overdue_by(&overdue_query, &flows.overdue_rules(at(197_500)))
+        .list_sagas_overdue_by(&overdue_query, &flows.overdue_rules(now))
         .await
         .unwrap();
     assert!(early.items.is_empty());
@@ -240,7 +240,8 @@ async fn a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quie
         .unwrap()
         .items
         .is_empty());
-    let waiting = model.waiting_on("ScanCompleted", 3_000).unwrap();
+    assert!(!model.waiting_on("ScanCompleted", 3_000).unwrap().overdue);
+    let waiting = model.waiting_on("ScanCompleted", 6_000).unwrap();
     assert_eq!(
         (waiting.next.as_str(), waiting.overdue),
         ("CharacterAcquired", true)

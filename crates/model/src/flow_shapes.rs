@@ -101,6 +101,19 @@ pub const FLOW_TERMINAL_SHARE: f64 = 0.9;
 /// … out of at least this many.
 pub const FLOW_TERMINAL_MIN_INSTANCES: u64 = 5;
 
+/// An undeclared instance is inferred finished after this many times the
+/// p99 of its type's slowest usual hop without an event…
+pub const FLOW_QUIET_P99_FACTOR: i64 = 4;
+/// … but never sooner than this …
+pub const FLOW_MIN_QUIET_MS: i64 = 10_000;
+/// … where a usual hop is one seen at least this often (a rare branch
+/// with one slow sample would stretch the quiet time of every instance).
+pub const FLOW_MIN_HOPS_FOR_QUIET: u64 = 3;
+/// No wait shorter than this is overdue, whatever the hop's p99: the
+/// pipeline's own delay (the outbox relay, batching, the sweep) reaches a
+/// second or two, so a fast flow's in-flight hop would flash overdue.
+pub const FLOW_OVERDUE_FLOOR_MS: i64 = 5_000;
+
 /// What a running instance waits for: the hop its model usually takes from
 /// its last event, and whether it has waited longer than that hop's p99.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,7 +172,10 @@ impl FlowModel {
             next: edge.to.clone(),
             waited_ms,
             usual_p99_ms: edge.gap.p99_ms,
-            overdue: edge.gap.p99_ms.is_some_and(|p99| waited_ms > p99),
+            overdue: edge
+                .gap
+                .p99_ms
+                .is_some_and(|p99| waited_ms > p99.max(FLOW_OVERDUE_FLOOR_MS)),
         })
     }
 }
@@ -232,6 +248,11 @@ mod tests {
         assert_eq!(w.usual_p99_ms, Some(40_000));
         assert!(w.overdue);
         assert!(!m.waiting_on("OrderCreated", 1_000).unwrap().overdue);
+        // Past a fast hop's p99 (1 s) but within the pipeline's own delay.
+        assert!(!m.waiting_on("OrderCreated", 1_000).unwrap().overdue);
+        let fast = m.waiting_on("PaymentAuthorized", 4_000).unwrap();
+        assert_eq!((fast.usual_p99_ms, fast.overdue), (Some(2_000), false));
+        assert!(m.waiting_on("PaymentAuthorized", 6_000).unwrap().overdue);
         // A terminal event waits for nothing; an unknown one neither.
         assert!(m.waiting_on("OrderCompleted", 1).is_none());
         assert!(m.waiting_on("Nope", 1).is_none());

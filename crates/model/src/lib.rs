@@ -34,6 +34,7 @@ pub use dlq_shapes::{
 };
 pub use flow_shapes::{
     FlowEdge, FlowModel, FlowNode, FlowNodeKind, WaitingOn, FLOW_MAX_INSTANCES,
+    FLOW_MIN_HOPS_FOR_QUIET, FLOW_MIN_QUIET_MS, FLOW_OVERDUE_FLOOR_MS, FLOW_QUIET_P99_FACTOR,
     FLOW_TERMINAL_MIN_INSTANCES, FLOW_TERMINAL_SHARE,
 };
 pub use format::{format_duration_ms, shorten_id};

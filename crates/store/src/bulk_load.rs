@@ -154,10 +154,12 @@ impl BulkLoader {
     }
 
     /// Drops the plain (non-unique) indexes of `events`, `sagas`,
-    /// `saga_keys` and `correlation_keys` until
-    /// [`BulkLoader::rebuild_deferred_indexes`]: a load into empty tables is
-    /// then about sorting once instead of a random index insert per row (see
-    /// `deferred_indexes`). Returns the dropped indexes' names.
+    /// `saga_keys` and `correlation_keys`, and the keys of all but `sagas`,
+    /// until [`BulkLoader::rebuild_deferred_indexes`]: a load into empty
+    /// tables is then about sorting once instead of a random index insert
+    /// per row (see `deferred_indexes`). Meanwhile a repeated event id or
+    /// key is refused only when its key is rebuilt. Returns the dropped
+    /// indexes' and keys' names.
     pub async fn defer_secondary_indexes(&self) -> Result<Vec<String>> {
         deferred_indexes::defer_secondary_indexes(&self.pg).await
     }

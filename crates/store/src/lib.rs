@@ -30,6 +30,7 @@ mod spans;
 mod stall_sweep;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+mod window_sums;
 mod write_batch;
 
 use std::str::FromStr;
@@ -139,6 +140,9 @@ pub struct Store {
     /// The overview's closed rollup buckets (see `rollup_cache.rs`),
     /// shared by every clone.
     rollup_cache: std::sync::Arc<rollup_cache::RollupCache>,
+    /// Sums of the overview windows' closed buckets (see `window_sums.rs`),
+    /// shared by every clone.
+    closed_sums: std::sync::Arc<window_sums::ClosedSumsCache>,
 }
 
 /// A database URL whose Debug output hides the password.
@@ -192,6 +196,7 @@ impl Store {
             url: SecretUrl(url.as_str().into()),
             cache: Default::default(),
             rollup_cache: Default::default(),
+            closed_sums: Default::default(),
         })
     }
 

@@ -17,12 +17,13 @@ use sagascope_domain::histogram::percentiles;
 use sagascope_domain::{from_micros, micros};
 use sagascope_model::{
     ratio, IngestHealth, IngestPoint, LagPoint, LagStats, MetricsWindow, OutcomeCounts,
-    Percentiles, RatePoint, SagaStatus, SagaTypeMetrics, StepMetrics, Timestamp, TopicLag,
+    Percentiles, RatePoint, SagaTypeMetrics, StepMetrics, Timestamp, TopicLag,
 };
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::rollup_cache::BucketRows;
+use crate::window_sums::WindowSums;
 use crate::{Result, Store};
 /// What the store knows of a window; the overview adds what lives in memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,28 +36,13 @@ pub struct WindowMetrics {
     pub ingest: IngestHealth,
 }
 
-fn count_status(counts: &mut OutcomeCounts, status: &str, n: i64, compensating: i64) {
-    counts.started += n;
-    counts.began_compensating += compensating;
-    match SagaStatus::parse(status) {
-        Some(SagaStatus::Running | SagaStatus::Compensating) => counts.running += n,
-        Some(SagaStatus::Stalled) => counts.stalled += n,
-        Some(SagaStatus::Completed) => counts.completed += n,
-        Some(SagaStatus::Failed) => counts.failed += n,
-        Some(SagaStatus::Compensated) => counts.compensated += n,
-        Some(SagaStatus::CompensationFailed) => counts.compensation_failed += n,
-        Some(SagaStatus::TimedOut) => counts.timed_out += n,
-        None => {}
-    }
-    if SagaStatus::parse(status).is_some_and(SagaStatus::is_finished) {
-        counts.finished += n;
-    }
+/// One time bucket of a window: its start, whether it is closed (ended
+/// by now and by the clock: from the cache), its rows.
+struct WindowBucket {
+    start: i64,
+    closed: bool,
+    rows: Arc<BucketRows>,
 }
-
-/// (series, subject, detail) of a histogram.
-type HistogramKey<'a> = (&'a str, &'a str, &'a str);
-/// (lag series, topic, chart point).
-type LagPointKey<'a> = (&'a str, &'a str, usize);
 
 impl Store {
     /// `now` ends the window (see `MetricsWindow::bounds_us`).
@@ -81,79 +67,79 @@ impl Store {
 
         let buckets = self.window_buckets(grain, from, to, micros(now)).await?;
 
-        // Outcomes per type, status and chart point; steps per type;
-        // histograms over the whole window, and lag per chart point;
-        // events and errors per topic and point.
-        let mut by_type: BTreeMap<&str, (OutcomeCounts, Vec<OutcomeCounts>)> = BTreeMap::new();
-        let mut step_sums: BTreeMap<(&str, &str), (i64, i64)> = BTreeMap::new();
-        let mut histograms: BTreeMap<HistogramKey<'_>, Vec<(i64, i64)>> = BTreeMap::new();
-        let mut lag_points: BTreeMap<LagPointKey<'_>, Vec<(i64, i64)>> = BTreeMap::new();
-        let mut topic_events: BTreeMap<String, i64> = BTreeMap::new();
-        let mut ingest_points: Vec<IngestPoint> = (0..points)
+        // The closed buckets' sum, kept while they stay the same entries;
+        // then the open bucket(s) on top.
+        let empty_points: Vec<IngestPoint> = (0..points)
             .map(|i| IngestPoint {
                 at: point_at(i),
                 events: 0,
                 errors: 0,
             })
             .collect();
-        let (mut events, mut errors) = (0, 0);
-        for (bucket, rows) in &buckets {
-            let point = point_of(*bucket);
-            for (saga_type, status, n, c) in &rows.sagas {
-                let entry = by_type.entry(saga_type.as_str()).or_insert_with(|| {
-                    (
-                        OutcomeCounts::default(),
-                        vec![OutcomeCounts::default(); points],
-                    )
-                });
-                count_status(&mut entry.0, status, *n, *c);
-                count_status(&mut entry.1[point], status, *n, *c);
-            }
-            for (saga_type, step, n, f) in &rows.steps {
-                let sums = step_sums
-                    .entry((saga_type.as_str(), step.as_str()))
-                    .or_default();
-                sums.0 += n;
-                sums.1 += f;
-            }
-            for (series, subject, detail, value, n) in &rows.histograms {
-                histograms
-                    .entry((series.as_str(), subject.as_str(), detail.as_str()))
-                    .or_default()
-                    .push((*value, *n));
-                if series.ends_with("_lag") {
-                    lag_points
-                        .entry((series.as_str(), subject.as_str(), point))
-                        .or_default()
-                        .push((*value, *n));
+        let closed: Vec<Arc<BucketRows>> = buckets
+            .iter()
+            .filter(|b| b.closed)
+            .map(|b| b.rows.clone())
+            .collect();
+        let key = (grain, from, to);
+        let closed_sums = match self.closed_sums.get(key, &closed) {
+            Some(sums) => sums,
+            None => {
+                let mut sums = WindowSums::new(empty_points);
+                for bucket in buckets.iter().filter(|b| b.closed) {
+                    sums.add(point_of(bucket.start), &bucket.rows);
                 }
+                let sums = Arc::new(sums);
+                self.closed_sums.put(key, closed, sums.clone());
+                sums
             }
-            for (topic, e, x) in &rows.topics {
-                *topic_events.entry(topic.clone()).or_default() += e;
-                ingest_points[point].events += e;
-                ingest_points[point].errors += x;
-                events += e;
-                errors += x;
+        };
+        let open: Vec<&WindowBucket> = buckets
+            .iter()
+            .filter(|b| !b.closed && !b.rows.is_empty())
+            .collect();
+        let sums: std::borrow::Cow<'_, WindowSums> = if open.is_empty() {
+            std::borrow::Cow::Borrowed(&*closed_sums)
+        } else {
+            let mut sums = WindowSums::clone(&closed_sums);
+            for bucket in open {
+                sums.add(point_of(bucket.start), &bucket.rows);
             }
-        }
-        let steps: BTreeMap<(&str, &str), (i64, i64)> =
-            step_sums.into_iter().filter(|(_, (n, _))| *n > 0).collect();
+            std::borrow::Cow::Owned(sums)
+        };
+        let WindowSums {
+            by_type,
+            steps: step_sums,
+            histograms,
+            lag_points,
+            topic_events,
+            ingest_points,
+            events,
+            errors,
+        } = &*sums;
+        let (events, errors) = (*events, *errors);
 
+        let steps: BTreeMap<&(String, String), &(i64, i64)> =
+            step_sums.iter().filter(|(_, (n, _))| *n > 0).collect();
+        let values = |h: &BTreeMap<i64, i64>| -> Vec<(i64, i64)> {
+            h.iter().map(|(v, n)| (*v, *n)).collect()
+        };
         let percentiles_of = |series: &str, subject: &str, detail: &str| -> Percentiles {
             histograms
-                .get(&(series, subject, detail))
-                .map(|h| percentiles(h))
+                .get(&(series.to_string(), subject.to_string(), detail.to_string()))
+                .map(|h| percentiles(&values(h)))
                 .unwrap_or_default()
         };
         let mut totals = OutcomeCounts::default();
         let saga_types = by_type
-            .into_iter()
+            .iter()
             .filter(|(_, (counts, _))| counts.started > 0)
             .map(|(saga_type, (counts, series))| {
+                let counts = *counts;
                 totals.add(&counts);
                 let mut type_steps: Vec<StepMetrics> = steps
                     .iter()
-                    .filter(|((t, _), _)| *t == saga_type)
+                    .filter(|((t, _), _)| t == saga_type)
                     .map(|((_, step), (n, f))| StepMetrics {
                         step: step.to_string(),
                         executions: *n,
@@ -206,8 +192,8 @@ impl Store {
             .map(|topic| {
                 let point_of_series = |series: &str, i: usize| {
                     lag_points
-                        .get(&(series, topic.as_str(), i))
-                        .map(|h| percentiles(h))
+                        .get(&(series.to_string(), topic.clone(), i))
+                        .map(|h| percentiles(&values(h)))
                         .unwrap_or_default()
                 };
                 let point_stats = |i: usize| LagStats {
@@ -233,6 +219,7 @@ impl Store {
                 }
             })
             .collect();
+        let ingest_points = ingest_points.clone();
 
         Ok(WindowMetrics {
             from: from_micros(from),
@@ -264,7 +251,7 @@ impl Store {
         from: i64,
         to: i64,
         now_us: i64,
-    ) -> Result<Vec<(i64, Arc<BucketRows>)>> {
+    ) -> Result<Vec<WindowBucket>> {
         let grain_us = grain * 1_000_000;
         let starts: Vec<i64> = std::iter::successors(Some(from), |b| Some(b + grain_us))
             .take_while(|b| *b < to)
@@ -298,7 +285,11 @@ impl Store {
         }
         Ok(starts
             .into_iter()
-            .map(|b| (b, found.remove(&(grain, b)).unwrap_or_default()))
+            .map(|start| WindowBucket {
+                start,
+                closed: closed(start),
+                rows: found.remove(&(grain, start)).unwrap_or_default(),
+            })
             .collect())
     }
 

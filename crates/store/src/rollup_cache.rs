@@ -58,6 +58,14 @@ pub(crate) struct BucketRows {
 }
 
 impl BucketRows {
+    /// No rows in any table.
+    pub fn is_empty(&self) -> bool {
+        self.sagas.is_empty()
+            && self.steps.is_empty()
+            && self.topics.is_empty()
+            && self.histograms.is_empty()
+    }
+
     /// Its weight in the cache's bound (an empty bucket counts one).
     fn weight(&self) -> usize {
         1 + self.sagas.len() + self.steps.len() + self.topics.len() + self.histograms.len()

@@ -178,7 +178,11 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let mut rows = Vec::new();
         for statement in stall_statements(policy, learned, now) {
-            rows.extend(statement.query().fetch_all(&mut *tx).await?);
+            let changed = statement.query().fetch_all(&mut *tx).await?;
+            if !changed.is_empty() {
+                tracing::debug!(statement = %statement.name, sagas = changed.len(), "quiet sagas swept");
+            }
+            rows.extend(changed);
         }
         let mut rollups = RollupDelta::default();
         for row in &rows {

@@ -22,12 +22,11 @@ use clap::Args;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sagascope_domain::Thresholds;
+use sagascope_store::Backend;
 use serde::{Deserialize, Serialize};
 
 use super::load_average::{self, LoadAverage};
-use super::{
-    group_digits, ms_text, open_store, percentile, pg_connect, rate_text, require_postgres, Report,
-};
+use super::{group_digits, ms_text, open_store, percentile, rate_text, Report};
 use crate::run;
 
 /// The issue's bound on a figure's growth from the smaller dataset to the
@@ -36,7 +35,8 @@ const MAX_GROWTH: f64 = 1.5;
 
 #[derive(Debug, Args)]
 pub struct ApiArgs {
-    /// postgres://… of a loaded database (`sagascope bench load`).
+    /// postgres://… or sqlite://… of a loaded database (`sagascope bench
+    /// load`).
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// Measured requests per endpoint.
@@ -327,21 +327,20 @@ fn read_baseline(path: &Path) -> anyhow::Result<SavedRun> {
         .with_context(|| format!("{} is not a run saved by --save", path.display()))
 }
 
-async fn count(pg: &mut sqlx::PgConnection, sql: &str) -> anyhow::Result<i64> {
-    Ok(sqlx::query_scalar(sql).fetch_one(&mut *pg).await?)
+async fn count(store: &sagascope_store::Store, sql: &str) -> anyhow::Result<i64> {
+    Ok(sqlx::query_scalar(sql).fetch_one(store.pool()).await?)
 }
 
 pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
-    require_postgres(&args.database_url, "api")?;
     // Read first: a wrong path should not cost a whole run.
     let baseline = args.baseline.as_deref().map(read_baseline).transpose()?;
     let store = open_store(&args.database_url).await?;
-    let mut pg = pg_connect(&args.database_url).await?;
+    let store_backend = store.backend();
     println!("counting the dataset …");
     let dataset = Dataset {
-        events: count(&mut pg, "SELECT COUNT(*) FROM events").await?,
-        sagas: count(&mut pg, "SELECT COUNT(*) FROM sagas WHERE kind = 'saga'").await?,
-        dead_letters: count(&mut pg, "SELECT COUNT(*) FROM dead_letters").await?,
+        events: count(&store, "SELECT COUNT(*) FROM events").await?,
+        sagas: count(&store, "SELECT COUNT(*) FROM sagas WHERE kind = 'saga'").await?,
+        dead_letters: count(&store, "SELECT COUNT(*) FROM dead_letters").await?,
     };
     anyhow::ensure!(
         dataset.sagas > 0,
@@ -352,13 +351,12 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
         "SELECT saga_id FROM sagas WHERE kind = 'saga' ORDER BY random() LIMIT $1",
     )
     .bind(args.sample_ids.max(1))
-    .fetch_all(&mut pg)
+    .fetch_all(store.pool())
     .await?;
     let types: Vec<String> =
         sqlx::query_scalar("SELECT DISTINCT saga_type FROM sagas WHERE kind = 'saga'")
-            .fetch_all(&mut pg)
+            .fetch_all(store.pool())
             .await?;
-    drop(pg);
 
     let running = run::start(
         store,
@@ -516,11 +514,15 @@ pub async fn run(args: ApiArgs) -> anyhow::Result<()> {
     }
     report.note(format!(
         "{} concurrent clients, {} measured requests per endpoint after {} warm-up ones; \
-         client, server and Postgres share this machine's {} CPUs; the DLQ page cycles the \
+         client, server and {} share this machine's {} CPUs; the DLQ page cycles the \
          unfiltered first page, open states only and each saga type",
         args.concurrency,
         requests,
         args.warmup,
+        match store_backend {
+            Backend::Postgres => "Postgres",
+            Backend::Sqlite => "SQLite (in process)",
+        },
         cpus()
     ));
     running.shutdown().await;

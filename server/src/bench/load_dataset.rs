@@ -39,8 +39,7 @@ use tokio::sync::mpsc;
 
 use super::load_average::{self, LoadAverage};
 use super::{
-    count_rows, group_digits, open_store, per_second, pg_connect, rate_text, require_postgres,
-    reset_tables, CpuMeter, Report,
+    count_rows, group_digits, open_store, per_second, rate_text, reset_tables, CpuMeter, Report,
 };
 
 /// The target: 10 M events in at most 5 minutes, end to end.
@@ -48,7 +47,8 @@ const TARGET_EVENTS_PER_SECOND: f64 = 10_000_000.0 / 300.0;
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// postgres://… to load into (added to what it holds, unless --reset).
+    /// postgres://… to load into (added to what it holds, unless --reset);
+    /// sqlite://… with --through write-batch.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: String,
     /// Events in total.
@@ -88,10 +88,11 @@ pub struct LoadArgs {
     /// Seed of the generated sagas.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Keep the plain indexes of events, sagas and keys during a bulk load
-    /// into an empty database, instead of building them once at the end
-    /// (the default there, as `pg_restore` does; into a non-empty database
-    /// the indexes are always kept).
+    /// Keep the indexes of events, sagas and keys during a bulk load into
+    /// an empty database, instead of building them once at the end (the
+    /// default there, as `pg_restore` does: the plain indexes, and the
+    /// primary keys of the tables only COPY writes; into a non-empty
+    /// database every index is kept).
     #[arg(long)]
     pub keep_indexes: bool,
 }
@@ -707,7 +708,12 @@ impl Done {
 }
 
 pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
-    require_postgres(&args.database_url, "load")?;
+    // COPY is Postgres's; SQLite is loaded through the ingest's batch write.
+    if args.through == Through::Bulk && Backend::from_url(&args.database_url)? == Backend::Sqlite {
+        anyhow::bail!(
+            "the bulk loader (COPY) needs Postgres: load SQLite with --through write-batch"
+        );
+    }
     anyhow::ensure!(args.sagas > 0, "--sagas must be at least 1");
     anyhow::ensure!(
         args.events >= args.sagas,
@@ -723,7 +729,6 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         );
     }
     let store = open_store(&args.database_url).await?;
-    let mut pg = pg_connect(&args.database_url).await?;
     if args.reset {
         reset_tables(&store).await?;
     }
@@ -841,7 +846,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     progress.abort();
     let write_elapsed = started.elapsed();
     let write_load = LoadAverage::now();
-    let cpu_text = cpu.text(Backend::Postgres);
+    let cpu_text = cpu.text(store.backend());
     // Rebuilt even after a failure, so the database keeps its schema.
     let index_started = Instant::now();
     if !deferred.is_empty() {
@@ -867,7 +872,7 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
 
     println!("analyzing the tables …");
     let analyze_started = Instant::now();
-    sqlx::query("ANALYZE").execute(&mut pg).await?;
+    sqlx::query("ANALYZE").execute(store.pool()).await?;
     let analyze_elapsed = analyze_started.elapsed();
     let elapsed = started.elapsed();
     let end_load = LoadAverage::now();

@@ -107,17 +107,8 @@ async fn open_store(url: &str) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-fn require_postgres(url: &str, scenario: &str) -> anyhow::Result<()> {
-    match Backend::from_url(url)? {
-        Backend::Postgres => Ok(()),
-        Backend::Sqlite => {
-            anyhow::bail!("`bench {scenario}` measures Postgres: give --database-url postgres://…")
-        }
-    }
-}
-
-/// A plain Postgres connection (COPY, ANALYZE, the API scenario's
-/// samples), beside the store's `Any` pool.
+/// A plain Postgres connection (the ingest scenario's raw COPY
+/// baseline), beside the store's `Any` pool.
 async fn pg_connect(url: &str) -> anyhow::Result<PgConnection> {
     PgConnection::connect(url)
         .await
