@@ -121,10 +121,13 @@ impl WindowSums {
 /// A window position: (grain in s, from µs, to µs).
 pub(crate) type WindowKey = (i64, i64, i64);
 
+/// The closed buckets' entries a sum was made of, and the sum.
+type ClosedSums = (Vec<Arc<BucketRows>>, Arc<WindowSums>);
+
 /// The sums of closed buckets, per window position (see the module).
 #[derive(Debug, Default)]
 pub(crate) struct ClosedSumsCache {
-    entries: Mutex<HashMap<WindowKey, (Vec<Arc<BucketRows>>, Arc<WindowSums>)>>,
+    entries: Mutex<HashMap<WindowKey, ClosedSums>>,
 }
 
 impl ClosedSumsCache {
