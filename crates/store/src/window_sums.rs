@@ -184,7 +184,7 @@ mod tests {
         // Equal rows in a new entry (a re-read, an invalidation) are not
         // the same entry: summed again.
         assert!(cache.get((60, 0, 120), &[a.clone(), rows(2)]).is_none());
-        assert!(cache.get((60, 0, 120), &[a.clone()]).is_none());
+        assert!(cache.get((60, 0, 120), std::slice::from_ref(&a)).is_none());
         assert!(cache.get((60, 60, 180), &[a, b]).is_none());
     }
 }
