@@ -19,7 +19,17 @@ impl Store {
     #[tracing::instrument(skip(self), err)]
     pub async fn list_dead_letters(&self, query: &DlqQuery) -> Result<DeadLetterPage> {
         let mut binds = Binds::default();
-        let mut conditions = filter_conditions(query, &mut binds);
+        // Several states are read one index range each (see below).
+        let by_state = query.states.len() > 1;
+        let filter = DlqQuery {
+            states: if by_state {
+                Vec::new()
+            } else {
+                query.states.clone()
+            },
+            ..query.clone()
+        };
+        let mut conditions = filter_conditions(&filter, &mut binds);
         if let Some((at_us, id)) = &query.cursor {
             let t = binds.push(Bind::Int(*at_us));
             let id = binds.push(Bind::Text(id.clone()));
@@ -28,10 +38,36 @@ impl Store {
             ));
         }
         let limit = binds.push(Bind::Int(i64::from(query.limit) + 1));
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM dead_letters {} ORDER BY dead_lettered_at_us DESC, id DESC LIMIT {limit}",
-            where_clause(&conditions)
-        );
+        let newest = format!("ORDER BY dead_lettered_at_us DESC, id DESC LIMIT {limit}");
+        let sql = if by_state {
+            // `state IN (a, b)` newest first walks the time index and
+            // filters: after a bulk retry of the newest 50,000 the open
+            // ones lie behind all of them (160 ms at 30 M events). One
+            // range of (state, time) per state, merged, reads only rows
+            // that qualify.
+            let branches: Vec<String> = query
+                .states
+                .iter()
+                .enumerate()
+                .map(|(i, state)| {
+                    let mut branch = conditions.clone();
+                    branch.push(format!("state = '{}'", state.as_str()));
+                    format!(
+                        "SELECT * FROM (SELECT {SUMMARY_COLUMNS} FROM dead_letters {} {newest}) AS state_{i}",
+                        where_clause(&branch)
+                    )
+                })
+                .collect();
+            format!(
+                "SELECT * FROM ({}) AS states {newest}",
+                branches.join(" UNION ALL ")
+            )
+        } else {
+            format!(
+                "SELECT {SUMMARY_COLUMNS} FROM dead_letters {} {newest}",
+                where_clause(&conditions)
+            )
+        };
         let statement: AnyQuery<'_> = binds.apply(sqlx::query(&sql));
         let rows = statement.fetch_all(&self.pool).await?;
         let page = query.limit as usize;
