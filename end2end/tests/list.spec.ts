@@ -1,6 +1,15 @@
 import { expect, test } from '@playwright/test';
 import { rowOf, SAGA_TYPES } from './helpers';
 
+/**
+ * A saga id as the app writes it into a path (`percent_encode` of
+ * sagascope_model: everything but A–Z a–z 0–9 - _ ~); some simulated ids
+ * are hostile markup (`chat-</title><h1 …>`).
+ */
+function pathSegment(id: string): string {
+  return encodeURIComponent(id).replace(/[!'()*.]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
 const STATUSES = [
   'running',
   'completed',
@@ -44,7 +53,7 @@ test('the saga list shows sagas of every type with status badges', async ({ page
     expect(SAGA_TYPES as readonly string[]).toContain(type);
     expect(STATUSES).toContain(status);
     const row = rowOf(page, id);
-    await expect(row.locator('[data-test=saga-link]')).toHaveAttribute('href', `/sagas/${id}`);
+    await expect(row.locator('[data-test=saga-link]')).toHaveAttribute('href', `/sagas/${pathSegment(id)}`);
     await expect(row.locator('[data-status]')).toHaveCount(1);
     // Read row and badge together: a running saga may finish meanwhile.
     await expect(async () => {

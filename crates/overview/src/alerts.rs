@@ -30,6 +30,12 @@ fn label(metric: ThresholdMetric) -> &'static str {
     }
 }
 
+/// A saga type's failure and compensation rates are judged once at least
+/// this many of its sagas finished in the window: 2 compensations out of 7
+/// finished is 29 %, which says nothing yet (a fresh start, a quiet type)
+/// and would page someone.
+pub const MIN_FINISHED_FOR_RATE_ALERTS: i64 = 20;
+
 /// Checks every figure that has a threshold; returns the breaches, worst
 /// first, and sets the level of each saga type, topic and group.
 pub fn evaluate_alerts(thresholds: &Thresholds, overview: &mut OverviewMetrics) -> Vec<Alert> {
@@ -70,12 +76,17 @@ pub fn evaluate_alerts_catching_up(
     };
     for t in &mut overview.saga_types {
         let subject = t.saga_type.clone();
+        let enough = t.counts.finished >= MIN_FINISHED_FOR_RATE_ALERTS;
         t.level = [
-            check(ThresholdMetric::FailureRate, &subject, t.failure_rate),
+            check(
+                ThresholdMetric::FailureRate,
+                &subject,
+                t.failure_rate.filter(|_| enough),
+            ),
             check(
                 ThresholdMetric::CompensationRate,
                 &subject,
-                t.compensation_rate,
+                t.compensation_rate.filter(|_| enough),
             ),
             check(
                 ThresholdMetric::Stalled,
@@ -148,10 +159,10 @@ mod tests {
     fn overview() -> OverviewMetrics {
         let at = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
         let counts = OutcomeCounts {
-            started: 10,
-            failed: 3,
-            finished: 10,
-            completed: 7,
+            started: 30,
+            failed: 9,
+            finished: 30,
+            completed: 21,
             ..OutcomeCounts::default()
         };
         OverviewMetrics {
@@ -389,5 +400,24 @@ mod tests {
         );
         assert_eq!(alerts[0].value, 0.3);
         assert_eq!(o.saga_types[0].level, AlertLevel::Critical);
+
+        // The same 30 % out of 10 finished sagas is too few to judge.
+        let mut o = overview();
+        o.dlq.topics.clear();
+        let few = OutcomeCounts {
+            started: 10,
+            failed: 3,
+            finished: 10,
+            completed: 7,
+            ..OutcomeCounts::default()
+        };
+        o.saga_types[0].counts = few;
+        o.saga_types[0].failure_rate = few.failure_rate();
+        let alerts = evaluate_alerts(&thresholds, &mut o);
+        assert!(
+            alerts.iter().all(|a| a.metric != "failure_rate"),
+            "{alerts:?}"
+        );
+        assert_eq!(o.saga_types[0].level, AlertLevel::Ok);
     }
 }
