@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use sagascope_domain::{Decoder, KafkaCoords, RawMessage, SagaEvent};
 use sagascope_flows::FlowModels;
-use sagascope_model::{FlowNodeKind, MetricsWindow, SagaStatus, Timestamp};
+use sagascope_model::{FlowNodeKind, MetricsWindow, SagaFilter, SagaStatus, Timestamp};
 use sagascope_store::{
     IngestBatch, StallPolicy, Store, INFERRED_FROM_LEARNED_END, INFERRED_FROM_LEARNED_QUIET,
 };
@@ -180,16 +180,14 @@ async fn a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quie
     }
     // The list shows the same, and the overview counts them.
     let listed = store
-        .list_sagas(&sagascope_model::SagaQuery {
-            saga_type: Some(saga_type.clone()),
-            statuses: vec![],
-            since: None,
-            until: None,
-            q: None,
-            limit: 50,
-            cursor: None,
-            overdue: false,
-        })
+        .list_sagas(
+            &SagaFilter {
+                saga_type: Some(saga_type.clone()),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 15);
@@ -208,16 +206,12 @@ async fn a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quie
     // The one between hops waits for CharacterAcquired, which usually
     // follows ScanCompleted within 1 s: overdue once it has waited longer
     // than that and than the 5 s floor (6 s at 203 s), not at 200 s.
-    let overdue_query = sagascope_model::SagaQuery {
-        saga_type: None,
-        statuses: vec![],
-        since: None,
-        until: None,
-        q: None,
-        limit: 50,
-        cursor: None,
-        overdue: true,
-    };
+    let overdue_query = SagaFilter {
+        overdue: Some("true".into()),
+        ..Default::default()
+    }
+    .validate()
+    .unwrap();
     let ids = |page: sagascope_model::SagaPage| {
         page.items
             .into_iter()
