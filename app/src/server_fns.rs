@@ -78,16 +78,6 @@ pub async fn fetch_flow_model(saga_type: String) -> Result<Option<FlowModel>, Se
         .map(|model| FlowModel::clone(&model)))
 }
 
-/// Every learned flow, by saga type.
-#[server]
-pub async fn fetch_flow_models() -> Result<Vec<FlowModel>, ServerFnError> {
-    Ok(flow_models()?
-        .all()
-        .iter()
-        .map(|model| FlowModel::clone(model))
-        .collect())
-}
-
 #[server]
 pub async fn fetch_trace(trace_id: String) -> Result<TraceView, ServerFnError> {
     store()?.trace(&trace_id).await.map_err(store_error)
