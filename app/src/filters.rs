@@ -4,7 +4,8 @@
 //! Query parameters: `saga_type` (also `type`), `status`, `range` (preset:
 //! `15m`, `1h`, `6h`, `24h`, `7d`), `since`/`until` (RFC 3339, or the
 //! `YYYY-MM-DDTHH:MM` of a `datetime-local` input, read as UTC), `q`,
-//! `limit`, `cursor`.
+//! `limit`, `cursor`, `overdue`, `incomplete_compensation` (`true`), `sort`
+//! (`waiting`).
 
 use leptos_router::params::ParamsMap;
 use sagascope_model::{SagaFilter, SagaStatus, SagaSummary};
@@ -55,6 +56,8 @@ impl ListParams {
                 limit: get("limit"),
                 cursor: get("cursor"),
                 overdue: get("overdue"),
+                sort: get("sort"),
+                incomplete_compensation: get("incomplete_compensation"),
             },
             range: get("range"),
         }
@@ -69,10 +72,37 @@ impl ListParams {
             &f.since,
             &f.until,
             &f.q,
+            &f.overdue,
+            &f.incomplete_compensation,
             &self.range,
         ]
         .iter()
         .any(|v| v.is_some())
+    }
+
+    /// The list is sorted by time waited (`sort=waiting`).
+    pub fn sorted_by_waiting(&self) -> bool {
+        self.filter.sort.as_deref() == Some("waiting")
+    }
+
+    /// Whether sagas from the stream may join the first page: not when the
+    /// order is not newest-start-first, nor when a filter needs the
+    /// server's judgement (overdue by the learned flows).
+    pub fn live_inserts(&self) -> bool {
+        !self.sorted_by_waiting() && self.filter.overdue.as_deref() != Some("true")
+    }
+
+    /// The same filters in the other order: the "Waiting on" header's
+    /// sort link (first page).
+    pub fn toggle_waiting_sort_href(&self) -> String {
+        let mut other = self.clone();
+        other.filter.cursor = None;
+        other.filter.sort = if self.sorted_by_waiting() {
+            None
+        } else {
+            Some("waiting".into())
+        };
+        other.first_page_href()
     }
 
     pub fn is_first_page(&self) -> bool {
@@ -198,6 +228,11 @@ pub fn matches(saga: &SagaSummary, filter: &SagaFilter) -> bool {
             return false;
         }
     }
+    if filter.incomplete_compensation.as_deref() == Some("true")
+        && saga.missing_compensations.is_empty()
+    {
+        return false;
+    }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         // Exact match on saga id, trace id or business key, as the store does.
         if !(saga.saga_id == q
@@ -284,5 +319,25 @@ mod tests {
             params.next_page_href("1.a"),
             "/sagas?range=15m&cursor=1%2Ea"
         );
+    }
+
+    #[test]
+    fn the_waiting_sort_link_keeps_the_filters_and_toggles_the_order() {
+        let mut params = ListParams {
+            range: Some("1h".into()),
+            ..Default::default()
+        };
+        params.filter.overdue = Some("true".into());
+        params.filter.cursor = Some("1.a".into());
+        assert!(!params.live_inserts() && params.is_filtered());
+        let sorted = params.toggle_waiting_sort_href();
+        assert_eq!(sorted, "/sagas?overdue=true&sort=waiting&range=1h");
+        params.filter.sort = Some("waiting".into());
+        assert!(params.sorted_by_waiting());
+        assert_eq!(
+            params.toggle_waiting_sort_href(),
+            "/sagas?overdue=true&range=1h"
+        );
+        assert!(ListParams::default().live_inserts());
     }
 }

@@ -36,15 +36,22 @@ fn store_error(error: sagascope_store::StoreError) -> ServerFnError {
 pub async fn fetch_saga_page(params: ListParams) -> Result<SagaPage, ServerFnError> {
     let filter = params.resolve(crate::state::now_ms());
     let query = filter.validate().map_err(ServerFnError::new)?;
-    // Overdue is judged by the learned flows (server/src/run.rs keeps them).
-    let overdue = match use_context::<sagascope_flows::FlowModels>() {
-        Some(flows) if query.overdue => flows.overdue_rules(chrono::Utc::now()),
+    // Overdue and "waiting on" are judged by the learned flows
+    // (server/src/run.rs keeps them).
+    let flows = use_context::<sagascope_flows::FlowModels>();
+    let now = chrono::Utc::now();
+    let overdue = match &flows {
+        Some(flows) if query.overdue => flows.overdue_rules(now),
         _ => Vec::new(),
     };
-    store()?
+    let mut page = store()?
         .list_sagas_overdue_by(&query, &overdue)
         .await
-        .map_err(store_error)
+        .map_err(store_error)?;
+    if let Some(flows) = &flows {
+        flows.annotate_waiting(&mut page.items, now);
+    }
+    Ok(page)
 }
 
 #[server]

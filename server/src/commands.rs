@@ -87,6 +87,7 @@ async fn start_pipeline(
 ) -> anyhow::Result<run::Running> {
     let policy = stall_policy(rules_args, &rules);
     let thresholds = rules.thresholds();
+    let compensations = rules.compensation_pairs().clone();
     let decoder = Decoder::new(rules).with_max_payload_bytes(rules_args.max_payload_bytes);
     let retry = sagascope_redrive::RedriveConfig::from_args(retry, &kafka.brokers);
     let running = run::start_with_spans(
@@ -100,6 +101,9 @@ async fn start_pipeline(
         crate::span_settings::SpanSettings::from_args(spans)?,
     )
     .await?;
+    // The rules' step ↔ compensation pairs judge compensated sagas with
+    // the learned ones (each learning round).
+    running.state.flows.declare_compensations(compensations);
     running.learn_flows(policy.default_timeout);
     running.sweep_stalls(policy);
     running.watch_groups(group_watch_config(kafka));

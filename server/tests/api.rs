@@ -255,6 +255,16 @@ async fn api_contract(store: Store) {
         ("/api/v1/sagas?limit=100000", 400, "limit"),
         ("/api/v1/sagas?since=yesterday", 400, "since"),
         ("/api/v1/sagas?cursor=garbage", 400, "cursor"),
+        (
+            "/api/v1/sagas?sort=oldest",
+            400,
+            "`sort` must be `started` or `waiting`",
+        ),
+        (
+            "/api/v1/sagas?incomplete_compensation=yes",
+            400,
+            "incomplete_compensation: expected true or false",
+        ),
         ("/api/v1/ingest/errors?limit=-1", 400, "limit"),
         ("/api/v1/sagas/does-not-exist", 404, "no saga"),
         ("/api/v1/traces/does-not-exist", 404, "no events"),
@@ -335,6 +345,8 @@ async fn api_contract(store: Store) {
     assert_eq!(overview["totals"]["started"], 2);
     assert_eq!(overview["dlq"]["available"], true);
     assert_eq!(overview["dlq"]["depth"], 0);
+    // Its compensation released the stock: nothing is incomplete.
+    assert_eq!(overview["incomplete_compensations"], 0);
     assert_eq!(overview["ingest"]["state"], "running");
     // It started on empty topics: nothing to catch up with.
     assert!(overview["ingest"]["catchup"].is_null(), "{overview}");

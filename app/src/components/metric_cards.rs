@@ -396,6 +396,7 @@ pub fn TopCards(overview: OverviewMetrics) -> impl IntoView {
                 <WorstLagCard worst=worst_topic point_seconds/>
                 <DlqCard dlq=overview.dlq.clone()/>
                 <IngestCard ingest=overview.ingest.clone() point_seconds/>
+                <crate::components::compensation_card::IncompleteCompensationCard overview=overview.clone()/>
             </div>
             <AlertList alerts=overview.alerts.clone() cohort/>
         </div>

@@ -1,6 +1,7 @@
 //! Reusable pieces of the pages.
 
 pub mod charts;
+pub mod compensation_card;
 pub mod dead_letter;
 pub mod dead_letter_actions;
 pub mod dead_letter_job;

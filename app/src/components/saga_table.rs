@@ -1,7 +1,7 @@
 //! The saga table, shared by the saga list and the trace page.
 
 use leptos::prelude::*;
-use sagascope_model::SagaSummary;
+use sagascope_model::{format_duration_ms, SagaSummary, WaitingOn};
 
 use crate::components::ids::{saga_href, type_href, IdLink, TraceLink};
 use crate::components::status_badge::StatusBadge;
@@ -46,6 +46,16 @@ pub fn upsert_row(
     append_allowed: bool,
 ) -> bool {
     if let Some(row) = rows.iter_mut().find(|r| r.saga.saga_id == saga.saga_id) {
+        let mut saga = saga;
+        // The stream's summaries carry no "waiting on" (the server judges
+        // it for list pages): while the saga has not moved on, the row's
+        // still holds.
+        if saga.waiting_on.is_none()
+            && saga.status == row.saga.status
+            && saga.last_event_at == row.saga.last_event_at
+        {
+            saga.waiting_on = row.saga.waiting_on.clone();
+        }
         if row.saga == saga {
             return false;
         }
@@ -72,8 +82,43 @@ pub fn upsert_row(
 /// The table never grows past this many rows from live inserts.
 pub const MAX_LIVE_ROWS: usize = 500;
 
+/// The "Waiting on" header's sort link: where it goes, and whether the
+/// list is sorted by waiting time now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitingSort {
+    pub href: String,
+    pub active: bool,
+}
+
 #[component]
-pub fn SagaTable(rows: RwSignal<Vec<SagaRow>>) -> impl IntoView {
+pub fn SagaTable(
+    rows: RwSignal<Vec<SagaRow>>,
+    /// The saga list's sort link; without it the header is plain text.
+    #[prop(optional)]
+    waiting_sort: Option<WaitingSort>,
+) -> impl IntoView {
+    let waiting_header = match waiting_sort {
+        Some(WaitingSort { href, active }) => {
+            let (label, title) = if active {
+                (
+                    "Waiting on ↓",
+                    "Sorted by time waited, longest first; select to sort by start again",
+                )
+            } else {
+                (
+                    "Waiting on",
+                    "Sort running sagas by time waited, longest first",
+                )
+            };
+            view! {
+                <th scope="col" aria-sort=if active { "descending" } else { "none" }>
+                    <a href=href class="sort-link" title=title data-test="sort-waiting">{label}</a>
+                </th>
+            }
+            .into_any()
+        }
+        None => view! { <th scope="col">"Waiting on"</th> }.into_any(),
+    };
     view! {
         <div class="table-wrap">
             <table class="grid sagas" data-test="saga-list">
@@ -85,6 +130,7 @@ pub fn SagaTable(rows: RwSignal<Vec<SagaRow>>) -> impl IntoView {
                         <th scope="col">"Started"</th>
                         <th scope="col" class="num">"Duration"</th>
                         <th scope="col">"Current step"</th>
+                        {waiting_header}
                         <th scope="col">"Failure"</th>
                         <th scope="col" class="num">"Events"</th>
                         <th scope="col">"Trace"</th>
@@ -147,7 +193,22 @@ fn SagaTableRow(row: SagaRow) -> impl IntoView {
                 />
             </td>
             <td class="step">{saga.current_step.clone().unwrap_or_default()}</td>
+            <td class="waiting">{saga.waiting_on.clone().map(|waiting| view! { <WaitingCell waiting/> })}</td>
             <td class="failure">
+                {(!saga.missing_compensations.is_empty()).then(|| {
+                    let steps = saga.missing_compensations.join(", ");
+                    view! {
+                        <span
+                            class="incomplete-compensation"
+                            data-test="incomplete-compensation-row"
+                            title=format!("Reads compensated, but no compensation event for: {steps}")
+                        >
+                            <span aria-hidden="true">"⚠ "</span>
+                            <strong>"Incomplete compensation"</strong>
+                            {format!(": {steps} not compensated")}
+                        </span>
+                    }
+                })}
                 {failure
                     .map(|(step, reason)| {
                         let title = reason.clone().unwrap_or_default();
@@ -169,6 +230,50 @@ fn SagaTableRow(row: SagaRow) -> impl IntoView {
                 })}
             </td>
         </tr>
+    }
+    .into_any()
+}
+
+/// "PaymentAuthorized · 14 m (usually < 40 s)", marked overdue by an icon
+/// and the word, not by colour alone. The time waited is the server's, as
+/// of the page's answer.
+#[component]
+fn WaitingCell(waiting: WaitingOn) -> impl IntoView {
+    let usual = waiting
+        .usual_p99_ms
+        .map(|ms| format!(" (usually < {})", format_duration_ms(ms)))
+        .unwrap_or_default();
+    let text = format!(
+        "{} · {}{usual}",
+        waiting.next,
+        format_duration_ms(waiting.waited_ms)
+    );
+    let title = format!(
+        "Its type's flow expects {} after {}{}",
+        waiting.next,
+        waiting.after,
+        if waiting.overdue {
+            "; it has waited longer than that hop usually takes (p99)"
+        } else {
+            ""
+        }
+    );
+    let overdue = waiting.overdue;
+    view! {
+        <span
+            class=if overdue { "waiting-cell overdue" } else { "waiting-cell" }
+            data-test="waiting-on-cell"
+            data-overdue=overdue.to_string()
+            data-next=waiting.next.clone()
+            title=title
+        >
+            {overdue.then(|| view! {
+                <span class="waiting-icon" aria-hidden="true">"⚠"</span>
+                <strong class="overdue-tag" data-test="overdue-tag">"overdue"</strong>
+                " "
+            })}
+            <span class="mono">{text}</span>
+        </span>
     }
     .into_any()
 }

@@ -516,6 +516,24 @@ fn SagaHeader(saga: SagaSummary, flow: Option<Arc<FlowModel>>) -> impl IntoView 
                 .map(|(flow, last_node)| view! {
                     <WaitingOnNote flow last_node since_ms=millis(&saga.last_event_at)/>
                 })}
+            {(!saga.missing_compensations.is_empty()).then(|| {
+                let steps = saga.missing_compensations.clone();
+                view! {
+                    <div class="failure-box incomplete-compensation" data-test="incomplete-compensation" role="note">
+                        <span class="failure-icon" aria-hidden="true">"⚠"</span>
+                        <div>
+                            <p><strong>"Incomplete compensation"</strong></p>
+                            <p>
+                                "The saga reads compensated, but these forward steps completed and have no compensation event: "
+                                {steps
+                                    .into_iter()
+                                    .map(|step| view! { <strong class="mono" data-test="missing-compensation">{step}</strong>" " })
+                                    .collect_view()}
+                            </p>
+                        </div>
+                    </div>
+                }
+            })}
             {(saga.failed_step.is_some() || saga.failure_reason.is_some()).then(|| view! {
                 <div class="failure-box" data-test="saga-failure" role="note">
                     <span class="failure-icon" aria-hidden="true">"✕"</span>

@@ -8,7 +8,7 @@ use leptos_router::{components::Form, hooks::use_query_map};
 use sagascope_model::{SagaPage, SagaStatus, StreamMessage};
 
 use crate::components::live_stream::{use_live_stream_with_resync, STREAM_PATH};
-use crate::components::saga_table::{upsert_row, SagaRow, SagaTable};
+use crate::components::saga_table::{upsert_row, SagaRow, SagaTable, WaitingSort};
 use crate::components::states::{EmptyState, ErrorState, Loading};
 use crate::filters::{datetime_input_value, matches, ListParams, RANGES};
 use crate::server_fns::{error_text, fetch_saga_page, fetch_saga_types};
@@ -155,7 +155,22 @@ fn FilterForm(params: ListParams, types: Vec<String>) -> impl IntoView {
                     value=f.q.clone().unwrap_or_default()
                 />
             </label>
+            <FlagFilter
+                name="overdue"
+                label="Overdue"
+                title="Running sagas that have waited longer for their next event than their type's flow says that step usually takes (p99)"
+                checked=f.overdue.as_deref() == Some("true")
+                test="filter-overdue"
+            />
+            <FlagFilter
+                name="incomplete_compensation"
+                label="Incomplete compensation"
+                title="Compensated sagas in which a forward step that completed has no compensation event"
+                checked=f.incomplete_compensation.as_deref() == Some("true")
+                test="filter-incomplete-compensation"
+            />
             {f.limit.clone().map(|limit| view! { <input type="hidden" name="limit" value=limit/> })}
+            {f.sort.clone().map(|sort| view! { <input type="hidden" name="sort" value=sort/> })}
             <div class="field field-actions">
                 <button type="submit" class="button primary" data-test="filter-apply">"Apply"</button>
                 {filtered.then(|| view! {
@@ -163,6 +178,32 @@ fn FilterForm(params: ListParams, types: Vec<String>) -> impl IntoView {
                 })}
             </div>
         </Form>
+    }
+    .into_any()
+}
+
+/// A checkbox that sets `name=true` in the URL (unchecked: the filter is
+/// off); with JavaScript it applies at once.
+#[component]
+fn FlagFilter(
+    name: &'static str,
+    label: &'static str,
+    title: &'static str,
+    checked: bool,
+    test: &'static str,
+) -> impl IntoView {
+    view! {
+        <label class="field field-check" title=title>
+            <input
+                type="checkbox"
+                name=name
+                value="true"
+                checked=checked
+                data-test=test
+                on:change=submit_on_change
+            />
+            <span class="field-label">{label}</span>
+        </label>
     }
     .into_any()
 }
@@ -186,16 +227,23 @@ fn status_list_label(value: &str) -> Option<String> {
     })
 }
 
-/// With JavaScript, changing a select applies the filters at once.
+/// With JavaScript, changing a select or a checkbox applies the filters
+/// at once.
 fn submit_on_change(event: leptos::ev::Event) {
     #[cfg(feature = "hydrate")]
     {
         use wasm_bindgen::JsCast;
-        if let Some(form) = event
-            .target()
+        let target = event.target();
+        let form = target
+            .clone()
             .and_then(|t| t.dyn_into::<web_sys::HtmlSelectElement>().ok())
             .and_then(|select| select.form())
-        {
+            .or_else(|| {
+                target
+                    .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                    .and_then(|input| input.form())
+            });
+        if let Some(form) = form {
             let _ = form.request_submit();
         }
     }
@@ -209,6 +257,12 @@ fn SagaListResults(page: SagaPage, params: ListParams) -> impl IntoView {
     let rows = RwSignal::new(items.into_iter().map(SagaRow::loaded).collect::<Vec<_>>());
     let first_page = params.is_first_page();
     let has_more = next_cursor.is_some();
+    let live_inserts = params.live_inserts();
+    let sorted_by_waiting = params.sorted_by_waiting();
+    let waiting_sort = WaitingSort {
+        href: params.toggle_waiting_sort_href(),
+        active: sorted_by_waiting,
+    };
     let ui = ui_state();
 
     let apply = {
@@ -224,7 +278,7 @@ fn SagaListResults(page: SagaPage, params: ListParams) -> impl IntoView {
             };
             // The filter as the store saw it, with "now" for range presets.
             let now = ui.now_ms.try_get_untracked().unwrap_or_else(now_ms);
-            let insert = first_page && matches(&saga, &params.resolve(now));
+            let insert = first_page && live_inserts && matches(&saga, &params.resolve(now));
             rows.try_update(|rows| {
                 upsert_row(rows, saga, insert, !has_more);
             });
@@ -292,8 +346,11 @@ fn SagaListResults(page: SagaPage, params: ListParams) -> impl IntoView {
                     let n = rows.with(Vec::len);
                     format!("{n} saga{} shown{}", if n == 1 { "" } else { "s" }, if first_page { "" } else { " (later page)" })
                 }}
+                {sorted_by_waiting.then(|| view! {
+                    <span data-test="sorted-by-waiting">" · running and compensating sagas only, longest waiting first"</span>
+                })}
             </p>
-            <SagaTable rows/>
+            <SagaTable rows waiting_sort/>
             {empty}
             {pager}
         </div>

@@ -230,6 +230,8 @@ mod tests {
             status_inferred: false,
             inferred_from: None,
             last_node: None,
+            waiting_on: None,
+            missing_compensations: vec![],
         }
     }
 

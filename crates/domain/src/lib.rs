@@ -2,6 +2,7 @@
 //! it from Kafka messages, classification [`Rules`] and the order-independent
 //! [`SagaProjection`]. Pure code: no I/O, so everything here is unit-tested.
 
+pub mod compensation_integrity;
 pub mod correlate;
 pub mod dead_letter;
 pub mod decode;
@@ -17,6 +18,9 @@ pub mod saga_facts;
 pub mod thresholds;
 pub mod trace_context;
 
+pub use compensation_integrity::{
+    learn_compensation_pairs, missing_compensations, CompensatedSteps, CompensationPairs,
+};
 pub use correlate::{correlate, Correlation};
 pub use dead_letter::{
     decode_dead_letter, failure_group, normalise_message, DeadLetter, DeadLetterFormat,

@@ -159,6 +159,13 @@ pub struct SagaProjection {
     /// the instance has ended.
     #[serde(default)]
     pub last_node: Option<Keyed<String>>,
+    /// Steps with a `step_succeeded` event: forward work that a
+    /// compensation must undo ([`crate::compensation_integrity`]).
+    #[serde(default)]
+    pub succeeded_steps: BTreeSet<String>,
+    /// Steps named by a compensation request or done event.
+    #[serde(default)]
+    pub compensation_steps: BTreeSet<String>,
 }
 
 /// The events of one step of a saga, reduced to min/max/flags.
@@ -221,6 +228,8 @@ impl SagaProjection {
             last_failure: None,
             completions: BTreeMap::new(),
             last_node: None,
+            succeeded_steps: BTreeSet::new(),
+            compensation_steps: BTreeSet::new(),
         }
     }
 
@@ -281,6 +290,17 @@ impl SagaProjection {
                 keyed(at_us, event, (event.step.clone(), event.error.clone())),
             );
             keep_max(&mut self.last_failure, keyed(at_us, event, ()));
+        }
+        if let Some(step) = &event.step {
+            match event.phase {
+                Phase::StepSucceeded => {
+                    self.succeeded_steps.insert(step.clone());
+                }
+                Phase::CompensationStarted | Phase::StepCompensated | Phase::SagaCompensated => {
+                    self.compensation_steps.insert(step.clone());
+                }
+                _ => {}
+            }
         }
         if matches!(
             event.phase,
@@ -409,6 +429,22 @@ impl SagaProjection {
             .unwrap_or_else(|| "unknown".to_string())
     }
 
+    /// The stored form of the forward steps its own events leave
+    /// uncompensated (the `missing_compensations` column): a JSON array,
+    /// None when nothing is missing.
+    pub fn missing_compensations_column(&self) -> Option<String> {
+        let missing = self.summary_missing_compensations();
+        (!missing.is_empty()).then(|| serde_json::to_string(&missing).unwrap_or_default())
+    }
+
+    fn summary_missing_compensations(&self) -> Vec<String> {
+        crate::compensation_integrity::missing_compensations(
+            &crate::compensation_integrity::CompensatedSteps::of(self),
+            self.status(),
+            &Default::default(),
+        )
+    }
+
     /// The flow node of the latest event.
     pub fn last_node(&self) -> Option<&str> {
         self.last_node.as_ref().map(|k| k.value.as_str())
@@ -471,6 +507,11 @@ impl SagaProjection {
             status_inferred: false,
             inferred_from: None,
             last_node: self.last_node().map(str::to_string),
+            // Judged against the type's flow by the server (crates/flows).
+            waiting_on: None,
+            // By the saga's own events only; the store's row adds what the
+            // type's learned pairs say.
+            missing_compensations: self.summary_missing_compensations(),
         }
     }
 }

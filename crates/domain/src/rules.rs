@@ -106,6 +106,8 @@ pub struct Rules {
     /// (saga type, name or glob) of start events.
     start_events: Vec<(String, String)>,
     timeouts: HashMap<String, Duration>,
+    /// Per saga type, forward step → the steps of its compensation events.
+    compensations: std::collections::BTreeMap<String, crate::CompensationPairs>,
     correlation: HashMap<String, Vec<CorrelationSource>>,
     topic_formats: Vec<(String, Format)>,
     not_saga_events: Vec<String>,
@@ -146,6 +148,10 @@ struct SagaRuleFile {
     correlate: Vec<String>,
     #[serde(default)]
     events: HashMap<String, EventRuleFile>,
+    /// Forward step → the step its compensation events name
+    /// (`ReserveStock = "ReleaseStock"`), for compensation integrity.
+    #[serde(default)]
+    compensations: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -219,6 +225,12 @@ impl Rules {
             for start in saga.start {
                 rules.start_events.push((saga_type.clone(), start));
             }
+            if !saga.compensations.is_empty() {
+                let pairs = rules.compensations.entry(saga_type.clone()).or_default();
+                for (forward, compensation) in saga.compensations {
+                    pairs.entry(forward).or_default().insert(compensation);
+                }
+            }
             for (event, rule) in saga.events {
                 let phase = Phase::parse(&rule.phase).ok_or_else(|| RulesError::UnknownPhase {
                     saga_type: saga_type.clone(),
@@ -268,6 +280,13 @@ impl Rules {
     /// Stall timeouts by saga type, from the rules file.
     pub fn timeouts(&self) -> &HashMap<String, Duration> {
         &self.timeouts
+    }
+
+    /// The step ↔ compensation pairs the rules declare, by saga type.
+    pub fn compensation_pairs(
+        &self,
+    ) -> &std::collections::BTreeMap<String, crate::CompensationPairs> {
+        &self.compensations
     }
 
     /// The correlation order for events of this saga type (the defaults
@@ -630,6 +649,21 @@ mod tests {
             let err = Rules::parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn compensations_pair_forward_steps_with_their_compensation_steps() {
+        let rules = Rules::parse(
+            "[[saga]]\ntype='order'\ncompensations = { ReserveStock = 'ReleaseStock', ChargeCard = 'RefundCard' }\n",
+        )
+        .unwrap();
+        let pairs = &rules.compensation_pairs()["order"];
+        assert!(pairs["ReserveStock"].contains("ReleaseStock"));
+        assert!(pairs["ChargeCard"].contains("RefundCard"));
+        assert!(Rules::parse("[[saga]]\ntype='x'\n")
+            .unwrap()
+            .compensation_pairs()
+            .is_empty());
     }
 
     #[test]

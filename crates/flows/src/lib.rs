@@ -2,14 +2,22 @@
 //! saga type's latest instances from the store and learns its flow
 //! (`sagascope_domain::flow_learning`); [`FlowModels`] holds the results for
 //! the API, the pages and the stall sweep, which ends undeclared instances
-//! by them ([`FlowModels::learned_ends`]).
+//! by them ([`FlowModels::learned_ends`]); the same round flags compensated
+//! sagas that skipped a compensation ([`check_compensations`]).
+
+mod compensation;
+
+pub use compensation::check_compensations;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use sagascope_domain::{learn_flow, learned_terminals, LearnContext};
-use sagascope_model::{FlowModel, Timestamp, FLOW_MAX_INSTANCES, FLOW_OVERDUE_FLOOR_MS};
+use sagascope_domain::{learn_flow, learned_terminals, CompensationPairs, LearnContext};
+use sagascope_model::{
+    FlowModel, SagaStatus, SagaSummary, Timestamp, WaitingOn, FLOW_MAX_INSTANCES,
+    FLOW_OVERDUE_FLOOR_MS,
+};
 use sagascope_store::{LearnedEnd, OverdueRule, Store};
 
 /// Types whose flows are learned, at most (by name): one read each per
@@ -23,11 +31,22 @@ const RECENT_TYPES: chrono::Duration = chrono::Duration::hours(24);
 #[derive(Debug, Clone, Default)]
 pub struct FlowModels {
     models: Arc<RwLock<BTreeMap<String, Arc<FlowModel>>>>,
+    /// The rules file's step ↔ compensation pairs, by saga type.
+    declared_compensations: Arc<RwLock<BTreeMap<String, CompensationPairs>>>,
 }
 
 impl FlowModels {
     pub fn get(&self, saga_type: &str) -> Option<Arc<FlowModel>> {
         self.read().get(saga_type).cloned()
+    }
+
+    /// Sets the step ↔ compensation pairs the rules file declares (they
+    /// win over learned ones when sagas are judged).
+    pub fn declare_compensations(&self, pairs: BTreeMap<String, CompensationPairs>) {
+        *self
+            .declared_compensations
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = pairs;
     }
 
     /// Every model, by saga type.
@@ -78,6 +97,26 @@ impl FlowModels {
         rules
     }
 
+    /// What `saga` waits for as of `now` by its type's flow: None when it
+    /// is finished, its type has no model, or the flow expects nothing
+    /// after its latest event.
+    pub fn waiting_on(&self, saga: &SagaSummary, now: Timestamp) -> Option<WaitingOn> {
+        if !matches!(saga.status, SagaStatus::Running | SagaStatus::Compensating) {
+            return None;
+        }
+        let last = saga.last_node.as_deref()?;
+        let waited_ms = (now - saga.last_event_at).num_milliseconds().max(0);
+        self.get(&saga.saga_type)?.waiting_on(last, waited_ms)
+    }
+
+    /// Sets [`SagaSummary::waiting_on`] of each saga (a list page), so the
+    /// browser shows it without the models.
+    pub fn annotate_waiting(&self, sagas: &mut [SagaSummary], now: Timestamp) {
+        for saga in sagas {
+            saga.waiting_on = self.waiting_on(saga, now);
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<FlowModel>>> {
         // A panic while holding the lock cannot leave the map half-written
         // (inserts are single calls): the data is still good.
@@ -112,6 +151,14 @@ impl FlowModels {
                 declared: sample.declared * 2 > sample.instances.len(),
             };
             let model = learn_flow(&saga_type, &sample.instances, context);
+            // The same round flags the type's incompletely compensated sagas.
+            let declared = self
+                .declared_compensations
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&saga_type)
+                .cloned();
+            check_compensations(store, &saga_type, declared.as_ref()).await?;
             learned.insert(saga_type, Arc::new(model));
         }
         let count = learned.len();

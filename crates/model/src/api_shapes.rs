@@ -6,7 +6,7 @@ use crate::query_params::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Phase, SagaStatus, Timestamp};
+use crate::{Phase, SagaStatus, Timestamp, WaitingOn};
 
 /// One row of the saga list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +49,17 @@ pub struct SagaSummary {
     /// events its step and phase): what `/types/{saga_type}` calls it.
     #[serde(default)]
     pub last_node: Option<String>,
+    /// For a running or compensating saga in a list: the event its type's
+    /// flow (learned, or learned from declared instances) expects next and
+    /// how long it has waited, as of the answer. None elsewhere, for
+    /// finished sagas, and when the flow expects nothing.
+    #[serde(default)]
+    pub waiting_on: Option<WaitingOn>,
+    /// "Incomplete compensation": the saga reads compensated (or ≈
+    /// compensated) while these forward steps, which completed, have no
+    /// compensation event. Empty when nothing is missing.
+    #[serde(default)]
+    pub missing_compensations: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -183,6 +194,34 @@ pub struct SagaFilter {
     /// for their next event than their type's learned flow says that hop
     /// takes (its p99).
     pub overdue: Option<String>,
+    /// `started` (default): newest start first. `waiting`: only running
+    /// or compensating sagas, the one that has waited longest for its next
+    /// event (oldest last event) first.
+    pub sort: Option<String>,
+    /// `true`: only sagas flagged "incomplete compensation" (compensated
+    /// while a forward step that completed has no compensation event).
+    pub incomplete_compensation: Option<String>,
+}
+
+/// The order of the saga list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SagaSort {
+    /// Newest start first.
+    #[default]
+    Started,
+    /// Running or compensating sagas only, oldest last event first.
+    Waiting,
+}
+
+impl SagaSort {
+    pub const ALL: [SagaSort; 2] = [SagaSort::Started, SagaSort::Waiting];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaSort::Started => "started",
+            SagaSort::Waiting => "waiting",
+        }
+    }
 }
 
 /// A validated [`SagaFilter`].
@@ -199,6 +238,11 @@ pub struct SagaQuery {
     pub cursor: Option<(i64, String)>,
     /// Only sagas overdue by their type's learned flow.
     pub overdue: bool,
+    /// The order; the cursor is a position in it (for `Waiting`, the last
+    /// event's time instead of the start).
+    pub sort: SagaSort,
+    /// Only sagas flagged "incomplete compensation".
+    pub incomplete_compensation: bool,
 }
 
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -219,12 +263,19 @@ impl SagaFilter {
             q: non_empty(&self.q),
             limit,
             cursor,
-            overdue: match self.overdue.as_deref().map(str::trim) {
-                None | Some("") | Some("false") => false,
-                Some("true") => true,
-                Some(other) => {
-                    return Err(format!("overdue: expected true or false, got `{other}`"))
-                }
+            overdue: parse_flag("overdue", &self.overdue)?,
+            incomplete_compensation: parse_flag(
+                "incomplete_compensation",
+                &self.incomplete_compensation,
+            )?,
+            sort: match non_empty(&self.sort) {
+                None => SagaSort::Started,
+                Some(text) => SagaSort::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == text)
+                    .ok_or_else(|| {
+                        format!("`sort` must be `started` or `waiting`, got `{text}`")
+                    })?,
             },
         })
     }
@@ -239,8 +290,20 @@ impl SagaFilter {
             ("q", &self.q),
             ("limit", &self.limit),
             ("overdue", &self.overdue),
+            ("sort", &self.sort),
+            ("incomplete_compensation", &self.incomplete_compensation),
         ];
         query_string(&pairs)
+    }
+}
+
+/// A `true`/`false` query flag named `name` in the message; absent or
+/// blank is false.
+fn parse_flag(name: &str, value: &Option<String>) -> Result<bool, String> {
+    match value.as_deref().map(str::trim) {
+        None | Some("") | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(format!("{name}: expected true or false, got `{other}`")),
     }
 }
 
@@ -314,6 +377,36 @@ mod tests {
             .validate()
             .unwrap_err()
             .contains("invalid cursor"));
+        let bad_sort = SagaFilter {
+            sort: Some("oldest".into()),
+            ..Default::default()
+        };
+        assert!(bad_sort.validate().unwrap_err().contains("`sort`"));
+        let bad_flag = SagaFilter {
+            incomplete_compensation: Some("yes".into()),
+            ..Default::default()
+        };
+        assert!(bad_flag
+            .validate()
+            .unwrap_err()
+            .contains("incomplete_compensation: expected true or false"));
+    }
+
+    #[test]
+    fn sort_defaults_to_started_and_reads_waiting() {
+        let sort = |text: Option<&str>| {
+            SagaFilter {
+                sort: text.map(Into::into),
+                ..Default::default()
+            }
+            .validate()
+            .unwrap()
+            .sort
+        };
+        assert_eq!(sort(None), SagaSort::Started);
+        assert_eq!(sort(Some(" ")), SagaSort::Started);
+        assert_eq!(sort(Some("started")), SagaSort::Started);
+        assert_eq!(sort(Some("waiting")), SagaSort::Waiting);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod span_tree;
 
 pub use api_shapes::{
     encode_cursor, percent_encode, Header, IngestErrorView, SagaDetail, SagaFilter, SagaPage,
-    SagaQuery, SagaSummary, StreamMessage, TimelineEvent, TraceView, DEFAULT_PAGE_SIZE,
+    SagaQuery, SagaSort, SagaSummary, StreamMessage, TimelineEvent, TraceView, DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
 };
 pub use auth_shapes::{

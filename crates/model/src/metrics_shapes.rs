@@ -447,6 +447,11 @@ pub struct OverviewMetrics {
     pub ingest: IngestHealth,
     pub dlq: DlqSummary,
     pub alerts: Vec<Alert>,
+    /// Sagas started in the window that read compensated while a forward
+    /// step that completed has no compensation event ("incomplete
+    /// compensation"; `GET /api/v1/sagas?incomplete_compensation=true`).
+    #[serde(default)]
+    pub incomplete_compensations: u64,
 }
 
 /// `GET /api/v1/metrics/lag`.

@@ -226,6 +226,7 @@ mod tests {
                 ..DlqSummary::default()
             },
             alerts: vec![],
+            incomplete_compensations: 0,
         }
     }
 

@@ -98,6 +98,10 @@ impl OverviewService {
             groups,
             dlq: self.dlq_summary(now).await?,
             alerts: Vec::new(),
+            incomplete_compensations: self
+                .store
+                .count_incomplete_compensations(rollups.from)
+                .await?,
         };
         let catching_up = catching_up_group(
             self.own_group.as_deref(),

@@ -33,6 +33,10 @@ use crate::{Backend, Result, Store, StoreError};
 
 mod deferred_indexes;
 
+/// Postgres only, for the transaction it runs in: commit without waiting
+/// for the WAL flush (see `load_sagas`).
+const NO_FLUSH_WAIT: &str = "SET LOCAL synchronous_commit = off";
+
 /// COPY text is sent to the server in pieces of about this size.
 const COPY_CHUNK_BYTES: usize = 1 << 20;
 
@@ -97,6 +101,10 @@ impl BulkLoader {
         // already stored (an event id; a saga, by its `saga:` correlation
         // key) before the sagas are written.
         let mut pg = self.pg.begin().await?;
+        // A benchmark dataset needs no flush to disk at each commit (a
+        // crash means `--reset` and load again): the commits stop waiting
+        // for the WAL flush, as with every bulk load of a throwaway set.
+        sqlx::query(NO_FLUSH_WAIT).execute(&mut *pg).await?;
         copy_in(&mut pg, "events", EVENT_COLUMNS, &events, event_row).await?;
         copy_in(
             &mut pg,
@@ -113,6 +121,7 @@ impl BulkLoader {
 
         // The ingest's own code for sagas, rollups and dead-letter links.
         let mut tx = self.store.begin_write().await?;
+        sqlx::query(NO_FLUSH_WAIT).execute(&mut *tx).await?;
         let mut rollups = RollupDelta::default();
         for event in &events {
             // A loaded dataset is new traffic, as `write_batch` counts a

@@ -6,6 +6,7 @@
 mod audit_log;
 mod auth_records;
 mod bulk_load;
+mod compensation_integrity;
 mod dead_letters;
 mod place_events;
 mod project_sagas;
@@ -43,6 +44,7 @@ use sqlx::{AnyPool, Executor};
 pub use audit_log::NewAuditEntry;
 pub use auth_records::{ApiTokenRecord, SessionRecord, UserRecord};
 pub use bulk_load::{copy_text, BulkLoaded, BulkLoader};
+pub use compensation_integrity::CompensatedSaga;
 pub use dead_letters::dead_letter_id;
 #[cfg(feature = "test-support")]
 pub use query_plans::StatementPlan;
@@ -137,12 +139,15 @@ pub struct Store {
     /// Live sagas' rows as this process last wrote them (a hint checked by
     /// compare-and-set: see `project_sagas.rs`), shared by every clone.
     cache: std::sync::Arc<projection_cache::ProjectionCache>,
-    /// The overview's closed rollup buckets (see `rollup_cache.rs`),
-    /// shared by every clone.
+    /// The overview's rollup buckets (see `rollup_cache.rs`), shared by
+    /// every clone.
     rollup_cache: std::sync::Arc<rollup_cache::RollupCache>,
     /// Sums of the overview windows' closed buckets (see `window_sums.rs`),
     /// shared by every clone.
     closed_sums: std::sync::Arc<window_sums::ClosedSumsCache>,
+    /// Sums of the overview windows' buckets, open ones included: the
+    /// same cache type, keyed by every bucket entry of the window.
+    window_sums: std::sync::Arc<window_sums::ClosedSumsCache>,
 }
 
 /// A database URL whose Debug output hides the password.
@@ -197,6 +202,7 @@ impl Store {
             cache: Default::default(),
             rollup_cache: Default::default(),
             closed_sums: Default::default(),
+            window_sums: Default::default(),
         })
     }
 

@@ -199,9 +199,9 @@ impl Store {
             writes.iter().partition(|w| w.expected.is_none());
         for chunk in inserts.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection, kind, id_rank, quiet_status, version, last_node) \
+                "INSERT INTO sagas (saga_id, saga_type, status, started_at_us, ended_at_us, last_event_at_us, event_count, projection, kind, id_rank, quiet_status, version, last_node, missing_compensations) \
                  VALUES {} ON CONFLICT (saga_id) DO NOTHING RETURNING saga_id",
-                bulk_rows(tx, chunk.len(), 13)
+                bulk_rows(tx, chunk.len(), 14)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for write in chunk {
@@ -212,16 +212,17 @@ impl Store {
             }
         }
         for chunk in updates.chunks(ROWS_PER_STATEMENT) {
-            // `VALUES` columns are column1…column13 on both Postgres and
+            // `VALUES` columns are column1…column14 on both Postgres and
             // SQLite, so the statement is shared.
             let sql = format!(
                 "UPDATE sagas SET saga_type = v.column2, status = v.column3, started_at_us = v.column4, \
                  ended_at_us = v.column5, last_event_at_us = v.column6, event_count = v.column7, \
                  projection = v.column8, kind = v.column9, id_rank = v.column10, quiet_status = v.column11, \
-                 version = v.column12 + 1, last_node = v.column13, inferred_from = NULL \
+                 version = v.column12 + 1, last_node = v.column13, inferred_from = NULL, \
+                 missing_compensations = v.column14 \
                  FROM (VALUES {}) AS v WHERE sagas.saga_id = v.column1 AND sagas.version = v.column12 \
                  RETURNING saga_id, version",
-                bulk_rows(tx, chunk.len(), 13)
+                bulk_rows(tx, chunk.len(), 14)
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql);
             for write in chunk {
@@ -235,7 +236,7 @@ impl Store {
     }
 }
 
-/// The row's thirteen values; `version`: 1 for an insert, the expected
+/// The row's fourteen values; `version`: 1 for an insert, the expected
 /// version for an update.
 fn bind_row<'q>(
     query: AnyQuery<'q>,
@@ -262,6 +263,9 @@ fn bind_row<'q>(
             1
         })
         .bind(p.last_node().map(str::to_string))
+        // From the saga's own events; the learned-flow pass adds the
+        // learned pairs' judgement (crates/flows).
+        .bind(p.missing_compensations_column())
 }
 
 /// The saga's status change, for outcome metrics (streams are left out).

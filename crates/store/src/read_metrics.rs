@@ -67,45 +67,55 @@ impl Store {
 
         let buckets = self.window_buckets(grain, from, to, micros(now)).await?;
 
-        // The closed buckets' sum, kept while they stay the same entries;
-        // then the open bucket(s) on top.
-        let empty_points: Vec<IngestPoint> = (0..points)
-            .map(|i| IngestPoint {
-                at: point_at(i),
-                events: 0,
-                errors: 0,
-            })
-            .collect();
-        let closed: Vec<Arc<BucketRows>> = buckets
-            .iter()
-            .filter(|b| b.closed)
-            .map(|b| b.rows.clone())
-            .collect();
+        // The window's sum, kept while all its buckets stay the same cache
+        // entries (no batch touched them, none expired); else the closed
+        // buckets' sum, kept while they stay the same entries, with the
+        // open bucket(s) on top.
         let key = (grain, from, to);
-        let closed_sums = match self.closed_sums.get(key, &closed) {
+        let all: Vec<Arc<BucketRows>> = buckets.iter().map(|b| b.rows.clone()).collect();
+        let sums = match self.window_sums.get(key, &all) {
             Some(sums) => sums,
             None => {
-                let mut sums = WindowSums::new(empty_points);
-                for bucket in buckets.iter().filter(|b| b.closed) {
-                    sums.add(point_of(bucket.start), &bucket.rows);
-                }
-                let sums = Arc::new(sums);
-                self.closed_sums.put(key, closed, sums.clone());
+                let empty_points: Vec<IngestPoint> = (0..points)
+                    .map(|i| IngestPoint {
+                        at: point_at(i),
+                        events: 0,
+                        errors: 0,
+                    })
+                    .collect();
+                let closed: Vec<Arc<BucketRows>> = buckets
+                    .iter()
+                    .filter(|b| b.closed)
+                    .map(|b| b.rows.clone())
+                    .collect();
+                let closed_sums = match self.closed_sums.get(key, &closed) {
+                    Some(sums) => sums,
+                    None => {
+                        let mut sums = WindowSums::new(empty_points);
+                        for bucket in buckets.iter().filter(|b| b.closed) {
+                            sums.add(point_of(bucket.start), &bucket.rows);
+                        }
+                        let sums = Arc::new(sums);
+                        self.closed_sums.put(key, closed, sums.clone());
+                        sums
+                    }
+                };
+                let open: Vec<&WindowBucket> = buckets
+                    .iter()
+                    .filter(|b| !b.closed && !b.rows.is_empty())
+                    .collect();
+                let sums = if open.is_empty() {
+                    closed_sums
+                } else {
+                    let mut sums = WindowSums::clone(&closed_sums);
+                    for bucket in open {
+                        sums.add(point_of(bucket.start), &bucket.rows);
+                    }
+                    Arc::new(sums)
+                };
+                self.window_sums.put(key, all, sums.clone());
                 sums
             }
-        };
-        let open: Vec<&WindowBucket> = buckets
-            .iter()
-            .filter(|b| !b.closed && !b.rows.is_empty())
-            .collect();
-        let sums: std::borrow::Cow<'_, WindowSums> = if open.is_empty() {
-            std::borrow::Cow::Borrowed(&*closed_sums)
-        } else {
-            let mut sums = WindowSums::clone(&closed_sums);
-            for bucket in open {
-                sums.add(point_of(bucket.start), &bucket.rows);
-            }
-            std::borrow::Cow::Owned(sums)
         };
         let WindowSums {
             by_type,
@@ -242,9 +252,9 @@ impl Store {
     }
 
     /// The rollup rows of each bucket of `[from, to)` at `grain`, in time
-    /// order: closed buckets (ended by `now_us` and by the clock) from the
-    /// cache when it has them, the rest from the database in one range per
-    /// table; closed buckets read are cached, empty ones too.
+    /// order: from the cache when it has them, the rest from the database
+    /// in one range per table; buckets read are cached, empty ones too
+    /// (closed ones, ended by `now_us` and by the clock, for longer).
     async fn window_buckets(
         &self,
         grain: i64,
@@ -260,7 +270,7 @@ impl Store {
         let closed = |bucket: i64| bucket + grain_us <= closed_by;
         let mut found = self
             .rollup_cache
-            .get_many(starts.iter().filter(|b| closed(**b)).map(|b| (grain, *b)));
+            .get_many(starts.iter().map(|b| (grain, *b)));
         let missing: Vec<i64> = starts
             .iter()
             .copied()
@@ -273,15 +283,18 @@ impl Store {
             let mut read = self
                 .read_rollup_buckets(grain, *first, last + grain_us)
                 .await?;
-            let mut to_cache = Vec::new();
+            let (mut closed_rows, mut open_rows) = (Vec::new(), Vec::new());
             for bucket in missing {
                 let rows = Arc::new(read.remove(&bucket).unwrap_or_default());
                 if closed(bucket) {
-                    to_cache.push(((grain, bucket), rows.clone()));
+                    closed_rows.push(((grain, bucket), rows.clone()));
+                } else {
+                    open_rows.push(((grain, bucket), rows.clone()));
                 }
                 found.insert((grain, bucket), rows);
             }
-            self.rollup_cache.put(ticket, to_cache);
+            self.rollup_cache.put(ticket, closed_rows);
+            self.rollup_cache.put_open(ticket, open_rows);
         }
         Ok(starts
             .into_iter()

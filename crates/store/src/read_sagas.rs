@@ -2,7 +2,7 @@
 //! is `read_timeline.rs`.
 
 use sagascope_domain::micros;
-use sagascope_model::{encode_cursor, SagaPage, SagaQuery};
+use sagascope_model::{encode_cursor, SagaPage, SagaQuery, SagaSort};
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::{Any, Row};
@@ -12,7 +12,8 @@ use crate::{Result, Store};
 
 impl Store {
     /// Newest first, by (started_at, saga_id) so pages never skip or repeat
-    /// a row while new sagas arrive.
+    /// a row while new sagas arrive; with [`SagaSort::Waiting`], the running
+    /// or compensating sagas by (last_event_at, saga_id), oldest first.
     #[tracing::instrument(skip(self), err)]
     pub async fn list_sagas(&self, query: &SagaQuery) -> Result<SagaPage> {
         self.list_sagas_overdue_by(query, &[]).await
@@ -59,8 +60,12 @@ impl Store {
             let p = next(&mut binds, Bind::Text(q.clone()));
             conditions.push(format!("(saga_id = {p} OR saga_id IN (SELECT saga_id FROM saga_keys WHERE search_key = {p}))"));
         }
-        if query.overdue {
+        // Only sagas still in progress wait for anything: the waiting order
+        // lists those (the active-saga indexes hold them by last event).
+        if query.overdue || query.sort == SagaSort::Waiting {
             conditions.push(crate::stall_sweep::ACTIVE_SAGA.to_string());
+        }
+        if query.overdue {
             let mut any = Vec::with_capacity(overdue.len());
             for rule in overdue {
                 let t = next(&mut binds, Bind::Text(rule.saga_type.clone()));
@@ -76,17 +81,25 @@ impl Store {
                 format!("({})", any.join(" OR "))
             });
         }
-        if let Some((started_us, saga_id)) = &query.cursor {
-            let t = next(&mut binds, Bind::Int(*started_us));
+        if query.incomplete_compensation {
+            conditions.push("missing_compensations IS NOT NULL".to_string());
+        }
+        // The order's key column and direction; the cursor is a position in it.
+        let (key, before, direction) = match query.sort {
+            SagaSort::Started => ("started_at_us", "<", "DESC"),
+            SagaSort::Waiting => ("last_event_at_us", ">", "ASC"),
+        };
+        if let Some((key_us, saga_id)) = &query.cursor {
+            let t = next(&mut binds, Bind::Int(*key_us));
             let id = next(&mut binds, Bind::Text(saga_id.clone()));
             conditions.push(format!(
-                "(started_at_us < {t} OR (started_at_us = {t} AND saga_id < {id}))"
+                "({key} {before} {t} OR ({key} = {t} AND saga_id {before} {id}))"
             ));
         }
         let limit = next(&mut binds, Bind::Int(i64::from(query.limit) + 1));
         let where_clause = format!("WHERE {}", conditions.join(" AND "));
         let sql = format!(
-            "SELECT saga_id, started_at_us, status, projection, inferred_from FROM sagas {where_clause} ORDER BY started_at_us DESC, saga_id DESC LIMIT {limit}"
+            "SELECT saga_id, {key} AS cursor_us, status, projection, inferred_from, missing_compensations FROM sagas {where_clause} ORDER BY {key} {direction}, saga_id {direction} LIMIT {limit}"
         );
         let mut statement: Query<'_, Any, AnyArguments<'_>> = sqlx::query(&sql);
         for bind in binds {
@@ -102,9 +115,9 @@ impl Store {
         for row in rows.iter().take(query.limit as usize) {
             items.push(summary_from_row(row)?);
             if has_more {
-                let started: i64 = row.try_get("started_at_us")?;
+                let key_us: i64 = row.try_get("cursor_us")?;
                 let id: String = row.try_get("saga_id")?;
-                next_cursor = Some(encode_cursor(started, &id));
+                next_cursor = Some(encode_cursor(key_us, &id));
             }
         }
         Ok(SagaPage { items, next_cursor })

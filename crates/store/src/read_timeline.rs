@@ -25,7 +25,7 @@ use crate::rows::{summary_from_row, timeline_event_from_row};
 use crate::{Result, Store, StoreError};
 
 /// The saga row `$1` names: itself, else the instance it was merged into.
-const RESOLVED_SAGA: &str = "SELECT saga_id, status, projection, version, event_count, last_event_at_us, inferred_from FROM sagas \
+const RESOLVED_SAGA: &str = "SELECT saga_id, status, projection, version, event_count, last_event_at_us, inferred_from, missing_compensations FROM sagas \
      WHERE saga_id = $1 \
      OR saga_id = (SELECT saga_id FROM saga_keys WHERE search_key = $1 AND kind = 'merged' LIMIT 1) \
      ORDER BY CASE WHEN saga_id = $1 THEN 0 ELSE 1 END LIMIT 1";
@@ -40,14 +40,14 @@ const RESOLVED_SAGA: &str = "SELECT saga_id, status, projection, version, event_
 fn timeline_sql() -> String {
     format!(
         "WITH target AS ({RESOLVED_SAGA}) \
-         SELECT CAST(0 AS BIGINT) AS part, t.saga_id, t.status, t.projection, t.version, t.event_count, t.last_event_at_us, t.inferred_from, \
+         SELECT CAST(0 AS BIGINT) AS part, t.saga_id, t.status, t.projection, t.version, t.event_count, t.last_event_at_us, t.inferred_from, t.missing_compensations, \
          COALESCE((SELECT MAX(generation) FROM read_model_generation), 0) AS generation, \
          NULL AS event_id, NULL AS phase, NULL AS step, NULL AS event_type, NULL AS occurred_at_us, NULL AS published_at_us, \
          NULL AS ingested_at_us, NULL AS topic, NULL AS kafka_partition, NULL AS kafka_offset, NULL AS trace_id, NULL AS span_id, \
          NULL AS headers, NULL AS payload, NULL AS error \
          FROM target t \
          UNION ALL \
-         SELECT CAST(1 AS BIGINT), e.saga_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
+         SELECT CAST(1 AS BIGINT), e.saga_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, \
          e.event_id, e.phase, e.step, e.event_type, e.occurred_at_us, e.published_at_us, \
          e.ingested_at_us, e.topic, e.kafka_partition, e.kafka_offset, e.trace_id, e.span_id, \
          e.headers, e.payload, e.error \

@@ -29,7 +29,7 @@ impl Store {
         let mut sagas = Vec::new();
         if !saga_ids.is_empty() {
             let sql = format!(
-                "SELECT status, projection, inferred_from FROM sagas WHERE kind = 'saga' AND saga_id IN ({}) ORDER BY started_at_us, saga_id",
+                "SELECT status, projection, inferred_from, missing_compensations FROM sagas WHERE kind = 'saga' AND saga_id IN ({}) ORDER BY started_at_us, saga_id",
                 placeholders(0, saga_ids.len())
             );
             let mut query = sqlx::query(&sql);

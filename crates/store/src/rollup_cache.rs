@@ -1,7 +1,9 @@
-//! The overview's rollup rows of CLOSED time buckets (ended by now), in
-//! memory, per (grain, bucket start): a window reads from the database
-//! only its open bucket(s) and the buckets not cached, so a request costs
-//! about the same whatever the window size and however busy the overview.
+//! The overview's rollup rows of time buckets, in memory, per (grain,
+//! bucket start): a window reads from the database only the buckets not
+//! cached, so a request costs about the same whatever the window size and
+//! however busy the overview. Closed buckets (ended by now) live up to
+//! [`TTL`]; the open bucket, which every batch of live traffic changes,
+//! up to [`OPEN_TTL`].
 //!
 //! Exact within this process: every writer of rollups invalidates the
 //! (grain, bucket) keys its delta touched, before its write
@@ -21,8 +23,10 @@
 //! its NOTIFY loses it, and `reproject`/`bench load` do not run it), an
 //! entry lives at most [`TTL`]: another writer's change to an already
 //! closed bucket (a late event, a saga that ends after its start bucket
-//! closed) shows within 10 s, and the open buckets are never cached. The
-//! price is one re-read of a window's closed buckets per TTL and window.
+//! closed) shows within 10 s, and to the open bucket (another replica's
+//! live traffic) within 1 s; this process's own writes show at once. The
+//! price is one re-read of a window's closed buckets per TTL and window,
+//! and of its open bucket per second.
 //!
 //! Bounded: at most [`MAX_ROWS`] rows (a few tens of MB); past that the
 //! least recently used entries go.
@@ -37,6 +41,8 @@ pub(crate) type BucketKey = (i64, i64);
 
 /// How long another process's change to a closed bucket may go unseen.
 pub(crate) const TTL: Duration = Duration::from_secs(10);
+/// How long another process's change to the open bucket may go unseen.
+pub(crate) const OPEN_TTL: Duration = Duration::from_secs(1);
 /// Rows kept over all entries (a row is ~100–200 bytes).
 pub(crate) const MAX_ROWS: usize = 250_000;
 /// Invalidated keys remembered for readers in flight; past that the list
@@ -81,6 +87,7 @@ pub(crate) struct ReadTicket(u64);
 pub(crate) struct RollupCache {
     inner: Mutex<Inner>,
     ttl: Duration,
+    open_ttl: Duration,
     hits: AtomicU64,
     misses: AtomicU64,
 }
@@ -111,6 +118,8 @@ struct Inner {
 struct Entry {
     rows: Arc<BucketRows>,
     stored_at: Instant,
+    /// [`TTL`] for a closed bucket, [`OPEN_TTL`] for an open one.
+    ttl: Duration,
     used: u64,
 }
 
@@ -119,6 +128,7 @@ impl RollupCache {
         RollupCache {
             inner: Mutex::default(),
             ttl,
+            open_ttl: ttl.min(OPEN_TTL),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
         }
@@ -129,7 +139,7 @@ impl RollupCache {
         ReadTicket(self.lock().seq)
     }
 
-    /// The cached rows of `keys` that are younger than the TTL.
+    /// The cached rows of `keys` that are younger than their TTL.
     pub(crate) fn get_many(
         &self,
         keys: impl IntoIterator<Item = BucketKey>,
@@ -142,7 +152,7 @@ impl RollupCache {
         let (mut hits, mut misses) = (0, 0);
         for key in keys {
             let fresh = match inner.entries.get_mut(&key) {
-                Some(entry) if now.duration_since(entry.stored_at) < self.ttl => {
+                Some(entry) if now.duration_since(entry.stored_at) < entry.ttl => {
                     entry.used = used;
                     found.insert(key, entry.rows.clone());
                     true
@@ -167,6 +177,21 @@ impl RollupCache {
     /// Closed buckets just read with `ticket`; those invalidated since the
     /// ticket are not stored (they may be a pre-commit view).
     pub(crate) fn put(&self, ticket: ReadTicket, buckets: Vec<(BucketKey, Arc<BucketRows>)>) {
+        self.put_for(ticket, buckets, self.ttl);
+    }
+
+    /// Open buckets just read with `ticket`, as [`RollupCache::put`] but
+    /// kept only [`OPEN_TTL`].
+    pub(crate) fn put_open(&self, ticket: ReadTicket, buckets: Vec<(BucketKey, Arc<BucketRows>)>) {
+        self.put_for(ticket, buckets, self.open_ttl);
+    }
+
+    fn put_for(
+        &self,
+        ticket: ReadTicket,
+        buckets: Vec<(BucketKey, Arc<BucketRows>)>,
+        ttl: Duration,
+    ) {
         let now = Instant::now();
         let mut inner = self.lock();
         if ticket.0 < inner.forgotten_up_to {
@@ -189,6 +214,7 @@ impl RollupCache {
                 Entry {
                     rows,
                     stored_at: now,
+                    ttl,
                     used,
                 },
             );

@@ -28,6 +28,15 @@ pub fn projection_from_json(text: &str) -> Result<SagaProjection> {
 pub fn summary_from_row(row: &AnyRow) -> Result<SagaSummary> {
     let text: String = row.try_get("projection")?;
     let mut summary = projection_from_json(&text)?.summary();
+    // The column holds the learned pairs' judgement as well as the events'
+    // own (statements that do not select it keep the events' own).
+    if let Ok(missing) = row.try_get::<Option<String>, _>("missing_compensations") {
+        summary.missing_compensations = match missing {
+            Some(text) => serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("missing compensations: {e}")))?,
+            None => Vec::new(),
+        };
+    }
     let status: String = row.try_get("status")?;
     if status == SagaStatus::Stalled.as_str() {
         summary.status = SagaStatus::Stalled;

@@ -8,7 +8,9 @@
 //! it was made of (`Arc`s of the rollup cache): a request whose closed
 //! buckets are the very same entries reuses it and adds only its open
 //! bucket. Exactness is the rollup cache's: an invalidated, expired or
-//! re-read bucket is a new entry, so the sum is made again.
+//! re-read bucket is a new entry, so the sum is made again. The same cache,
+//! keyed by all of a window's entries (the open bucket's too), keeps the
+//! whole window's sum between two changes of its open bucket.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};

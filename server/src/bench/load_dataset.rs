@@ -586,12 +586,18 @@ impl Generator {
 struct Sink {
     store: Store,
     bulk: Option<BulkLoader>,
+    /// Set while the keys of `correlation_keys` and `saga_keys` are
+    /// deferred: the dead letters wait here and are written after the keys
+    /// are rebuilt. Linking a dead letter looks its saga up in those two
+    /// tables, and without their keys every lookup is a sequential scan of
+    /// everything loaded so far (a load that slows as it grows).
+    held_dead_letters: Option<Arc<std::sync::Mutex<Vec<DeadLetter>>>>,
 }
 
 impl Sink {
     /// Writes a batch: the sagas' events, then their dead letters through
-    /// the ingest's batch write (after the sagas, so they are linked), then
-    /// the spans.
+    /// the ingest's batch write (after the sagas, so they are linked; or
+    /// held for later, see `held_dead_letters`), then the spans.
     async fn write(&self, batch: &GeneratedBatch) -> anyhow::Result<()> {
         match &self.bulk {
             Some(bulk) => {
@@ -612,16 +618,12 @@ impl Sink {
                 .await?
             }
         }
-        if !batch.dead_letters.is_empty() {
-            let letters = IngestBatch {
-                group_id: GROUP_ID.into(),
-                dead_letters: batch.dead_letters.clone(),
-                ..Default::default()
-            };
-            retry("write_batch (dead letters)", || async {
-                self.store.write_batch(&letters).await.map(|_| ())
-            })
-            .await?;
+        if let Some(held) = &self.held_dead_letters {
+            held.lock()
+                .expect("held dead letters")
+                .extend(batch.dead_letters.iter().cloned());
+        } else {
+            self.write_dead_letters(&batch.dead_letters).await?;
         }
         if !batch.spans.is_empty() {
             retry("insert_spans", || async {
@@ -631,9 +633,29 @@ impl Sink {
         }
         Ok(())
     }
+
+    /// Dead letters through the ingest's batch write, which links each to
+    /// its saga.
+    async fn write_dead_letters(&self, dead_letters: &[DeadLetter]) -> anyhow::Result<()> {
+        for chunk in dead_letters.chunks(DEAD_LETTER_BATCH) {
+            let letters = IngestBatch {
+                group_id: GROUP_ID.into(),
+                dead_letters: chunk.to_vec(),
+                ..Default::default()
+            };
+            retry("write_batch (dead letters)", || async {
+                self.store.write_batch(&letters).await.map(|_| ())
+            })
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 const GROUP_ID: &str = "sagascope-bench-load";
+
+/// Dead letters per `write_batch` when they are written after the load.
+const DEAD_LETTER_BATCH: usize = 2_000;
 
 /// A write is one transaction (two for the bulk loader, the first
 /// committed only if the second can be): a failed one (deadlock,
@@ -756,9 +778,11 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
         }
         _ => Vec::new(),
     };
+    let held_dead_letters = (!deferred.is_empty()).then(Arc::default);
     let sink = Sink {
         store: store.clone(),
         bulk: bulk.clone(),
+        held_dead_letters: held_dead_letters.clone(),
     };
 
     let mut seed_rng = StdRng::seed_from_u64(args.seed);
@@ -866,6 +890,21 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
     if let Some(error) = failure {
         return Err(error.context("loading failed"));
     }
+    // The dead letters held back while the keys were deferred, now that
+    // linking them is an index lookup.
+    let held_started = Instant::now();
+    let held = held_dead_letters
+        .map(|held| std::mem::take(&mut *held.lock().expect("held dead letters")))
+        .unwrap_or_default();
+    if !held.is_empty() {
+        println!(
+            "writing the {} dead letters held back until the keys were built …",
+            group_digits(held.len() as u64)
+        );
+        sink.write_dead_letters(&held).await?;
+    }
+    let held_elapsed = held_started.elapsed();
+    let held_load = LoadAverage::now();
     for generator in generators {
         let _ = generator.join();
     }
@@ -915,6 +954,18 @@ pub async fn run(args: LoadArgs) -> anyhow::Result<()> {
                 ),
             )
             .under(index_load);
+    }
+    if !held.is_empty() {
+        report
+            .info(
+                "dead letters written after the keys were built",
+                format!(
+                    "{:.1} s ({})",
+                    held_elapsed.as_secs_f64(),
+                    group_digits(held.len() as u64)
+                ),
+            )
+            .under(held_load);
     }
     report
         .info(
@@ -1153,10 +1204,12 @@ mod tests {
         let reference_sink = Sink {
             store: reference.clone(),
             bulk: None,
+            held_dead_letters: None,
         };
         let bulk_sink = Sink {
             store: bulk_store.clone(),
             bulk: Some(bulk_store.bulk_loader(2).await.unwrap()),
+            held_dead_letters: None,
         };
         for batch in &batches {
             reference_sink.write(batch).await.unwrap();

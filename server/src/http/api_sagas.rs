@@ -8,7 +8,7 @@ use crate::app_state::AppState;
 use crate::error::AppError;
 use crate::http::openapi::ErrorBody;
 
-/// `GET /api/v1/sagas?saga_type=&status=&since=&until=&q=&limit=&cursor=`
+/// `GET /api/v1/sagas?saga_type=&status=&since=&until=&q=&limit=&cursor=&overdue=&sort=&incomplete_compensation=`
 #[utoipa::path(
     get,
     path = "/api/v1/sagas",
@@ -18,7 +18,12 @@ use crate::http::openapi::ErrorBody;
         comma-separated), start time and a search text (saga id, trace id or business key), \
         and `overdue=true` (running or compensating sagas that have waited longer for their next \
         event than their type's learned flow says that hop takes, its p99); keyset-paged by \
-        `cursor` (pass `next_cursor` of the previous page).",
+        `cursor` (pass `next_cursor` of the previous page). `sort=waiting` lists only running \
+        and compensating sagas, the one waiting longest for its next event (oldest last event) \
+        first. Each running or compensating saga listed carries `waiting_on`: the event its \
+        type's flow expects next, the time waited and that hop's p99. \
+        `incomplete_compensation=true` lists the sagas that read compensated while a forward \
+        step that completed has no compensation event (`missing_compensations` names them).",
     params(SagaFilter),
     responses(
         (status = 200, description = "One page of sagas.", body = SagaPage),
@@ -31,14 +36,15 @@ pub async fn list_sagas(
     Query(filter): Query<SagaFilter>,
 ) -> Result<Json<SagaPage>, AppError> {
     let query = filter.validate().map_err(AppError::BadRequest)?;
+    let now = chrono::Utc::now();
     let overdue = if query.overdue {
-        state.flows.overdue_rules(chrono::Utc::now())
+        state.flows.overdue_rules(now)
     } else {
         Vec::new()
     };
-    Ok(Json(
-        state.store.list_sagas_overdue_by(&query, &overdue).await?,
-    ))
+    let mut page = state.store.list_sagas_overdue_by(&query, &overdue).await?;
+    state.flows.annotate_waiting(&mut page.items, now);
+    Ok(Json(page))
 }
 
 /// `GET /api/v1/sagas/{saga_id}`: the saga and its timeline. The body is

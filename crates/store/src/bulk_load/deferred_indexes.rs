@@ -2,9 +2,11 @@
 //! as `pg_restore` does: the plain indexes of the loader's large tables
 //! that no write of the loader reads, and the primary keys of the three
 //! tables it only ever COPYs into (`events`, `saga_keys`,
-//! `correlation_keys`: nothing reads them during the load, and the
-//! generator makes every key unique; a repeated one would fail the load
-//! when its key is rebuilt). `sagas` keeps its key: the projection's
+//! `correlation_keys`: the generator makes every key unique, and a repeated
+//! one would fail the load when its key is rebuilt). Linking a dead letter
+//! reads `saga_keys` and `correlation_keys`, so `bench load` holds the dead
+//! letters back until the keys are rebuilt: without them each link is a
+//! sequential scan of everything loaded so far. `sagas` keeps its key: the projection's
 //! compare-and-set insert needs it.
 //!
 //! The definitions are saved, in the transaction that drops the indexes, in
