@@ -140,11 +140,17 @@ test('a running choreography says what it waits on and what usually follows', as
       const status = await page.locator('[data-test=saga-header] [data-test=saga-status]').getAttribute('data-status');
       const waiting = page.locator('[data-test=saga-header] [data-test=waiting-on]');
       if (!['running', 'compensating'].includes(status ?? '') || (await waiting.count()) === 0) return undefined;
-      return {
-        text: (await waiting.textContent()) ?? '',
-        overdue: await waiting.getAttribute('data-overdue'),
-        expected: await page.locator('[data-test=timeline] [data-test=expected-step]').count(),
-      };
+      // The saga may end while its page is open (the live update then
+      // removes the note): short reads, and another saga if it went.
+      try {
+        return {
+          text: (await waiting.textContent({ timeout: 2_000 })) ?? '',
+          overdue: await waiting.getAttribute('data-overdue', { timeout: 2_000 }),
+          expected: await page.locator('[data-test=timeline] [data-test=expected-step]').count(),
+        };
+      } catch {
+        return undefined;
+      }
     },
     { timeout: 90_000, interval: 500 },
   );
