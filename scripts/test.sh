@@ -66,6 +66,35 @@ else
   SAGASCOPE_BIN=target/release/sagascope cargo test --workspace --exclude frontend \
     --locked --test crash_recovery -- --ignored
 fi
+step "database faults: Postgres restarted, and unreachable for 30 s, mid-ingest (release binary, Tansu)"
+# server/tests/database_faults.rs, #[ignore]d in the run above: a private
+# Postgres cluster (initdb on a free port, never the shared one) behind a
+# proxy the test cuts; ingest pauses, /readyz and the pages say why, and
+# everything resumes with each message stored once.
+if cargo nextest --version >/dev/null 2>&1; then
+  SAGASCOPE_BIN=target/release/sagascope cargo nextest run --workspace --exclude frontend \
+    --locked --run-ignored only -E 'binary(database_faults)'
+else
+  SAGASCOPE_BIN=target/release/sagascope cargo test --workspace --exclude frontend \
+    --locked --test database_faults -- --ignored
+fi
+step "process and broker faults: broker down 30 s, a replica SIGKILLed, a re-drive job SIGKILLed"
+# server/tests/process_faults.rs, #[ignore]d in the run above: the release
+# binary beside Tansu (its log on moto's S3 server for the broker restart)
+# and librdkafka's mock cluster. moto in a venv of its own, as the fuzz
+# pass's schemathesis (tansu 0.6.0's wheel has no Postgres engine).
+if [ ! -x target/moto-venv/bin/python ] || ! target/moto-venv/bin/python -c 'import moto.server' 2>/dev/null; then
+  python3 -m venv target/moto-venv
+  target/moto-venv/bin/pip install -q "moto[server]==5.2.1"
+fi
+export MOTO_PYTHON="$PWD/target/moto-venv/bin/python"
+if cargo nextest --version >/dev/null 2>&1; then
+  SAGASCOPE_BIN=target/release/sagascope cargo nextest run --workspace --exclude frontend \
+    --locked --run-ignored only -E 'binary(process_faults)'
+else
+  SAGASCOPE_BIN=target/release/sagascope cargo test --workspace --exclude frontend \
+    --locked --test process_faults -- --ignored
+fi
 step "docker-compose.yml without a Docker engine: schema, builds, volumes, commands, healthchecks"
 scripts/check_compose.sh target/release/sagascope
 step "recreated DLQ topic: dead letters at reused offsets are all kept (SQLite, Postgres)"

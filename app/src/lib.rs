@@ -24,6 +24,7 @@ use leptos_router::{
 
 pub use shell::shell;
 
+use components::store_unavailable_banner::StoreUnavailableBanner;
 use components::top_bar::TopBar;
 use pages::{
     api_reference::ApiReferencePage, audit::AuditPage, dlq_bulk_retry::DlqBulkRetryPage,
@@ -85,6 +86,7 @@ pub fn App() -> impl IntoView {
         <Router>
             <a class="skip-link" href="#main">"Skip to content"</a>
             <TopBar/>
+            <StoreUnavailableBanner/>
             <main id="main" class="main">
                 <Routes fallback=NotFoundPage>
                     <Route path=path!("/") view=OverviewPage ssr=SsrMode::Async/>

@@ -18,15 +18,35 @@ use crate::filters::ListParams;
 /// How many ingest errors the ingest page shows.
 pub const INGEST_ERROR_LIMIT: u32 = 200;
 
+/// The store, unless it is known to be down: then the outage at once (the
+/// page shows its waiting state under the banner) rather than a wait for
+/// the pool's connect timeout.
 #[cfg(feature = "ssr")]
 fn store() -> Result<sagascope_store::Store, ServerFnError> {
-    use_context::<sagascope_store::Store>()
-        .ok_or_else(|| ServerFnError::new("the store is not available (missing from the context)"))
+    let store = use_context::<sagascope_store::Store>().ok_or_else(|| {
+        ServerFnError::new("the store is not available (missing from the context)")
+    })?;
+    match store.availability().outage() {
+        Some(outage) => Err(ServerFnError::new(outage.message())),
+        None => Ok(store),
+    }
 }
 
+/// A failed read; one that found the database unreachable is worded as an
+/// outage (`sagascope_model::STORE_UNAVAILABLE`) and recorded for the banner.
 #[cfg(feature = "ssr")]
 fn store_error(error: sagascope_store::StoreError) -> ServerFnError {
-    ServerFnError::new(format!("store: {error}"))
+    if !sagascope_store::is_store_unavailable(&error) {
+        return ServerFnError::new(format!("store: {error}"));
+    }
+    let outage = use_context::<sagascope_store::Store>().and_then(|store| {
+        store.availability().record_failure(&error);
+        store.availability().outage()
+    });
+    match outage {
+        Some(outage) => ServerFnError::new(outage.message()),
+        None => ServerFnError::new(format!("{}: {error}", sagascope_model::STORE_UNAVAILABLE)),
+    }
 }
 
 /// One page of the saga list. Invalid filters come back as an error whose
@@ -102,6 +122,9 @@ pub async fn fetch_ingest_errors() -> Result<Vec<IngestErrorView>, ServerFnError
 #[server]
 pub async fn fetch_overview(window: String) -> Result<OverviewMetrics, ServerFnError> {
     let window = sagascope_model::MetricsWindow::parse(&window).map_err(ServerFnError::new)?;
+    // Only to answer at once while the store is down: the overview reads
+    // through its own service.
+    store()?;
     let service = use_context::<sagascope_overview::OverviewService>().ok_or_else(|| {
         ServerFnError::new("the overview is not available (missing from the context)")
     })?;

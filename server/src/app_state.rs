@@ -21,6 +21,9 @@ pub struct AppState {
     /// send on the relay's local channel (`Running::local_live`), so their
     /// messages reach the other replicas too.
     pub live: broadcast::Sender<StreamMessage>,
+    /// `live`'s messages numbered and serialised once, as SSE subscribers
+    /// read them (`live_frames.rs`).
+    pub live_frames: broadcast::Sender<Arc<crate::live_frames::LiveFrame>>,
     /// Changes when live messages from other replicas may have been missed
     /// (server/src/live_relay.rs): SSE subscribers are told to refetch.
     pub live_resync: watch::Receiver<u64>,

@@ -36,7 +36,7 @@ pub enum Command {
     /// the ingest pauses meanwhile and loses nothing.
     Reproject(ReprojectArgs),
     /// Measure speed on this machine and print the figures against the
-    /// targets: `ingest`, `load`, `api`, `live`, `redrive` (see docs/benchmarks.md).
+    /// targets: `ingest`, `load`, `api`, `live`, `redrive`, `viewers` (see docs/benchmarks.md).
     Bench(crate::bench::BenchArgs),
     /// Local accounts: add, list, disable, enable, set-password.
     User(crate::auth::admin_cli::UserArgs),

@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config_reference;
 pub mod error;
 pub mod http;
+pub mod live_frames;
 pub mod live_relay;
 mod otlp_listener;
 pub mod retention;

@@ -183,6 +183,7 @@ pub async fn start_with_spans(
         .context("invalid span source")?;
     let state = AppState {
         store,
+        live_frames: crate::live_frames::start_live_frames(&live, LIVE_BUFFER),
         live,
         live_resync: live_resync_rx,
         ingest: ingest_status,
@@ -198,6 +199,11 @@ pub async fn start_with_spans(
         streams: Default::default(),
         flows: Default::default(),
     };
+    // `/readyz`, the API's 503s and the pages' banner read what it finds.
+    tokio::spawn(sagascope_store::watch_store_availability(
+        state.store.clone(),
+        shutdown_rx.clone(),
+    ));
     tokio::spawn(crate::auth::denials::summarise_denials(
         state.store.clone(),
         state.auth.clone(),

@@ -45,8 +45,7 @@ use sagascope_store::test_support::{fresh_postgres_store, fresh_sqlite_store};
 use sagascope_store::{is_reused_coordinates_id, Store};
 use sqlx::Row;
 
-mod tansu_broker;
-use tansu_broker::{Broker, WorkDir};
+use sagascope_test_brokers::{TansuBroker, TansuStorage, WorkDir};
 
 const DLT: &str = "orders.events.DLT";
 const GROUP_ID: &str = "sagascope-recreated-topic-test";
@@ -81,7 +80,8 @@ async fn dead_letters_of_a_recreated_topic_are_all_kept_on_postgres() {
 async fn recreated_topic(store: Store, url: &str) {
     let store = &store;
     let work = WorkDir::new("sagascope-recreated-topic");
-    let broker = Broker::start(&work.path).expect("the Tansu broker starts");
+    let broker =
+        TansuBroker::start(&work.path, TansuStorage::Memory).expect("the Tansu broker starts");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", &broker.bootstrap)
         .create()

@@ -1,4 +1,5 @@
-//! Re-drive over HTTP on a spawned app: librdkafka's mock cluster, the
+//! Re-drive over HTTP on a spawned app: a Kafka-protocol broker (librdkafka's
+//! mock cluster; the bodies whose Kafka side matters also on Tansu), the
 //! real ingest (dead letters come in through the DLT topics, and a copy
 //! that fails again comes back the same way), the store (SQLite and
 //! Postgres), login sessions with CSRF, and a consumer reading the target
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
@@ -22,9 +24,9 @@ use sagascope_auth::{hash_password, NewUser, Role};
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::IngestConfig;
 use sagascope_model::{DeadLetterState, DlqFilter, RetryJobState};
-use sagascope_simulator::MockKafka;
 use sagascope_store::test_support::{fresh_postgres_store, fresh_sqlite_store};
 use sagascope_store::Store;
+use sagascope_test_brokers::{BrokerKind, TestBroker};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
@@ -51,7 +53,7 @@ type HeaderList = Vec<(String, Option<Vec<u8>>)>;
 
 struct TestApp {
     running: Running,
-    kafka: MockKafka,
+    kafka: TestBroker,
     client: reqwest::Client,
     producer: FutureProducer,
 }
@@ -72,7 +74,7 @@ struct Read {
 }
 
 impl TestApp {
-    async fn spawn(store: Store) -> TestApp {
+    async fn spawn(store: Store, broker: BrokerKind) -> TestApp {
         for (name, role, password) in [
             ("vera", Role::Viewer, "vera-viewer-password"),
             ("otto", Role::Operator, "otto-operator-password"),
@@ -84,7 +86,7 @@ impl TestApp {
             };
             assert!(store.add_user(&user, Utc::now()).await.unwrap());
         }
-        let kafka = MockKafka::start(1, &TOPICS, 1).unwrap();
+        let kafka = TestBroker::start(broker, &TOPICS, 1).unwrap();
         let mut config = IngestConfig::new(
             kafka.bootstrap_servers(),
             vec!["saga.state".into()],
@@ -268,15 +270,21 @@ impl TestApp {
             .state
     }
 
-    /// Everything on `topic` (one partition) up to its high watermark.
+    /// Everything on `topic` (one partition), read from its beginning to
+    /// the end the fetch answers report (`enable.partition.eof`). Not by
+    /// ListOffsets: Tansu 0.6 answers "latest" with the base offset of the
+    /// newest batch + 1, short of the end when a batch holds several
+    /// records.
     async fn read_topic(&self, topic: &str) -> Vec<Read> {
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", self.brokers())
             .set("group.id", format!("reader-{}", uuid_like()))
             .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "true")
+            // The end is an empty fetch: answered sooner.
+            .set("fetch.wait.max.ms", "100")
             .create()
             .unwrap();
-        let high = high_watermark(&consumer, topic);
         let mut assignment = TopicPartitionList::new();
         assignment
             .add_partition_offset(topic, 0, Offset::Beginning)
@@ -284,13 +292,17 @@ impl TestApp {
         consumer.assign(&assignment).unwrap();
         let mut read = Vec::new();
         let deadline = Instant::now() + DEADLINE;
-        while (read.len() as i64) < high {
+        loop {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(!left.is_zero(), "timed out reading {topic}");
             let Ok(message) = tokio::time::timeout(left, consumer.recv()).await else {
                 continue;
             };
-            let message = message.unwrap();
+            let message = match message {
+                Ok(message) => message,
+                Err(KafkaError::PartitionEOF(_)) => break,
+                Err(error) => panic!("cannot read {topic}: {error}"),
+            };
             let headers = message
                 .headers()
                 .map(|h| {
@@ -306,17 +318,18 @@ impl TestApp {
                 offset: message.offset(),
             });
         }
+        let offsets: Vec<i64> = read.iter().map(|r| r.offset).collect();
+        assert_eq!(
+            offsets,
+            (0..read.len() as i64).collect::<Vec<_>>(),
+            "{topic} read whole, from 0"
+        );
         read
     }
 
-    /// Messages on `topic` (its high watermark: one partition from 0).
-    fn count(&self, topic: &str) -> i64 {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", self.brokers())
-            .set("group.id", "watermarks")
-            .create()
-            .unwrap();
-        high_watermark(&consumer, topic)
+    /// Messages on `topic` (one partition).
+    async fn count(&self, topic: &str) -> i64 {
+        self.read_topic(topic).await.len() as i64
     }
 
     async fn audit(&self, action: &str) -> Vec<Value> {
@@ -348,13 +361,6 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
-}
-
-fn high_watermark(consumer: &StreamConsumer, topic: &str) -> i64 {
-    consumer
-        .fetch_watermarks(topic, 0, Duration::from_secs(10))
-        .unwrap()
-        .1
 }
 
 fn uuid_like() -> String {
@@ -420,11 +426,14 @@ fn retry_path(id: &str) -> String {
     format!("/api/v1/dlq/{}/retry", sagascope_model::percent_encode(id))
 }
 
-async fn a_double_submitted_retry_produces_once_with_the_original_bytes_and_headers(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_double_submitted_retry_produces_once_with_the_original_bytes_and_headers(
+    store: Store,
+    broker: BrokerKind,
+) {
+    let app = TestApp::spawn(store, broker).await;
     let otto = app.operator().await;
     let id = app.dead_letter(PAYMENTS_DLT, PAYMENTS, 1).await;
-    assert_eq!(app.count(PAYMENTS), 0);
+    assert_eq!(app.count(PAYMENTS).await, 0);
 
     // Two submits of one form at once: one produce.
     let body = json!({ "reason": "payment gateway is back" });
@@ -452,7 +461,7 @@ async fn a_double_submitted_retry_produces_once_with_the_original_bytes_and_head
         ),
         (Some("retried"), Some(PAYMENTS), Some(1))
     );
-    assert_eq!(app.count(PAYMENTS), 1, "produced once");
+    assert_eq!(app.count(PAYMENTS).await, 1, "produced once");
 
     // Byte-exact, headers in order, DLQ headers gone, retry headers added.
     let copies = app.read_topic(PAYMENTS).await;
@@ -527,7 +536,7 @@ async fn a_double_submitted_retry_produces_once_with_the_original_bytes_and_head
         let message = error["error"].as_str().unwrap_or_default();
         assert!(message.contains(needle), "{message}");
     }
-    assert_eq!(app.count(PAYMENTS), 1);
+    assert_eq!(app.count(PAYMENTS).await, 1);
 
     // The three-segment path, and a dead letter with nowhere to go.
     let (status, outcome) = app
@@ -559,7 +568,7 @@ async fn a_double_submitted_retry_produces_once_with_the_original_bytes_and_head
         .as_str()
         .unwrap()
         .contains("no original topic"));
-    assert_eq!(app.count(PAYMENTS), 2);
+    assert_eq!(app.count(PAYMENTS).await, 2);
 
     // The audit trail: who, why, what came of it.
     let entries = app.audit("dlq.retry").await;
@@ -605,8 +614,11 @@ async fn a_double_submitted_retry_produces_once_with_the_original_bytes_and_head
     );
 }
 
-async fn a_copy_that_fails_again_marks_the_original_and_links_the_attempt(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_copy_that_fails_again_marks_the_original_and_links_the_attempt(
+    store: Store,
+    broker: BrokerKind,
+) {
+    let app = TestApp::spawn(store, broker).await;
     let otto = app.operator().await;
     let id = app.dead_letter(PAYMENTS_DLT, PAYMENTS, 1).await;
     let (status, outcome) = app
@@ -696,8 +708,8 @@ async fn a_copy_that_fails_again_marks_the_original_and_links_the_attempt(store:
     assert_eq!(copies[1].value, copies[0].value);
 }
 
-async fn refused_requests_produce_nothing_and_forms_redirect(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn refused_requests_produce_nothing_and_forms_redirect(store: Store, broker: BrokerKind) {
+    let app = TestApp::spawn(store, broker).await;
     let id = app.dead_letter(PAYMENTS_DLT, PAYMENTS, 1).await;
     let body = json!({ "reason": "x", "idempotency_key": "refused-1" });
     let vera = app.login("vera", "vera-viewer-password").await;
@@ -764,7 +776,7 @@ async fn refused_requests_produce_nothing_and_forms_redirect(store: Store) {
         )
         .await;
     assert_eq!(status, 403);
-    assert_eq!(app.count(PAYMENTS), 0, "nothing produced");
+    assert_eq!(app.count(PAYMENTS).await, 0, "nothing produced");
     assert_eq!(app.state(&id).await, DeadLetterState::New);
 
     // The operator's form: 303 back with a notice, then an error.
@@ -787,7 +799,7 @@ async fn refused_requests_produce_nothing_and_forms_redirect(store: Store) {
         location.starts_with(&format!("{return_to}&notice=Retried%20")),
         "{location}"
     );
-    assert_eq!(app.count(PAYMENTS), 1);
+    assert_eq!(app.count(PAYMENTS).await, 1);
     let again = app
         .form(
             "/dlq/actions/retry",
@@ -865,7 +877,7 @@ async fn refused_requests_produce_nothing_and_forms_redirect(store: Store) {
         )
     );
     assert_eq!(app.state(&third).await, DeadLetterState::Discarded);
-    assert_eq!(app.count(PAYMENTS), 1);
+    assert_eq!(app.count(PAYMENTS).await, 1);
     let discards: Vec<(String, String)> = app
         .audit("dlq.discard")
         .await
@@ -941,8 +953,8 @@ fn still_broken_service(
     })
 }
 
-async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store, broker: BrokerKind) {
+    let app = TestApp::spawn(store, broker).await;
     let otto = app.operator().await;
     for n in 0..12 {
         app.dead_letter(PAYMENTS_DLT, PAYMENTS, n).await;
@@ -1008,7 +1020,7 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
         error.to_string().contains("expected_count is required"),
         "{error}"
     );
-    assert_eq!(app.count(PAYMENTS), 0);
+    assert_eq!(app.count(PAYMENTS).await, 0);
 
     // With a canary that does not come back, then the rest.
     let (status, job) = app
@@ -1038,7 +1050,7 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
         ),
         (Some(12), Some(0), Some(0))
     );
-    assert_eq!(app.count(PAYMENTS), 12);
+    assert_eq!(app.count(PAYMENTS).await, 12);
     let canary = done["canary_id"].as_str().unwrap();
     assert_eq!(
         canary,
@@ -1057,7 +1069,7 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
         (status, replay["id"].as_str()),
         (202, Some(job_id.as_str()))
     );
-    assert_eq!(app.count(PAYMENTS), 12);
+    assert_eq!(app.count(PAYMENTS).await, 12);
 
     // A canary that comes back stops the job: nothing else produced.
     let (stop, stop_rx) = watch::channel(false);
@@ -1089,7 +1101,7 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
     assert!(message.contains("came back"), "{message}");
     assert!(message.contains(canary), "{message}");
     assert_eq!(app.state(canary).await, DeadLetterState::FailedAgain);
-    assert_eq!(app.count(ORDERS), 1);
+    assert_eq!(app.count(ORDERS).await, 1);
     let _ = stop.send(true);
     let _ = broken.await;
 
@@ -1140,7 +1152,7 @@ async fn bulk_jobs_preview_freeze_canary_and_cancel(store: Store) {
     assert_eq!(cancelled["message"], "cancelled by otto");
     let produced = cancelled["produced"].as_i64().unwrap();
     assert!((1..10).contains(&produced), "{cancelled}");
-    assert_eq!(app.count(STOCK), produced);
+    assert_eq!(app.count(STOCK).await, produced);
     let (status, _) = app
         .post(
             &format!("/api/v1/dlq/retry-jobs/{slow_id}/cancel"),
@@ -1256,8 +1268,11 @@ async fn oversized_dead_letters(
     offsets.map(|o| format!("{dlt}/0/{o}")).collect()
 }
 
-async fn a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(store: Store) {
-    let app = TestApp::spawn(store).await;
+async fn a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(
+    store: Store,
+    broker: BrokerKind,
+) {
+    let app = TestApp::spawn(store, broker).await;
     let otto = app.operator().await;
     let big = oversized_dead_letters(&app, "oversized.DLT", 0..1)
         .await
@@ -1289,7 +1304,7 @@ async fn a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(store: S
         )
         .await;
     assert_eq!(status, 502);
-    assert_eq!(app.count(PAYMENTS), 0);
+    assert_eq!(app.count(PAYMENTS).await, 0);
     let results: Vec<String> = app
         .audit("dlq.retry")
         .await
@@ -1324,18 +1339,22 @@ async fn a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(store: S
         .as_str()
         .unwrap()
         .contains("refused every copy"));
-    assert_eq!(app.count(PAYMENTS), 0);
+    assert_eq!(app.count(PAYMENTS).await, 0);
 }
 
 macro_rules! on_both_stores {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::fresh_sqlite_store().await).await; } )*
+               async fn $name() {
+                   super::$name(super::fresh_sqlite_store().await, super::BrokerKind::MockCluster).await;
+               } )*
         }
         mod postgres {
             $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(super::fresh_postgres_store().await).await; } )*
+               async fn $name() {
+                   super::$name(super::fresh_postgres_store().await, super::BrokerKind::MockCluster).await;
+               } )*
         }
     };
 }
@@ -1347,17 +1366,65 @@ on_both_stores!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_copy_that_fails_again_marks_the_original_and_links_the_attempt_sqlite() {
-    a_copy_that_fails_again_marks_the_original_and_links_the_attempt(fresh_sqlite_store().await)
-        .await;
+    a_copy_that_fails_again_marks_the_original_and_links_the_attempt(
+        fresh_sqlite_store().await,
+        BrokerKind::MockCluster,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_requests_produce_nothing_and_forms_redirect_sqlite() {
-    refused_requests_produce_nothing_and_forms_redirect(fresh_sqlite_store().await).await;
+    refused_requests_produce_nothing_and_forms_redirect(
+        fresh_sqlite_store().await,
+        BrokerKind::MockCluster,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_copy_answers_502_and_its_dead_letter_stays_retryable_sqlite() {
-    a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(fresh_sqlite_store().await)
+    a_refused_copy_answers_502_and_its_dead_letter_stays_retryable(
+        fresh_sqlite_store().await,
+        BrokerKind::MockCluster,
+    )
+    .await;
+}
+
+/// The bodies whose Kafka side matters on Tansu too, an independent
+/// broker: the idempotent copy producer (produced once, byte-exact key,
+/// value and headers), a copy coming back through a DLT, bulk jobs with a
+/// still-broken service's consumer group. On SQLite only: the stores are
+/// covered above. Not here: the refusals (`refused_requests_…`,
+/// `a_refused_copy_…`), whose copies never reach a broker (refused by
+/// the HTTP layer, or by the producer itself for their size).
+mod tansu {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_double_submitted_retry_produces_once_with_the_original_bytes_and_headers() {
+        super::a_double_submitted_retry_produces_once_with_the_original_bytes_and_headers(
+            fresh_sqlite_store().await,
+            BrokerKind::Tansu,
+        )
         .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_copy_that_fails_again_marks_the_original_and_links_the_attempt() {
+        super::a_copy_that_fails_again_marks_the_original_and_links_the_attempt(
+            fresh_sqlite_store().await,
+            BrokerKind::Tansu,
+        )
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bulk_jobs_preview_freeze_canary_and_cancel() {
+        super::bulk_jobs_preview_freeze_canary_and_cancel(
+            fresh_sqlite_store().await,
+            BrokerKind::Tansu,
+        )
+        .await;
+    }
 }

@@ -1,8 +1,9 @@
-//! `sagascope simulate`, the docker-compose sample producer, against
-//! librdkafka's mock cluster: it finds its topics there, produces sagas,
-//! and sends its services' spans to the OTLP endpoint with the bearer
-//! token; it stops when told. (The mock cluster has no CreateTopics, so
-//! the creation of missing topics is left to a real cluster.)
+//! `sagascope simulate`, the docker-compose sample producer, on
+//! librdkafka's mock cluster and on Tansu: it has its topics (on Tansu it
+//! creates them itself, with CreateTopics, as on a real cluster; the mock
+//! cluster has no CreateTopics, so there they exist beforehand), produces
+//! sagas to them, and sends its services' spans to the OTLP endpoint with
+//! the bearer token; it stops when told.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -12,9 +13,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Offset, TopicPartitionList};
 use sagascope::cli::SimulateArgs;
 use sagascope::simulate_command::simulate_until;
-use sagascope_simulator::{MockKafka, ALL_TOPICS, DLT_TOPICS};
+use sagascope_simulator::{ALL_TOPICS, DLT_TOPICS};
+use sagascope_test_brokers::{BrokerKind, TestBroker};
 use serde_json::Value;
 
 /// Each export request's Authorization header and body.
@@ -53,10 +59,16 @@ fn received_ids(received: &Received) -> (Vec<String>, Vec<String>) {
     (traces, sagas)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn simulate_creates_its_topics_and_exports_spans_with_the_token() {
+const PARTITIONS: i32 = 2;
+
+async fn simulate_creates_its_topics_and_exports_spans_with_the_token(broker: BrokerKind) {
     let topics: Vec<&str> = ALL_TOPICS.iter().chain(&DLT_TOPICS).copied().collect();
-    let kafka = MockKafka::start(1, &topics, 2).unwrap();
+    let kafka = match broker {
+        BrokerKind::MockCluster => TestBroker::start(broker, &topics, PARTITIONS),
+        // An empty broker: simulate creates every topic.
+        BrokerKind::Tansu => TestBroker::start(broker, &[], PARTITIONS),
+    }
+    .unwrap();
     let received: Received = Arc::default();
     let app = Router::new()
         .route("/v1/traces", post(receive))
@@ -68,7 +80,7 @@ async fn simulate_creates_its_topics_and_exports_spans_with_the_token() {
     let args = SimulateArgs {
         brokers: kafka.bootstrap_servers().to_string(),
         rate: 60.0,
-        partitions: 2,
+        partitions: PARTITIONS,
         replication_factor: 1,
         poison_ratio: 0.0,
         dead_letter_ratio: 0.0,
@@ -110,7 +122,73 @@ async fn simulate_creates_its_topics_and_exports_spans_with_the_token() {
             .iter()
             .all(|(authorization, _)| authorization.as_deref() == Some("Bearer compose-token")));
     }
-    let (traces, _) = received_ids(&received);
+    let (traces, sagas) = received_ids(&received);
     assert!(traces.iter().all(|t| t.len() == 32));
     server.abort();
+
+    let sagas: std::collections::HashSet<String> = sagas.into_iter().collect();
+    let brokers = kafka.bootstrap_servers().to_string();
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    let messages = tokio::task::spawn_blocking(move || read_saga_topics(&brokers, &topics))
+        .await
+        .unwrap();
+    // Every saga with spans was produced: at least one message each.
+    assert!(
+        messages >= sagas.len() && !sagas.is_empty(),
+        "{messages} messages on the saga topics for {} sagas",
+        sagas.len()
+    );
 }
+
+/// Checks that every topic of the simulator is there with its partitions
+/// and returns how many messages the saga topics hold (read from their
+/// beginning to the end the fetch answers report).
+fn read_saga_topics(brokers: &str, topics: &[String]) -> usize {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "simulate-command-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let metadata = consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap();
+    let mut assignment = TopicPartitionList::new();
+    for topic in topics {
+        let found = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none())
+            .unwrap_or_else(|| panic!("{topic} is not on the broker"));
+        assert_eq!(found.partitions().len(), PARTITIONS as usize, "{topic}");
+        if ALL_TOPICS.contains(&topic.as_str()) {
+            for partition in 0..PARTITIONS {
+                assignment
+                    .add_partition_offset(topic, partition, Offset::Beginning)
+                    .unwrap();
+            }
+        }
+    }
+    consumer.assign(&assignment).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let (mut read, mut ended) = (0, 0);
+    while ended < assignment.count() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{ended} of {} partitions read to their end",
+            assignment.count()
+        );
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => read += 1,
+            Some(Err(KafkaError::PartitionEOF(_))) => ended += 1,
+            Some(Err(error)) => panic!("cannot read the saga topics: {error}"),
+            None => {}
+        }
+    }
+    read
+}
+
+sagascope_test_brokers::on_both_brokers!(
+    simulate_creates_its_topics_and_exports_spans_with_the_token
+);

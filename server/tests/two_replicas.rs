@@ -1,5 +1,6 @@
 //! Two sagascope replicas sharing one Postgres database and one Kafka
-//! consumer group (librdkafka's mock cluster, 6 partitions): every produced
+//! consumer group (6 partitions; on librdkafka's mock cluster and on
+//! Tansu, whose group coordinator is an independent one): every produced
 //! event is stored exactly once through the rebalance that splits the
 //! partitions and through the graceful stop of one replica mid-stream (the
 //! other takes its partitions over), sagas whose events are split over
@@ -19,9 +20,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use sagascope::run::{self, Running};
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::IngestConfig;
-use sagascope_simulator::MockKafka;
 use sagascope_store::test_support::fresh_postgres_store;
 use sagascope_store::Store;
+use sagascope_test_brokers::{BrokerKind, TestBroker};
 use serde_json::{json, Value};
 use sqlx::Row;
 
@@ -36,10 +37,11 @@ const DURING_STOP: usize = 100;
 /// A payload note longer than a NOTIFY payload may be (8000 bytes): such
 /// events travel as a reference the other replica reads back.
 const LONG_NOTE: usize = 12_000;
-/// Generous for a loaded 2-core machine; never a timing assertion.
-const DEADLINE: Duration = Duration::from_secs(45);
+/// Generous for a loaded 2-core machine and either broker's group
+/// coordinator; never a timing assertion.
+const DEADLINE: Duration = Duration::from_secs(90);
 
-async fn start_replica(store: Store, kafka: &MockKafka) -> Running {
+async fn start_replica(store: Store, kafka: &TestBroker) -> Running {
     let mut config = IngestConfig::new(kafka.bootstrap_servers(), vec![TOPIC.into()], GROUP);
     config.dlq_topics = vec![];
     config.batch_linger = Duration::from_millis(20);
@@ -142,7 +144,7 @@ struct Producer {
 }
 
 impl Producer {
-    fn new(kafka: &MockKafka) -> Producer {
+    fn new(kafka: &TestBroker) -> Producer {
         Producer {
             producer: ClientConfig::new()
                 .set("bootstrap.servers", kafka.bootstrap_servers())
@@ -217,9 +219,8 @@ async fn stored_events(store: &Store) -> i64 {
         .get::<i64, _>(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_replicas_ingest_every_event_once_and_both_push_live_updates() {
-    let kafka = MockKafka::start(1, &[TOPIC], PARTITIONS).unwrap();
+async fn two_replicas_ingest_every_event_once_and_both_push_live_updates(broker: BrokerKind) {
+    let kafka = TestBroker::start(broker, &[TOPIC], PARTITIONS).unwrap();
     let store_a = fresh_postgres_store().await;
     // The same database, through a pool of its own, as another process would.
     let url = store_a.postgres_url().unwrap().to_string();
@@ -384,6 +385,12 @@ async fn two_replicas_ingest_every_event_once_and_both_push_live_updates() {
     replica_b.shutdown().await;
     checker.close().await;
 }
+
+// Four workers: two apps, their SSE streams and the producer at once.
+sagascope_test_brokers::on_both_brokers!(
+    worker_threads = 4;
+    two_replicas_ingest_every_event_once_and_both_push_live_updates
+);
 
 /// A lost LISTEN connection means missed notifications: the replica
 /// reconnects and tells its SSE subscribers to refetch (`lagged`).

@@ -15,6 +15,7 @@ pub mod saga_table;
 pub mod span_waterfall;
 pub mod states;
 pub mod status_badge;
+pub mod store_unavailable_banner;
 pub mod time;
 pub mod timeline;
 pub mod top_bar;

@@ -20,13 +20,34 @@ pub fn EmptyState(
     }
 }
 
+/// A failure to load. A store outage (the top bar's banner says since
+/// when) is no error of this page: it gets [`StoreWaitingState`] instead.
 #[component]
 pub fn ErrorState(title: String, detail: String) -> impl IntoView {
+    if sagascope_model::is_store_unavailable_message(&detail) {
+        return view! { <StoreWaitingState/> }.into_any();
+    }
     view! {
         <div class="state state-error" data-test="error-state" role="alert">
             <div class="state-icon" aria-hidden="true">"⚠"</div>
             <p class="state-title">{title}</p>
             <p class="state-detail mono">{detail}</p>
+        </div>
+    }
+    .into_any()
+}
+
+/// In place of a page's data while the store does not answer: calm, since
+/// nothing is wrong with the page and nothing is lost.
+#[component]
+pub fn StoreWaitingState() -> impl IntoView {
+    view! {
+        <div class="state state-empty state-waiting" data-test="store-waiting" role="status">
+            <div class="state-icon" aria-hidden="true">"◌"</div>
+            <p class="state-title">"Waiting for the store"</p>
+            <p class="state-detail">
+                "The database does not answer right now; this page reloads by itself once it does."
+            </p>
         </div>
     }
 }

@@ -15,20 +15,7 @@ use sagascope_flows::FlowModels;
 use sagascope_model::{SagaFilter, SagaPage, SagaStatus, Timestamp};
 use sagascope_store::{IngestBatch, Store};
 
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-store_suite!(
+sagascope_store::on_both_stores!(
     a_compensation_that_skips_a_step_is_flagged_with_the_step_named,
     the_list_sorts_running_sagas_by_time_waited,
 );

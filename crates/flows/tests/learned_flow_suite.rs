@@ -15,20 +15,9 @@ use sagascope_store::{
     IngestBatch, StallPolicy, Store, INFERRED_FROM_LEARNED_END, INFERRED_FROM_LEARNED_QUIET,
 };
 
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-store_suite!(a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quiet_time);
+sagascope_store::on_both_stores!(
+    a_learned_flow_ends_undeclared_sagas_at_its_end_event_or_after_its_quiet_time
+);
 
 const T0_MS: i64 = 1_763_700_000_000;
 const FLOW: [(&str, &str); 4] = [

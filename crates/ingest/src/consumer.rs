@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use sagascope_domain::{Decoder, KafkaCoords, RawMessage};
@@ -346,14 +346,7 @@ struct DecodedWork {
 }
 
 fn to_raw(message: &BorrowedMessage<'_>) -> RawMessage {
-    let headers = message
-        .headers()
-        .map(|h| {
-            h.iter()
-                .map(|header| (header.key.to_string(), header.value.map(<[u8]>::to_vec)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let headers = crate::message_headers::headers_of(message);
     RawMessage {
         coords: KafkaCoords {
             topic: message.topic().to_string(),
@@ -574,6 +567,11 @@ impl Ingestor {
     }
 }
 
+/// Backoff between attempts to store a batch: quick for a blip, at most
+/// a few seconds apart while the database is down.
+const WRITE_RETRY_FIRST: Duration = Duration::from_millis(100);
+const WRITE_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// The pipeline's last stage: stores each decoded batch (one transaction,
 /// offsets included), then commits its offsets to Kafka, updates the
 /// status and metrics and publishes it live, strictly in batch order.
@@ -616,18 +614,30 @@ impl BatchWriter {
             decoded: DecodedBatch { batch, ignored },
             ingested_at,
         } = work;
-        let mut backoff = Duration::from_millis(100);
+        // The same batch, again and again: nothing of it is committed to
+        // Kafka until the store holds it, and the receiver waits meanwhile
+        // (the pipeline's channels are bounded).
+        let mut backoff = WRITE_RETRY_FIRST;
         let outcome = loop {
             match self.store.write_batch(&batch).await {
-                Ok(outcome) => break outcome,
+                Ok(outcome) => {
+                    self.store.availability().record_success();
+                    break outcome;
+                }
                 Err(error) => {
-                    tracing::error!(%error, "store write failed; retrying");
+                    // An unreachable database is an outage (the banner,
+                    // `/readyz`); anything else is a bug.
+                    if self.store.availability().record_failure(&error) {
+                        tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "store unavailable; the batch waits");
+                    } else {
+                        tracing::error!(%error, retry_in_ms = backoff.as_millis() as u64, "store write failed; retrying");
+                    }
                     self.status.degraded(format!("store: {error}"));
                     if *self.shutdown.borrow() {
                         return;
                     }
                     tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(WRITE_RETRY_MAX);
                 }
             }
         };

@@ -13,6 +13,7 @@ mod dlq_topics;
 mod group_lag;
 mod ingest_metrics;
 mod ingest_status;
+mod message_headers;
 
 pub use batch::{decode_batch, first_bytes, DecodedBatch};
 pub use catchup::{BacklogEnd, CatchUp, PartitionMarks, QUIET};
@@ -23,3 +24,4 @@ pub use group_lag::{
 };
 pub use ingest_metrics::{describe_ingest_metrics, record_batch, record_catch_up};
 pub use ingest_status::{ConsumerState, IngestStatus, IngestStatusView, UnmatchedSubscription};
+pub use message_headers::HEADER_KEY_NOT_UTF8;

@@ -1,5 +1,5 @@
-//! Dead letters over the real Kafka protocol (librdkafka's mock cluster):
-//! messages of the DLQ topics become dead letters with their original
+//! Dead letters over the real Kafka protocol (librdkafka's mock cluster
+//! and Tansu, one body): messages of the DLQ topics become dead letters with their original
 //! coordinates, never events or ingest errors; their offsets are stored
 //! and committed like any other; a second consumer group re-reading them
 //! changes nothing.
@@ -15,12 +15,13 @@ use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::{IngestConfig, Ingestor};
 use sagascope_model::{DeadLetterState, DlqQuery};
 use sagascope_simulator::{
-    spring_dead_letter, DeadLetterMessage, FailureReason, MockKafka, OriginalDelivery,
-    PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES,
-    DLT_TOPICS, PAYMENT_EVENTS_TOPIC, SHOP_OUTBOX_CDC_TOPIC,
+    spring_dead_letter, DeadLetterMessage, FailureReason, OriginalDelivery, PlannedOutcome,
+    SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES, DLT_TOPICS,
+    PAYMENT_EVENTS_TOPIC, SHOP_OUTBOX_CDC_TOPIC,
 };
 use sagascope_store::test_support::fresh_sqlite_store;
 use sagascope_store::{CountedTable, Store};
+use sagascope_test_brokers::{BrokerKind, TestBroker};
 use tokio::sync::{broadcast, watch};
 
 const DLT: &str = "payments.events.DLT";
@@ -35,7 +36,7 @@ struct Running {
 }
 
 impl Running {
-    fn start(kafka: &MockKafka, store: &Store, group: &str) -> Running {
+    fn start(kafka: &TestBroker, store: &Store, group: &str) -> Running {
         let mut config = IngestConfig::new(
             kafka.bootstrap_servers(),
             vec![
@@ -111,10 +112,11 @@ async fn all_dead_letters(store: &Store) -> Vec<sagascope_model::DeadLetterSumma
     store.list_dead_letters(&query).await.unwrap().items
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dlq_messages_become_dead_letters_with_their_origin_and_offsets_are_committed() {
+async fn dlq_messages_become_dead_letters_with_their_origin_and_offsets_are_committed(
+    broker: BrokerKind,
+) {
     let topics: Vec<&str> = ALL_TOPICS.iter().chain(&DLT_TOPICS).copied().collect();
-    let kafka = MockKafka::start(1, &topics, PARTITIONS).unwrap();
+    let kafka = TestBroker::start(broker, &topics, PARTITIONS).unwrap();
     let brokers = kafka.bootstrap_servers().to_string();
     let store = fresh_sqlite_store().await;
     let simulator = Simulator::new(SimulatorConfig {
@@ -255,3 +257,7 @@ async fn dlq_messages_become_dead_letters_with_their_origin_and_offsets_are_comm
     assert_eq!(all_dead_letters(&store).await, letters);
     again.stop().await;
 }
+
+sagascope_test_brokers::on_both_brokers!(
+    dlq_messages_become_dead_letters_with_their_origin_and_offsets_are_committed
+);

@@ -2,6 +2,7 @@
 //! offsets stored in the same transaction as the data. Kafka's committed
 //! offsets are advisory (kept for lag tools), so a database that lacks
 //! data re-reads it, and a database that has it does not read it twice.
+//! Both tests run on librdkafka's mock cluster and on Tansu.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,11 +15,11 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sagascope_domain::{Decoder, Rules};
 use sagascope_ingest::{IngestConfig, IngestStatus, Ingestor};
 use sagascope_simulator::{
-    MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
-    DEMO_RULES,
+    PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS, DEMO_RULES,
 };
 use sagascope_store::test_support::fresh_sqlite_store;
 use sagascope_store::{CountedTable, Store};
+use sagascope_test_brokers::{BrokerKind, TestBroker};
 use tokio::sync::{broadcast, watch};
 
 const TOPICS: [&str; 2] = ["saga.state", "^events\\..*"];
@@ -29,7 +30,7 @@ struct Running {
     status: Arc<IngestStatus>,
 }
 
-fn start_ingest(kafka: &MockKafka, store: &Store, group: &str) -> Running {
+fn start_ingest(kafka: &TestBroker, store: &Store, group: &str) -> Running {
     let mut config = IngestConfig::new(
         kafka.bootstrap_servers(),
         TOPICS.iter().map(|t| t.to_string()).collect(),
@@ -71,7 +72,7 @@ async fn wait_for_events(store: &Store, expected: usize) {
 }
 
 /// Produces a few sagas of every kind; returns how many events they are.
-async fn produce_sagas(kafka: &MockKafka, seed: u64) -> usize {
+async fn produce_sagas(kafka: &TestBroker, seed: u64) -> usize {
     let producer = Simulator::new(SimulatorConfig {
         brokers: kafka.bootstrap_servers().to_string(),
         events_per_second: 0.0,
@@ -100,7 +101,7 @@ async fn produce_sagas(kafka: &MockKafka, seed: u64) -> usize {
 /// Kafka, as `kafka-consumer-groups --reset-offsets --to-earliest` would:
 /// joins the group (the broker takes commits from members only), waits for
 /// its assignment, commits, leaves.
-fn rewind_kafka_offsets(kafka: &MockKafka, group: &str) {
+fn rewind_kafka_offsets(kafka: &TestBroker, group: &str) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka.bootstrap_servers())
         .set("group.id", group)
@@ -128,9 +129,8 @@ fn rewind_kafka_offsets(kafka: &MockKafka, group: &str) {
     consumer.commit(&offsets, CommitMode::Sync).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_database_reads_the_topics_again_whatever_kafka_committed() {
-    let kafka = MockKafka::start(1, &ALL_TOPICS, 3).unwrap();
+async fn a_new_database_reads_the_topics_again_whatever_kafka_committed(broker: BrokerKind) {
+    let kafka = TestBroker::start(broker, &ALL_TOPICS, 3).unwrap();
     let total = produce_sagas(&kafka, 7).await;
 
     let first = fresh_sqlite_store().await;
@@ -147,9 +147,8 @@ async fn a_new_database_reads_the_topics_again_whatever_kafka_committed() {
     running.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_restart_resumes_at_the_stored_offsets_even_when_kafka_was_rewound() {
-    let kafka = MockKafka::start(1, &ALL_TOPICS, 3).unwrap();
+async fn a_restart_resumes_at_the_stored_offsets_even_when_kafka_was_rewound(broker: BrokerKind) {
+    let kafka = TestBroker::start(broker, &ALL_TOPICS, 3).unwrap();
     let first_part = produce_sagas(&kafka, 11).await;
     let store = fresh_sqlite_store().await;
     let running = start_ingest(&kafka, &store, "g-rewound");
@@ -169,3 +168,8 @@ async fn a_restart_resumes_at_the_stored_offsets_even_when_kafka_was_rewound() {
     );
     running.stop().await;
 }
+
+sagascope_test_brokers::on_both_brokers!(
+    a_new_database_reads_the_topics_again_whatever_kafka_committed,
+    a_restart_resumes_at_the_stored_offsets_even_when_kafka_was_rewound,
+);

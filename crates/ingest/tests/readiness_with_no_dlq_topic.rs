@@ -3,6 +3,7 @@
 //! error ("Subscribed topic not available: ^.*\.(DLT|dlq|DLQ)$"); it must
 //! not leave the consumer degraded (a Kubernetes readiness probe would never
 //! pass), but be listed as information until a matching topic appears.
+//! On librdkafka's mock cluster and on Tansu.
 
 use std::time::{Duration, Instant};
 
@@ -13,11 +14,12 @@ use sagascope_ingest::{
     ConsumerState, IngestConfig, IngestStatusView, Ingestor, DEFAULT_DLQ_TOPICS,
 };
 use sagascope_simulator::{
-    DeadLetterMessage, MockKafka, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig,
-    ALL_TOPICS, DEMO_RULES,
+    DeadLetterMessage, PlannedOutcome, SagaKind, SagaPlan, Simulator, SimulatorConfig, ALL_TOPICS,
+    DEMO_RULES,
 };
 use sagascope_store::test_support::fresh_sqlite_store;
 use sagascope_store::CountedTable;
+use sagascope_test_brokers::{BrokerKind, TestBroker};
 use tokio::sync::{broadcast, watch};
 
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -38,10 +40,9 @@ fn unmatched(view: &IngestStatusView) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dlq_pattern_matching_no_topic_keeps_the_consumer_ready() {
+async fn a_dlq_pattern_matching_no_topic_keeps_the_consumer_ready(broker: BrokerKind) {
     // The saga topics exist; no dead-letter topic does.
-    let kafka = MockKafka::start(1, &ALL_TOPICS, 2).unwrap();
+    let kafka = TestBroker::start(broker, &ALL_TOPICS, 2).unwrap();
     let store = fresh_sqlite_store().await;
     let simulator = Simulator::new(SimulatorConfig {
         brokers: kafka.bootstrap_servers().to_string(),
@@ -98,7 +99,9 @@ async fn a_dlq_pattern_matching_no_topic_keeps_the_consumer_ready() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
-    // The first dead letter creates a matching topic: no longer unmatched.
+    // The first dead letter creates a matching topic (both brokers create
+    // a topic a producer asks for, as a Kafka with
+    // `auto.create.topics.enable`): no longer unmatched.
     simulator
         .produce_dead_letter(&DeadLetterMessage {
             topic: "payments.DLT".into(),
@@ -118,3 +121,5 @@ async fn a_dlq_pattern_matching_no_topic_keeps_the_consumer_ready() {
     stop.send(true).unwrap();
     let _ = tokio::time::timeout(Duration::from_secs(20), task).await;
 }
+
+sagascope_test_brokers::on_both_brokers!(a_dlq_pattern_matching_no_topic_keeps_the_consumer_ready);

@@ -16,6 +16,7 @@ mod retry_shapes;
 mod saga_status;
 mod span_shapes;
 mod span_tree;
+mod store_outage;
 
 pub use api_shapes::{
     encode_cursor, percent_encode, Header, IngestErrorView, SagaDetail, SagaFilter, SagaPage,
@@ -60,6 +61,7 @@ pub use span_tree::{
     window_slice, SpanAxis, SpanAxisTick, SpanRow, SpanTree, TimeRange, MIN_BAR_PERCENT,
     SERVICE_COLOURS, SPAN_AXIS_MAX_INTERVALS,
 };
+pub use store_outage::{is_store_unavailable_message, StoreOutage, STORE_UNAVAILABLE};
 
 /// Timestamps cross the API as RFC 3339 UTC strings.
 pub type Timestamp = chrono::DateTime<chrono::Utc>;

@@ -5,7 +5,9 @@
 //! throttle, in two stages (the next chunk is claimed while the previous
 //! one is produced and recorded). Between two chunks it renews its lease
 //! and stops if the job was cancelled; at shutdown it gives the job back
-//! after the chunk in flight, so the next start resumes it.
+//! after the chunk in flight, so the next start resumes it. A job taken
+//! over from a runner that died mid-chunk first has its items in flight
+//! settled by what the target topics hold (`copy_finder.rs`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -13,7 +15,8 @@ use std::time::{Duration, Instant};
 use opentelemetry::trace::SpanContext;
 use sagascope_model::{DeadLetterState, RetryJobState, RetryJobView};
 use sagascope_store::{
-    AttemptResult, ChunkClaim, ClaimedJob, ClaimedRetry, JobItem, RetryPayload, StoreError,
+    AttemptResult, ChunkClaim, ClaimedJob, ClaimedRetry, InFlightItem, JobItem, RetryPayload,
+    StoreError,
 };
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
@@ -82,11 +85,21 @@ async fn run_job(
     let inner = &service.inner;
     let id = claimed.job.id.clone();
     if claimed.interrupted > 0 {
-        tracing::warn!(
-            job_id = %id,
-            interrupted = claimed.interrupted,
-            "resumed a retry job: the items its previous runner had in flight are skipped"
-        );
+        if let Err(error) = settle_in_flight(&service, &claimed.job).await {
+            tracing::error!(
+                %error,
+                job_id = %id,
+                "cannot tell which copies a stopped runner produced; the job waits for the next look"
+            );
+            if let Err(error) = inner
+                .store
+                .release_retry_job_lease(&id, &inner.runner_id)
+                .await
+            {
+                tracing::warn!(%error, job_id = %id, "cannot give the retry job back");
+            }
+            return;
+        }
     }
     tracing::info!(job_id = %id, state = claimed.job.state.as_str(), "running retry job");
     match drive_job(&service, &claimed, &mut shutdown).await {
@@ -104,6 +117,61 @@ async fn run_job(
     {
         tracing::warn!(%error, job_id = %id, "cannot give the retry job back");
     }
+}
+
+/// The items a stopped runner left in flight: those whose copies are on
+/// their target topics are recorded as produced, the others go back to
+/// pending and are produced again, so each is copied once.
+async fn settle_in_flight(service: &RedriveService, job: &RetryJobView) -> Result<(), String> {
+    let inner = &service.inner;
+    let items: Vec<InFlightItem> = inner
+        .store
+        .in_flight_job_items(&job.id)
+        .await
+        .map_err(|error| error.to_string())?;
+    if items.is_empty() {
+        return Ok(());
+    }
+    let config = inner.config.clone();
+    let looked_up = items.clone();
+    let found =
+        tokio::task::spawn_blocking(move || crate::copy_finder::find_copies(&config, &looked_up))
+            .await
+            .map_err(|error| error.to_string())?
+            .map_err(|error| error.to_string())?;
+    let mut produced = Vec::new();
+    let mut again = Vec::new();
+    for item in items {
+        match found.get(&item.attempt_id) {
+            Some(&coordinates) => produced.push(AttemptResult {
+                attempt_id: item.attempt_id,
+                dead_letter_id: item.dead_letter_id,
+                result: Ok(coordinates),
+            }),
+            None => again.push(item),
+        }
+    }
+    let settled = inner
+        .store
+        .settle_in_flight_items(
+            &job.id,
+            &inner.runner_id,
+            &produced,
+            &again,
+            &format!("re-driven by bulk retry {} of {}", job.id, job.actor),
+            chrono::Utc::now(),
+        )
+        .await
+        .map_err(|error| error.to_string())?;
+    if settled {
+        tracing::warn!(
+            job_id = %job.id,
+            found = produced.len(),
+            produced_again = again.len(),
+            "resumed a retry job: the copies its stopped runner produced are recorded, the others are produced again"
+        );
+    }
+    Ok(())
 }
 
 /// Spaces the sends of a throttled job over the whole run, and sizes its

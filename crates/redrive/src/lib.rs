@@ -6,7 +6,8 @@
 //! idempotency key produces at most once. A bulk retry freezes the set its
 //! filter matches, can send one canary first and watch whether it comes
 //! back, and is run by a job runner a chunk at a time, throttled if asked,
-//! cancellable between chunks and resumed after a crash. The resolve sweep
+//! cancellable between chunks and resumed after a crash, each dead letter
+//! copied once. The resolve sweep
 //! settles re-driven dead letters whose saga moved on or whose copy did
 //! not come back.
 //!
@@ -17,6 +18,9 @@
 //! - `single_retry.rs`: claim → produce → record of one retry.
 //! - `bulk_retry.rs`: preview and job creation.
 //! - `job_runner.rs`: running the jobs; `resolve_loop.rs`: the sweep.
+//! - `copy_finder.rs`: after a crash, which copies of the items left in
+//!   flight are on their target topics (recorded) and which are not
+//!   (produced again).
 //! - `produce_span.rs`: the `redrive.produce` span of each copy, linked
 //!   to the operator's request.
 //!
@@ -24,6 +28,7 @@
 //! [`RedriveService::claim_retry`]), so nothing is produced unaudited.
 
 mod bulk_retry;
+mod copy_finder;
 mod copy_headers;
 mod copy_producer;
 mod job_runner;

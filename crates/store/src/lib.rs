@@ -29,6 +29,7 @@ mod rollups;
 mod rows;
 mod spans;
 mod stall_sweep;
+mod store_availability;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 mod window_sums;
@@ -57,9 +58,9 @@ pub use reproject::{ReprojectProgress, ReprojectReport};
 pub use retention::SagaRetentionBatch;
 pub use retries::{
     AttemptResult, CancelOutcome, ChunkClaim, ClaimedChunk, ClaimedJob, ClaimedRetry,
-    DiscardOutcome, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob, ResolveReport,
-    RetryClaim, RetryPayload, RetryableSource, INTERRUPTED, NO_ORIGINAL_TOPIC, RETRY_CHUNK,
-    SAGA_PROGRESSED,
+    DiscardOutcome, InFlightItem, InterruptedReport, JobCreation, JobItem, NewRetry, NewRetryJob,
+    ResolveReport, RetryClaim, RetryPayload, RetryableSource, INTERRUPTED, NOT_PRODUCED,
+    NO_ORIGINAL_TOPIC, RETRY_CHUNK, SAGA_PROGRESSED,
 };
 pub use reused_coordinates::{
     dead_letter_id_at_reused_coordinates, is_reused_coordinates_id, REUSED_COORDINATES_SEPARATOR,
@@ -67,6 +68,10 @@ pub use reused_coordinates::{
 pub use rollup_retention::ROLLUP_KEEP;
 pub use stall_sweep::{
     LearnedEnd, StallPolicy, INFERRED_FROM_LEARNED_END, INFERRED_FROM_LEARNED_QUIET,
+};
+pub use store_availability::{
+    is_store_unavailable, watch_store_availability, StoreAvailability, STORE_PING_EVERY,
+    STORE_PING_TIMEOUT,
 };
 pub use write_batch::{BatchOutcome, IngestBatch, NewIngestError, PartitionOffset, SagaTransition};
 
@@ -148,6 +153,9 @@ pub struct Store {
     /// Sums of the overview windows' buckets, open ones included: the
     /// same cache type, keyed by every bucket entry of the window.
     window_sums: std::sync::Arc<window_sums::ClosedSumsCache>,
+    /// Whether the database answers, as this process last saw it
+    /// (`store_availability.rs`), shared by every clone.
+    availability: std::sync::Arc<StoreAvailability>,
 }
 
 /// A database URL whose Debug output hides the password.
@@ -203,6 +211,7 @@ impl Store {
             rollup_cache: Default::default(),
             closed_sums: Default::default(),
             window_sums: Default::default(),
+            availability: Default::default(),
         })
     }
 

@@ -92,3 +92,28 @@ async fn counted(store: &Store, sql: &str) -> std::collections::BTreeMap<(String
         .filter(|(_, n)| *n != 0)
         .collect()
 }
+
+/// One behaviour, two backends (quickwit's metastore test-suite pattern):
+/// runs each named `async fn(&Store)` as `postgres::NAME` on a fresh
+/// Postgres database and `sqlite::NAME` on a fresh SQLite file.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&$crate::test_support::fresh_postgres_store().await).await;
+                }
+            )*
+        }
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(&$crate::test_support::fresh_sqlite_store().await).await;
+                }
+            )*
+        }
+    };
+}

@@ -6,20 +6,7 @@ use sagascope_auth::{hash_token, new_token, NewApiToken, NewSession, NewUser, Ro
 use sagascope_model::{AuditFilter, AuditQuery};
 use sagascope_store::{NewAuditEntry, Store};
 
-macro_rules! auth_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-auth_suite!(
+sagascope_store::on_both_stores!(
     users_are_added_once_updated_and_disabled,
     sessions_expire_and_end,
     api_tokens_are_capped_revoked_and_expire,

@@ -12,20 +12,7 @@ use sagascope_store::{
     dead_letter_id, dead_letter_id_at_reused_coordinates, IngestBatch, PartitionOffset, Store,
 };
 
-macro_rules! dead_letter_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-dead_letter_suite!(
+sagascope_store::on_both_stores!(
     dead_letters_are_written_once_per_coordinate,
     a_different_dead_letter_at_reused_coordinates_is_kept_beside_the_first,
     key_value_and_headers_round_trip_byte_exact,

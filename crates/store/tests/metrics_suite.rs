@@ -9,20 +9,7 @@ use sagascope_model::{MetricsWindow, Percentiles, Phase};
 use sagascope_store::{IngestBatch, NewIngestError, PartitionOffset, StallPolicy, Store};
 use sqlx::Row;
 
-macro_rules! metrics_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-metrics_suite!(
+sagascope_store::on_both_stores!(
     overview_figures_match_hand_computed_values,
     rollups_equal_a_recount_through_reorders_merges_stalls_and_reproject,
     backlog_counts_as_catch_up_never_as_consumer_lag,

@@ -10,20 +10,7 @@ use sagascope_model::{MetricsWindow, Phase};
 use sagascope_store::{IngestBatch, NewIngestError, SagaRetentionBatch, StallPolicy, Store};
 use sqlx::Row;
 
-macro_rules! retention_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-retention_suite!(
+sagascope_store::on_both_stores!(
     ended_and_stalled_sagas_before_the_cutoff_go_with_their_events_and_keys,
     batches_are_bounded_and_repeat_until_nothing_is_left,
     rollups_and_the_overview_history_are_unchanged,

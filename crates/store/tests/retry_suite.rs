@@ -11,30 +11,18 @@ use sagascope_domain::{
 };
 use sagascope_model::{DeadLetterState, DlqFilter, DlqQuery, Phase, RetryJobState, RetryOutcome};
 use sagascope_store::{
-    AttemptResult, CancelOutcome, ChunkClaim, ClaimedRetry, DiscardOutcome, IngestBatch,
-    JobCreation, NewRetry, NewRetryJob, RetryClaim, Store, INTERRUPTED, SAGA_PROGRESSED,
+    AttemptResult, CancelOutcome, ChunkClaim, ClaimedRetry, DiscardOutcome, InFlightItem,
+    IngestBatch, JobCreation, NewRetry, NewRetryJob, RetryClaim, Store, INTERRUPTED, NOT_PRODUCED,
+    SAGA_PROGRESSED,
 };
 
-macro_rules! retry_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-retry_suite!(
+sagascope_store::on_both_stores!(
     one_idempotency_key_claims_once_and_replays_the_outcome,
     state_changes_are_compare_and_set,
     a_job_freezes_its_set_and_refuses_an_unconfirmed_count,
     a_job_runs_in_chunks_and_skips_what_is_no_longer_retryable,
     cancel_skips_what_was_not_taken,
-    a_stale_job_is_taken_over_without_producing_its_in_flight_items_again,
+    a_stale_job_is_taken_over_and_its_in_flight_items_settled_by_what_the_topic_holds,
     the_sweep_resolves_when_the_saga_progressed_or_the_copy_did_not_return,
     attempts_link_to_the_dead_letter_their_copy_came_back_as,
     interrupted_single_retries_go_back_to_new,
@@ -771,7 +759,9 @@ async fn cancel_skips_what_was_not_taken(store: &Store) {
     );
 }
 
-async fn a_stale_job_is_taken_over_without_producing_its_in_flight_items_again(store: &Store) {
+async fn a_stale_job_is_taken_over_and_its_in_flight_items_settled_by_what_the_topic_holds(
+    store: &Store,
+) {
     ingest(
         store,
         (1..=3)
@@ -780,7 +770,7 @@ async fn a_stale_job_is_taken_over_without_producing_its_in_flight_items_again(s
     )
     .await;
     running_job(store, "j", &topic("orders.DLT"), "r1").await;
-    let claims = chunk_claims(store, "j", 1).await;
+    let claims = chunk_claims(store, "j", 2).await;
     store
         .claim_job_chunk("j", "r1", "otto", "bulk", &claims, at(103))
         .await
@@ -797,22 +787,75 @@ async fn a_stale_job_is_taken_over_without_producing_its_in_flight_items_again(s
         .await
         .unwrap()
         .expect("the stale job");
-    assert_eq!((taken.job.id.as_str(), taken.interrupted), ("j", 1));
-    assert_eq!(taken.job.skipped, 1);
+    assert_eq!((taken.job.id.as_str(), taken.interrupted), ("j", 2));
+    assert_eq!(taken.job.skipped, 0, "nothing is given up");
     assert_eq!(
         taken.job.started_at,
         Some(at(101)),
         "kept from the first run"
     );
+    // What r2 must look for on the target topic.
+    let in_flight = store.in_flight_job_items("j").await.unwrap();
     assert_eq!(
-        state_of(store, "orders.DLT/0/1").await,
-        (DeadLetterState::New, Some(INTERRUPTED.to_string()))
+        in_flight,
+        vec![
+            InFlightItem {
+                position: 0,
+                dead_letter_id: "orders.DLT/0/1".into(),
+                attempt_id: "j-a0".into(),
+                target_topic: "payments.events".into(),
+                retry_count: 1,
+                requested_at: at(103),
+            },
+            InFlightItem {
+                position: 1,
+                dead_letter_id: "orders.DLT/0/2".into(),
+                attempt_id: "j-a1".into(),
+                target_topic: "payments.events".into(),
+                retry_count: 1,
+                requested_at: at(103),
+            },
+        ]
     );
-    let attempt = &store.retry_attempts_of("orders.DLT/0/1").await.unwrap()[0];
+    // The first copy is on the topic, the second is not.
+    let found = [AttemptResult {
+        attempt_id: "j-a0".into(),
+        dead_letter_id: "orders.DLT/0/1".into(),
+        result: Ok((0, 7)),
+    }];
+    assert!(
+        !store
+            .settle_in_flight_items("j", "r1", &found, &in_flight[1..], "bulk", at(201))
+            .await
+            .unwrap(),
+        "r1 has lost the job"
+    );
+    assert!(store
+        .settle_in_flight_items("j", "r2", &found, &in_flight[1..], "bulk", at(201))
+        .await
+        .unwrap());
     assert_eq!(
-        (attempt.outcome.as_str(), attempt.error.as_deref()),
-        ("failed", Some(INTERRUPTED))
+        state_of(store, "orders.DLT/0/1").await.0,
+        DeadLetterState::Retried
     );
+    assert_eq!(
+        state_of(store, "orders.DLT/0/2").await,
+        (DeadLetterState::New, Some(NOT_PRODUCED.to_string()))
+    );
+    let first = &store.retry_attempts_of("orders.DLT/0/1").await.unwrap()[0];
+    assert_eq!(
+        (first.outcome.as_str(), first.partition, first.offset),
+        ("produced", Some(0), Some(7))
+    );
+    let second = &store.retry_attempts_of("orders.DLT/0/2").await.unwrap()[0];
+    assert_eq!(
+        (second.outcome.as_str(), second.error.as_deref()),
+        ("failed", Some(NOT_PRODUCED))
+    );
+    let job = store.retry_job("j").await.unwrap().unwrap();
+    assert_eq!((job.produced, job.skipped), (1, 0));
+    assert!(store.in_flight_job_items("j").await.unwrap().is_empty());
+    // The second goes again, before the third.
     let left: Vec<String> = store
         .pending_job_items("j", 10)
         .await

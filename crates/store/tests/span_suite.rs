@@ -10,20 +10,7 @@ use sagascope_model::{
 };
 use sagascope_store::{IngestBatch, Store};
 
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-store_suite!(
+sagascope_store::on_both_stores!(
     spans_are_upserted_once_and_read_in_waterfall_order,
     a_trace_read_stops_at_its_limit,
     a_sagas_trace_ids_come_from_its_events,

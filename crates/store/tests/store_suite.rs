@@ -7,20 +7,12 @@ use sagascope_domain::{Decoder, KafkaCoords, RawMessage, Rules, SagaEvent};
 use sagascope_model::{Phase, SagaFilter, SagaStatus};
 use sagascope_store::{CountedTable, IngestBatch, NewIngestError, PartitionOffset, Store};
 
-macro_rules! store_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
+// A test of both folders at once (not one per backend), in this binary
+// rather than a test binary of its own.
+#[path = "schema/migrations_in_step.rs"]
+mod migrations_in_step;
 
-store_suite!(
+sagascope_store::on_both_stores!(
     batch_writes_events_projection_and_offsets,
     redelivered_events_change_nothing,
     out_of_order_batches_reach_the_same_state,

@@ -10,20 +10,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sagascope_store::{Backend, LearnedEnd, StallPolicy, StatementPlan, Store};
 use std::time::Duration;
 
-macro_rules! sweep_plans_suite {
-    ($($name:ident),* $(,)?) => {
-        mod postgres {
-            use sagascope_store::test_support::fresh_postgres_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_postgres_store().await).await; } )*
-        }
-        mod sqlite {
-            use sagascope_store::test_support::fresh_sqlite_store;
-            $( #[tokio::test] async fn $name() { super::$name(&fresh_sqlite_store().await).await; } )*
-        }
-    };
-}
-
-sweep_plans_suite!(
+sagascope_store::on_both_stores!(
     stall_sweep_reads_only_expired_active_sagas_by_index,
     retention_walks_an_index_in_its_order,
 );

@@ -30,6 +30,14 @@ struct StreamEvent {
     event: EventCoords,
 }
 
+impl StreamEvent {
+    fn coords(self) -> Option<Coords> {
+        let e = self.event;
+        let partition = i32::try_from(e.partition).unwrap_or_default();
+        Some((topic_index(&e.topic)?, partition, e.offset))
+    }
+}
+
 #[derive(Deserialize)]
 struct EventCoords {
     topic: String,
@@ -79,6 +87,12 @@ pub async fn read_stream(
     Ok(())
 }
 
+/// The Kafka coordinates of a stream `event` message's JSON, if it is one
+/// of the simulator's topics.
+pub fn event_coords(data: &str) -> Option<Coords> {
+    serde_json::from_str::<StreamEvent>(data).ok()?.coords()
+}
+
 /// Records one SSE frame; true if it was an event.
 fn record_frame(frame: &str, arrived: Instant, seen: &mut Seen) -> bool {
     let mut kind = "";
@@ -95,12 +109,8 @@ fn record_frame(frame: &str, arrived: Instant, seen: &mut Seen) -> bool {
             let Ok(message) = serde_json::from_str::<StreamEvent>(&data) else {
                 return false;
             };
-            let e = message.event;
-            if let Some(topic) = topic_index(&e.topic) {
-                let partition = i32::try_from(e.partition).unwrap_or_default();
-                seen.arrivals
-                    .entry((topic, partition, e.offset))
-                    .or_insert(arrived);
+            if let Some(coords) = message.coords() {
+                seen.arrivals.entry(coords).or_insert(arrived);
             }
             true
         }

@@ -22,6 +22,10 @@
 //!   process's peak RSS.
 //! - `redrive`: dead letters re-driven per second by one bulk retry job
 //!   (store → idempotent producer → mock cluster ack → store).
+//! - `viewers`: 500 SSE viewers and 50 API clients against a `serve`
+//!   process while it ingests 5,000 events/s: every viewer's events
+//!   checked, the ingest rate against a baseline without viewers, API
+//!   latency, the server's peak RSS.
 
 mod api_latency;
 mod copy_rate;
@@ -36,6 +40,10 @@ mod raw_rows;
 mod redrive_rate;
 mod sqlite_insert_rate;
 mod traffic;
+mod viewer_api_clients;
+mod viewer_streams;
+mod viewers;
+mod viewers_report;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -78,6 +86,12 @@ pub enum Scenario {
     /// SQLite unless --database-url), produced to the in-process mock
     /// cluster without throttle, with per-chunk latency.
     Redrive(redrive_rate::RedriveArgs),
+    /// 500 SSE viewers (whole stream and one saga each) and 50 API clients
+    /// against a `serve` process ingesting 5,000 events/s from an
+    /// in-process mock cluster: events each viewer missed, `lagged`
+    /// notices, the stored rate against a baseline without viewers, API
+    /// p50/p95/p99, the server's peak RSS (VmHWM) against 512 MB.
+    Viewers(viewers::ViewersArgs),
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -87,6 +101,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Api(_) => "api",
         Scenario::Live(_) => "live",
         Scenario::Redrive(_) => "redrive",
+        Scenario::Viewers(_) => "viewers",
     };
     load_average::print_at_start(name);
     match args.scenario {
@@ -95,6 +110,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Api(args) => api_latency::run(args).await,
         Scenario::Live(args) => live_latency::run(args).await,
         Scenario::Redrive(args) => redrive_rate::run(args).await,
+        Scenario::Viewers(args) => viewers::run(args).await,
     }
 }
 

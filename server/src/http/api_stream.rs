@@ -19,6 +19,7 @@ use utoipa::IntoParams;
 use crate::app_state::AppState;
 use crate::auth::{reject, RequestAuth};
 use crate::http::stream_limits::RECHECK_EVERY;
+use crate::live_frames::LiveFrame;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -36,8 +37,10 @@ pub struct StreamQuery {
     description = "Committed changes as Server-Sent Events, until the client or the server \
         goes away. The first event is `hello` (`{}`); then each message is named by its kind \
         (`saga`, `event`, `ingest_error`, `merged`) and carries a `StreamMessage` as JSON in \
-        `data:`. `lagged` (data: how many were missed) tells a slow client to refetch. A \
-        keep-alive comment comes every 15 s.",
+        `data:`, numbered by the SSE `id:` (consecutive over all messages; a saga's stream \
+        skips the other sagas' numbers). `lagged` (data: how many were missed) tells a slow \
+        client to refetch; it comes before any gap in the numbers. A keep-alive comment \
+        comes every 15 s.",
     params(StreamQuery),
     responses(
         (status = 200, description = "An endless event stream; each `data:` line is a StreamMessage. \
@@ -96,18 +99,22 @@ pub async fn stream(
     let hello = futures::stream::once(futures::future::ready(Ok(Event::default()
         .event("hello")
         .data("{}"))));
-    let updates = BroadcastStream::new(state.live.subscribe()).filter_map(move |received| {
-        let event = match received {
-            Ok(message)
-                if saga_id
-                    .as_deref()
-                    .is_none_or(|id| message.saga_id() == Some(id)) =>
+    // Frames serialised once for every subscriber (live_frames.rs).
+    let updates = BroadcastStream::new(state.live_frames.subscribe()).filter_map(move |received| {
+        let event = match received.as_deref() {
+            Ok(LiveFrame::Message {
+                seq,
+                kind,
+                saga_id: of,
+                json,
+            }) if saga_id
+                .as_deref()
+                .is_none_or(|id| of.as_deref() == Some(id)) =>
             {
-                serde_json::to_string(&message)
-                    .ok()
-                    .map(|json| Event::default().event(message.kind()).data(json))
+                Some(Event::default().id(seq.to_string()).event(*kind).data(json))
             }
-            Ok(_) => None,
+            Ok(LiveFrame::Message { .. }) => None,
+            Ok(LiveFrame::Lagged(n)) => Some(Event::default().event("lagged").data(n.to_string())),
             // A slow client missed messages: tell it to refetch.
             Err(BroadcastStreamRecvError::Lagged(n)) => {
                 Some(Event::default().event("lagged").data(n.to_string()))

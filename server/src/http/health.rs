@@ -11,19 +11,30 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness: the store answers and the consumer is not degraded. A
-/// subscribed name or pattern that matches no topic yet (the default DLQ
+/// Readiness: the store answers and the consumer is not degraded. While
+/// the database is down it says since when and why (`store.message`, also
+/// first in `reasons`), within the ping's timeout rather than the pool's.
+/// A subscribed name or pattern that matches no topic yet (the default DLQ
 /// pattern on a new cluster) is reported under `info` and keeps it ready:
 /// the consumer picks such topics up when they appear.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let store = match state.store.ping().await {
-        Ok(()) => json!({ "status": "ok", "backend": state.store.backend().name() }),
-        Err(error) => json!({ "status": "error", "error": error.to_string() }),
+    let mut reasons: Vec<String> = Vec::new();
+    let store = match state.store.check_availability().await {
+        None => json!({ "status": "ok", "backend": state.store.backend().name() }),
+        Some(outage) => {
+            reasons.push(outage.message());
+            json!({
+                "status": "unavailable",
+                "backend": state.store.backend().name(),
+                "since": outage.since,
+                "error": outage.last_error,
+                "message": outage.message(),
+            })
+        }
     };
-    let store_ok = store["status"] == "ok";
     let mut info: Vec<String> = Vec::new();
-    let (consumer, consumer_ok) = match &state.ingest {
-        None => (json!({ "state": "disabled" }), true),
+    let consumer = match &state.ingest {
+        None => json!({ "state": "disabled" }),
         Some(status) => {
             let view = status.view();
             info.extend(view.unmatched_subscriptions.iter().map(|u| {
@@ -32,11 +43,17 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
                     u.subscription
                 )
             }));
-            let ok = matches!(view.state, ConsumerState::Starting | ConsumerState::Running);
-            (serde_json::to_value(view).unwrap_or(Value::Null), ok)
+            match &view.state {
+                ConsumerState::Starting | ConsumerState::Running => {}
+                ConsumerState::Degraded { reason, .. } => {
+                    reasons.push(format!("consumer: {reason}"))
+                }
+                ConsumerState::Stopped => reasons.push("consumer: stopped".into()),
+            }
+            serde_json::to_value(view).unwrap_or(Value::Null)
         }
     };
-    let code = if store_ok && consumer_ok {
+    let code = if reasons.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -45,6 +62,7 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
         code,
         Json(json!({
             "ready": code == StatusCode::OK,
+            "reasons": reasons,
             "store": store,
             "consumer": consumer,
             "info": info,

@@ -100,7 +100,11 @@ pub fn router(state: AppState) -> Router {
         // This API's OpenAPI document.
         .route("/openapi.json", get(openapi::openapi_json))
         // Login, logout, me, API tokens, users, audit log.
-        .merge(crate::auth::api_routes());
+        .merge(crate::auth::api_routes())
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.store.clone(),
+            crate::error::answer_503_while_the_store_is_down,
+        ));
 
     let routes = generate_route_list(app::App);
     let store = state.store.clone();

@@ -9,6 +9,7 @@ mod debezium_outbox;
 pub(crate) mod fields;
 mod plain_json;
 mod saga_state;
+mod without_nul;
 
 use sagascope_model::Timestamp;
 
@@ -146,8 +147,9 @@ impl Decoder {
     }
 
     /// Decodes one message (see [`Decoder::decode_format`]), redacts it,
-    /// places it in a saga instance and bounds the size of the payload that
-    /// will be stored.
+    /// places it in a saga instance, bounds the size of the payload that
+    /// will be stored and shows NULs in its text columns as ␀ (see
+    /// `without_nul.rs`).
     pub fn decode(
         &self,
         message: &RawMessage,
@@ -161,7 +163,7 @@ impl Decoder {
             .redaction()
             .apply(&mut event.payload, &mut event.headers);
         let event = self.place(event);
-        Ok(self.bound_payload(event))
+        Ok(without_nul::without_nul(self.bound_payload(event)))
     }
 
     /// Applies the (changed) rules to a stored event: rule-classified

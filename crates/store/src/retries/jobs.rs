@@ -2,8 +2,9 @@
 //! dead letters the filter matches, in the order they will be re-driven)
 //! in the same transaction; a job is run by one process at a time under a
 //! lease (runner + heartbeat), so a job left by a crashed process is
-//! resumed by the next one that looks; stopping (cancel, failure) skips
-//! what was not produced yet.
+//! resumed by the next one that looks (which first settles the items the
+//! crashed one left in flight, see `in_flight_items.rs`); stopping
+//! (cancel, failure) skips what was not produced yet.
 
 use sagascope_domain::micros;
 use sagascope_model::{DlqQuery, RetryJobState, RetryJobView, Timestamp};
@@ -70,8 +71,10 @@ pub enum CancelOutcome {
 pub struct ClaimedJob {
     pub job: RetryJobView,
     pub canary_wait_s: u32,
-    /// Items that were in flight when a previous runner stopped and are
-    /// now skipped (their copies may or may not have been produced).
+    /// Items that were in flight when a previous runner stopped: their
+    /// copies may or may not have been produced, so the runner settles
+    /// them by what the target topics hold before it goes on
+    /// ([`Store::settle_in_flight_items`]).
     pub interrupted: u64,
 }
 
@@ -232,8 +235,8 @@ impl Store {
     /// Takes the oldest released active job that no live runner holds
     /// (never run, released by its runner, or another runner's heartbeat
     /// is older than `stale_before`) for `runner`. Items left in flight by
-    /// an earlier runner are skipped: whether their copies reached the
-    /// broker is unknown, and producing them again could deliver twice.
+    /// an earlier runner stay in flight, counted in `interrupted`: whether
+    /// their copies reached the broker is unknown until the runner looked.
     #[tracing::instrument(skip(self), err)]
     pub async fn claim_retry_job(
         &self,
@@ -266,7 +269,13 @@ impl Store {
         .bind(micros(now))
         .execute(&mut *tx)
         .await?;
-        let interrupted = Store::skip_interrupted_items_in(&mut tx, &id, now).await?;
+        let interrupted: i64 =
+            sqlx::query("SELECT COUNT(*) FROM retry_job_items WHERE job_id = $1 AND status = $2")
+                .bind(id.clone())
+                .bind(IN_FLIGHT)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
         let job = job_in(&mut tx, &id)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("job {id} vanished")))?;
@@ -274,45 +283,8 @@ impl Store {
         Ok(Some(ClaimedJob {
             job,
             canary_wait_s: u32::try_from(wait).unwrap_or(0),
-            interrupted,
+            interrupted: u64::try_from(interrupted).unwrap_or(0),
         }))
-    }
-
-    /// Items of `job_id` left in flight: skipped, their attempts failed as
-    /// interrupted, their dead letters back to `new`.
-    async fn skip_interrupted_items_in(
-        tx: &mut Transaction<'_, Any>,
-        job_id: &str,
-        now: Timestamp,
-    ) -> Result<u64> {
-        let attempts: Vec<(String, String)> = sqlx::query(
-            "SELECT attempt_id, dead_letter_id FROM retry_job_items WHERE job_id = $1 AND status = $2",
-        )
-        .bind(job_id.to_string())
-        .bind(IN_FLIGHT)
-        .fetch_all(&mut **tx)
-        .await?
-        .iter()
-        .map(|row| Ok((row.try_get("attempt_id")?, row.try_get("dead_letter_id")?)))
-        .collect::<Result<_>>()?;
-        if attempts.is_empty() {
-            return Ok(0);
-        }
-        Store::interrupt_attempts_in(tx, &attempts, now).await?;
-        let n =
-            sqlx::query("UPDATE retry_job_items SET status = $3 WHERE job_id = $1 AND status = $2")
-                .bind(job_id.to_string())
-                .bind(IN_FLIGHT)
-                .bind(SKIPPED)
-                .execute(&mut **tx)
-                .await?
-                .rows_affected();
-        sqlx::query("UPDATE retry_jobs SET skipped = skipped + $2 WHERE id = $1")
-            .bind(job_id.to_string())
-            .bind(i64::try_from(n).unwrap_or(i64::MAX))
-            .execute(&mut **tx)
-            .await?;
-        Ok(n)
     }
 
     /// Gives the job back (its runner stops before the job is done, e.g.

@@ -14,6 +14,7 @@
 mod claim_single;
 mod discard;
 mod finish_attempts;
+mod in_flight_items;
 mod job_chunks;
 mod jobs;
 mod preview;
@@ -24,6 +25,7 @@ mod rows;
 pub use claim_single::{ClaimedRetry, NewRetry, RetryClaim};
 pub use discard::DiscardOutcome;
 pub use finish_attempts::AttemptResult;
+pub use in_flight_items::{InFlightItem, NOT_PRODUCED};
 pub use job_chunks::{ChunkClaim, ClaimedChunk, JobItem, RetryPayload};
 pub use jobs::{CancelOutcome, ClaimedJob, JobCreation, NewRetryJob};
 pub use preview::{RetryableSource, NO_ORIGINAL_TOPIC};
