@@ -52,12 +52,24 @@ test('searching a trace id finds its saga', async ({ page, request }) => {
   await search.fill(traceId);
   await search.press('Enter');
 
-  // Either the search jumps straight to the saga, or it filters the list to it.
-  await page.waitForURL((url) => url.pathname === `/sagas/${saga.saga_id}` || url.searchParams.get('q') === traceId);
-  const jumped = new URL(page.url()).pathname === `/sagas/${saga.saga_id}`;
-  test.info().annotations.push({ type: 'search', description: jumped ? 'jumped to the saga' : 'filtered the list' });
+  // The search jumps straight to the saga, or to the trace when several
+  // sagas share the trace id (server/src/http/search.rs), or filters the list.
+  const tracePath = `/traces/${traceId}`;
+  await page.waitForURL(
+    (url) =>
+      url.pathname === `/sagas/${saga.saga_id}` || url.pathname === tracePath || url.searchParams.get('q') === traceId,
+  );
+  const landed = new URL(page.url()).pathname;
+  const jumped = landed === `/sagas/${saga.saga_id}`;
+  test.info().annotations.push({
+    type: 'search',
+    description: jumped ? 'jumped to the saga' : landed === tracePath ? 'jumped to the shared trace' : 'filtered the list',
+  });
   if (jumped) {
     await expect(page.locator('[data-test=saga-header]')).toContainText(saga.saga_id);
+  } else if (landed === tracePath) {
+    await expect(page.locator('[data-test=trace-id]')).toHaveText(traceId);
+    await expect(page.locator(`a[href="/sagas/${saga.saga_id}"]`).first()).toBeVisible();
   } else {
     const rows = page.locator('[data-test=saga-row]');
     await expect(rowOf(page, saga.saga_id)).toBeVisible();
