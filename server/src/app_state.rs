@@ -23,7 +23,7 @@ pub struct AppState {
     pub live: broadcast::Sender<StreamMessage>,
     /// `live`'s messages numbered and serialised once, as SSE subscribers
     /// read them (`live_frames.rs`).
-    pub live_frames: broadcast::Sender<Arc<crate::live_frames::LiveFrame>>,
+    pub live_frames: crate::live_frames::LiveFrames,
     /// Changes when live messages from other replicas may have been missed
     /// (server/src/live_relay.rs): SSE subscribers are told to refetch.
     pub live_resync: watch::Receiver<u64>,

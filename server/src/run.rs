@@ -22,6 +22,10 @@ use crate::auth::{AuthConfig, AuthState};
 
 /// Live messages buffered per subscriber before it counts as lagging.
 const LIVE_BUFFER: usize = 4096;
+/// Batches of live frames (live_frames.rs, at most 128 messages each) a
+/// subscriber may fall behind before it is told `lagged`: 32,768 messages
+/// when the ingest is busy (a few seconds of it), fewer when it is not.
+const FRAME_BATCHES: usize = 256;
 
 pub struct Running {
     pub addr: SocketAddr,
@@ -183,7 +187,7 @@ pub async fn start_with_spans(
         .context("invalid span source")?;
     let state = AppState {
         store,
-        live_frames: crate::live_frames::start_live_frames(&live, LIVE_BUFFER),
+        live_frames: crate::live_frames::start_live_frames(&live, FRAME_BATCHES),
         live,
         live_resync: live_resync_rx,
         ingest: ingest_status,

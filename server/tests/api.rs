@@ -570,13 +570,19 @@ async fn saga_timeline_etag_on_postgres() {
 
 /// Reads SSE frames until one contains `needle`.
 async fn read_sse_until(response: &mut reqwest::Response, needle: &str) -> String {
+    read_sse_until_all(response, &[needle]).await
+}
+
+/// Reads until every needle has been seen; one chunk may carry several
+/// messages (the server sends what one ingest batch committed at once).
+async fn read_sse_until_all(response: &mut reqwest::Response, needles: &[&str]) -> String {
     let mut seen = String::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         match tokio::time::timeout(Duration::from_secs(5), response.chunk()).await {
             Ok(Ok(Some(chunk))) => {
                 seen.push_str(&String::from_utf8_lossy(&chunk));
-                if seen.contains(needle) {
+                if needles.iter().all(|needle| seen.contains(needle)) {
                     return seen;
                 }
             }
@@ -585,7 +591,7 @@ async fn read_sse_until(response: &mut reqwest::Response, needle: &str) -> Strin
             Err(_) => {}
         }
     }
-    panic!("never saw {needle} in {seen}");
+    panic!("never saw all of {needles:?} in {seen}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -622,10 +628,19 @@ async fn stream_pushes_saga_upserts_and_events_filtered_by_saga_id() {
         .await
         .unwrap();
 
-    read_sse_until(&mut all, &format!("\"saga_id\":\"{}\"", watched.saga_id)).await;
-    read_sse_until(&mut all, "event: saga").await;
-    let mut only_watched = read_sse_until(&mut filtered, "\"phase\":\"saga_completed\"").await;
-    only_watched.push_str(&read_sse_until(&mut filtered, "\"status\":\"completed\"").await);
+    read_sse_until_all(
+        &mut all,
+        &[
+            &format!("\"saga_id\":\"{}\"", watched.saga_id),
+            "event: saga",
+        ],
+    )
+    .await;
+    let only_watched = read_sse_until_all(
+        &mut filtered,
+        &["\"phase\":\"saga_completed\"", "\"status\":\"completed\""],
+    )
+    .await;
     assert!(only_watched.contains("event: event") && only_watched.contains("event: saga"));
     assert!(
         !only_watched.contains(&other.saga_id),

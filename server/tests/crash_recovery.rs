@@ -134,6 +134,7 @@ async fn scenario(
             database_url,
             GROUP_ID,
             &work.join(format!("sagascope-{run}.log")),
+            &[],
         )
     };
 

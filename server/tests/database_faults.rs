@@ -23,7 +23,6 @@
 //! on the release binary (SAGASCOPE_BIN, relative to the workspace root).
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
 use std::fs::File;
 use std::net::{SocketAddr, TcpStream as StdTcpStream};
 use std::os::unix::fs::MetadataExt;
@@ -35,15 +34,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use rand::Rng;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 use sagascope_simulator::{ALL_TOPICS, DLT_TOPICS};
 use sagascope_store::Store;
 use sagascope_test_brokers::{
-    consumed, exactly_once, free_port, produce_traffic, sagascope_bin, stored_coordinates,
-    stored_offsets, workspace_root, BrokerKind, Produced, SagascopeProcess, TestBroker,
+    consumed, exactly_once, fault_seed, free_port, produce_traffic, sagascope_bin,
+    stored_coordinates, stored_offsets, BrokerKind, Produced, SagascopeProcess, TestBroker,
     TrafficPlan, WorkDir,
 };
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -873,47 +871,17 @@ async fn pipe(mut client: TcpStream, upstream: SocketAddr, mut cut: watch::Recei
     }
 }
 
-/// `sagascope serve` on the simulator's topics and dead-letter topics
-/// with the example rules, everything kept, pages and API open to read
-/// without signing in (they are read over plain HTTP).
+/// `sagascope serve` on the simulator's topics (the shared set-up), pages
+/// and API open to read without signing in (they are read over plain HTTP).
 fn serve(bootstrap: &str, database_url: &str, group: &str, log: &Path) -> SagascopeProcess {
-    let rules = workspace_root().join("rules.example.toml");
-    let args: Vec<OsString> = [
-        "serve",
-        "--brokers",
+    SagascopeProcess::serve_simulated(
+        &sagascope_bin(env!("CARGO_BIN_EXE_sagascope")),
         bootstrap,
-        "--topics",
-        &ALL_TOPICS.join(","),
-        "--dlq-topics",
-        &DLT_TOPICS.join(","),
-        "--group-id",
-        group,
-        "--database-url",
         database_url,
-        "--retention-events",
-        "off",
-        "--anonymous-viewer",
-        "--rules",
-    ]
-    .into_iter()
-    .map(OsString::from)
-    .chain([rules.into_os_string()])
-    .collect();
-    SagascopeProcess::start(&sagascope_bin(env!("CARGO_BIN_EXE_sagascope")), &args, log)
-}
-
-/// SAGASCOPE_FAULT_SEED (as for the other fault tests), else a fresh one;
-/// printed either way.
-fn fault_seed(test: &str) -> u64 {
-    let seed = match std::env::var("SAGASCOPE_FAULT_SEED") {
-        Ok(seed) => seed
-            .trim()
-            .parse()
-            .expect("SAGASCOPE_FAULT_SEED is an unsigned integer"),
-        Err(_) => rand::rng().random(),
-    };
-    println!("{test}: seed {seed} (replay with SAGASCOPE_FAULT_SEED={seed})");
-    seed
+        group,
+        log,
+        &["--anonymous-viewer"],
+    )
 }
 
 fn still_running(process: &mut SagascopeProcess) -> Result<(), String> {

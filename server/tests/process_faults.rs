@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
@@ -32,9 +31,9 @@ use serde_json::{json, Value};
 use sqlx::Row;
 
 use sagascope_test_brokers::{
-    consumed, create_topics, drop_postgres_database, exactly_once, produce_traffic, sagascope_bin,
-    stored_coordinates, stored_offsets, wait_for_topics, Produced, S3Server, SagascopeProcess,
-    TansuBroker, TansuStorage, TrafficPlan, WorkDir,
+    consumed, create_topics, drop_postgres_database, exactly_once, fault_seed, produce_traffic,
+    sagascope_bin, stored_coordinates, stored_offsets, wait_for_topics, Produced, S3Server,
+    SagascopeProcess, TansuBroker, TansuStorage, TrafficPlan, WorkDir,
 };
 
 /// Partitions of every simulator topic.
@@ -47,19 +46,6 @@ const FIRST_BATCH_TIMEOUT: Duration = Duration::from_secs(90);
 const CATCH_UP_TIMEOUT: Duration = Duration::from_secs(240);
 /// How long the broker stays down.
 const BROKER_OUTAGE: Duration = Duration::from_secs(30);
-
-/// SAGASCOPE_FAULT_SEED, else a fresh one (printed).
-fn fault_seed(test: &str) -> u64 {
-    let seed = match std::env::var("SAGASCOPE_FAULT_SEED") {
-        Ok(seed) => seed
-            .trim()
-            .parse()
-            .expect("SAGASCOPE_FAULT_SEED is an unsigned integer"),
-        Err(_) => rand::rng().random(),
-    };
-    println!("{test}: seed {seed} (replay with SAGASCOPE_FAULT_SEED={seed})");
-    seed
-}
 
 fn the_binary() -> PathBuf {
     sagascope_bin(env!("CARGO_BIN_EXE_sagascope"))
@@ -180,6 +166,7 @@ async fn broker_outage(store: &Store, database_url: &str, work: &Path) -> Result
         database_url,
         GROUP,
         &work.join("sagascope.log"),
+        &[],
     );
     sagascope.wait_for_first_batch(FIRST_BATCH_TIMEOUT).await?;
     broker.kill();
@@ -285,6 +272,7 @@ async fn replica_killed(store: &Store, database_url: &str, work: &Path) -> Resul
             database_url,
             GROUP,
             &work.join(format!("sagascope-{name}.log")),
+            &[],
         )
     };
     let mut a = replica("a");

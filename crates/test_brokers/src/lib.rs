@@ -12,6 +12,7 @@
 //! sagascope_test_brokers::on_both_brokers!(ingests_every_event);
 //! ```
 
+mod fault_seed;
 mod raw_produce;
 mod s3_server;
 mod sagascope_process;
@@ -20,6 +21,7 @@ mod stored_coordinates;
 mod tansu;
 mod test_broker;
 
+pub use fault_seed::fault_seed;
 pub use raw_produce::{produce_raw_records, RawRecord};
 pub use s3_server::S3Server;
 pub use sagascope_process::{sagascope_bin, workspace_root, SagascopeProcess};

@@ -70,13 +70,15 @@ impl SagascopeProcess {
 
     /// `sagascope serve` ingesting the simulator's topics and dead-letter
     /// topics with the example rules, as consumer group `group`, keeping
-    /// everything (nothing removed by age: what is stored is the point).
+    /// everything (nothing removed by age: what is stored is the point),
+    /// with `extra` flags after those.
     pub fn serve_simulated(
         bin: &Path,
         bootstrap: &str,
         database_url: &str,
         group: &str,
         log: &Path,
+        extra: &[&str],
     ) -> SagascopeProcess {
         let rules = workspace_root().join("rules.example.toml");
         let args: Vec<OsString> = [
@@ -98,6 +100,7 @@ impl SagascopeProcess {
         .into_iter()
         .map(OsString::from)
         .chain([rules.into_os_string()])
+        .chain(extra.iter().map(OsString::from))
         .collect();
         SagascopeProcess::start(bin, &args, log)
     }

@@ -5,21 +5,23 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::stream::StreamExt;
 use sagascope_model::StreamMessage;
 use serde::Deserialize;
-use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
-use tokio_stream::wrappers::{BroadcastStream, WatchStream};
+use tokio_stream::wrappers::WatchStream;
 use utoipa::IntoParams;
 
 use crate::app_state::AppState;
 use crate::auth::{reject, RequestAuth};
 use crate::http::stream_limits::RECHECK_EVERY;
-use crate::live_frames::LiveFrame;
+use crate::live_frames::lagged_frame;
+
+/// How often an idle stream gets a comment.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -96,49 +98,38 @@ pub async fn stream(
     let saga_id = query.saga_id.filter(|s| !s.is_empty());
     let shutdown = WatchStream::new(state.shutdown.clone())
         .filter(|stopping| futures::future::ready(*stopping));
-    let hello = futures::stream::once(futures::future::ready(Ok(Event::default()
-        .event("hello")
-        .data("{}"))));
-    // Frames serialised once for every subscriber (live_frames.rs).
-    let updates = BroadcastStream::new(state.live_frames.subscribe()).filter_map(move |received| {
-        let event = match received.as_deref() {
-            Ok(LiveFrame::Message {
-                seq,
-                kind,
-                saga_id: of,
-                json,
-            }) if saga_id
-                .as_deref()
-                .is_none_or(|id| of.as_deref() == Some(id)) =>
-            {
-                Some(Event::default().id(seq.to_string()).event(*kind).data(json))
-            }
-            Ok(LiveFrame::Message { .. }) => None,
-            Ok(LiveFrame::Lagged(n)) => Some(Event::default().event("lagged").data(n.to_string())),
-            // A slow client missed messages: tell it to refetch.
-            Err(BroadcastStreamRecvError::Lagged(n)) => {
-                Some(Event::default().event("lagged").data(n.to_string()))
-            }
-        };
-        futures::future::ready(event.map(Ok))
-    });
+    let hello = futures::stream::once(futures::future::ready(Bytes::from_static(
+        b"event: hello\ndata: {}\n\n",
+    )));
+    // Frames serialised once for every subscriber, a batch per chunk
+    // (live_frames.rs).
+    let updates = state.live_frames.subscribe(saga_id);
     // Messages of another replica may have been missed (its LISTEN
     // connection dropped, see live_relay.rs): refetch, as when lagging.
-    let resync = WatchStream::from_changes(state.live_resync.clone())
-        .map(|_| Ok::<_, Infallible>(Event::default().event("lagged").data("0")));
-    let updates = futures::stream::select(updates, resync);
-    let events = hello
+    let resync = WatchStream::from_changes(state.live_resync.clone()).map(|_| lagged_frame(0));
+    // A comment now and then keeps proxies from closing an idle stream.
+    let keep_alive = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(KEEP_ALIVE).await;
+        Some((Bytes::from_static(b":\n\n"), ()))
+    });
+    let updates = futures::stream::select(futures::stream::select(updates, resync), keep_alive);
+    let chunks = hello
         .chain(updates)
         .take_until(shutdown.into_future())
         .take_until(session_ended)
         // The permit lives as long as the stream: dropping the stream (the
         // client went away, or one of the ends above) frees its place.
-        .map(move |event| {
+        .map(move |chunk| {
             let _held = &permit;
-            event
+            Ok::<_, Infallible>(chunk)
         });
-    Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(chunks),
+    )
         .into_response()
 }
 
