@@ -165,7 +165,7 @@ impl Store {
                 "INSERT INTO correlation_keys (correlation_key, saga_id) VALUES {} ON CONFLICT (correlation_key) DO NOTHING",
                 bulk_rows(tx, chunk.len(), 2)
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == KEYS_PER_STATEMENT);
             for (key, saga_id) in chunk {
                 query = query.bind(key.clone()).bind(saga_id.clone());
             }
@@ -277,7 +277,7 @@ where
     let mut found = HashMap::new();
     for chunk in keys.chunks(KEYS_PER_STATEMENT) {
         let sql = format!("{select} IN ({})", bulk_placeholders(tx, chunk.len()));
-        let mut query = sqlx::query(&sql);
+        let mut query = sqlx::query(&sql).persistent(chunk.len() == KEYS_PER_STATEMENT);
         for key in chunk {
             query = query.bind((*key).clone());
         }

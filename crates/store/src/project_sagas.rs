@@ -203,7 +203,8 @@ impl Store {
                  VALUES {} ON CONFLICT (saga_id) DO NOTHING RETURNING saga_id",
                 bulk_rows(tx, chunk.len(), 14)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for write in chunk {
                 query = bind_row(query, write, placement, 0);
             }
@@ -224,7 +225,8 @@ impl Store {
                  RETURNING saga_id, version",
                 bulk_rows(tx, chunk.len(), 14)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for write in chunk {
                 query = bind_row(query, write, placement, write.expected.unwrap_or_default());
             }
@@ -305,7 +307,8 @@ async fn read_stored_sagas(
             "SELECT saga_id, status, projection, version FROM sagas WHERE saga_id IN ({})",
             bulk_placeholders(tx, chunk.len())
         );
-        let mut query: AnyQuery<'_> = sqlx::query(&sql);
+        let mut query: AnyQuery<'_> =
+            sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
         for id in chunk {
             query = query.bind(id.to_string());
         }

@@ -151,7 +151,7 @@ impl Store {
                 "SELECT id, dlq_timestamp_us, message_key, message_value FROM dead_letters WHERE id IN ({})",
                 bulk_placeholders(tx, chunk.len())
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for id in chunk {
                 query = query.bind(id.clone());
             }
@@ -212,6 +212,7 @@ impl Store {
                     crate::placeholders(2, chunk.len())
                 );
                 let mut query = sqlx::query(&sql)
+                    .persistent(chunk.len() == ROWS_PER_STATEMENT)
                     .bind(topic.to_string())
                     .bind(i64::from(partition));
                 for offset in chunk {
@@ -246,7 +247,7 @@ impl Store {
                  VALUES {} ON CONFLICT (topic, kafka_partition, kafka_offset, fingerprint) DO NOTHING RETURNING {INGEST_ERROR_COLUMNS}, fingerprint",
                 bulk_rows(tx, chunk.len(), 9)
             );
-            let mut query = sqlx::query(&sql);
+            let mut query = sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for (e, _, derived) in chunk {
                 query = query
                     .bind(e.coords.topic.clone())

@@ -187,7 +187,8 @@ impl Store {
                  began_compensating = saga_rollups.began_compensating + excluded.began_compensating",
                 bulk_rows(tx, chunk.len(), 6)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for ((grain, bucket, saga_type, status), (n, comp)) in chunk {
                 query = query
                     .bind(*grain)
@@ -212,7 +213,8 @@ impl Store {
                  failures = step_rollups.failures + excluded.failures",
                 bulk_rows(tx, chunk.len(), 6)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for ((grain, bucket, saga_type, step), (n, failed)) in chunk {
                 query = query
                     .bind(*grain)
@@ -232,7 +234,8 @@ impl Store {
                  events = topic_rollups.events + excluded.events, errors = topic_rollups.errors + excluded.errors",
                 bulk_rows(tx, chunk.len(), 5)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for ((grain, bucket, topic), (events, errors)) in chunk {
                 query = query
                     .bind(*grain)
@@ -254,7 +257,8 @@ impl Store {
                  ON CONFLICT (grain_s, bucket_start_us, series, subject, detail, value_ms) DO UPDATE SET n = histograms.n + excluded.n",
                 bulk_rows(tx, chunk.len(), 7)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for ((grain, bucket, series, subject, detail, value), n) in chunk {
                 query = query
                     .bind(*grain)

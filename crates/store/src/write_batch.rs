@@ -250,7 +250,8 @@ impl Store {
                  updated_at_us = excluded.updated_at_us",
                 bulk_rows(tx, chunk.len(), 5)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for offset in chunk {
                 query = query
                     .bind(group_id.to_string())
@@ -279,7 +280,8 @@ impl Store {
                  ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
                 bulk_rows(tx, chunk.len(), 23)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for e in chunk {
                 query = query
                     .bind(e.event_id.clone())
@@ -334,7 +336,8 @@ impl Store {
                 "INSERT INTO saga_keys (search_key, saga_id, kind) VALUES {} ON CONFLICT (search_key, saga_id) DO NOTHING",
                 bulk_rows(tx, chunk.len(), 3)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for (key, saga_id, kind) in chunk {
                 query = query.bind(key.clone()).bind(saga_id.clone()).bind(*kind);
             }
@@ -396,7 +399,8 @@ impl Store {
                 "SELECT event_id, topic, kafka_partition, kafka_offset, payload FROM events WHERE event_id IN ({})",
                 bulk_placeholders(tx, chunk.len())
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for id in chunk {
                 query = query.bind(id.to_string());
             }

@@ -41,7 +41,8 @@ pub(crate) async fn select_in(
     let mut rows = Vec::new();
     for chunk in keys.chunks(KEYS_PER_STATEMENT) {
         let sql = format!("{select} IN ({})", bulk_placeholders(tx, chunk.len()));
-        let mut query: AnyQuery<'_> = sqlx::query(&sql);
+        let mut query: AnyQuery<'_> =
+            sqlx::query(&sql).persistent(chunk.len() == KEYS_PER_STATEMENT);
         for key in chunk {
             query = query.bind((*key).clone());
         }

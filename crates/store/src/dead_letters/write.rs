@@ -90,7 +90,8 @@ impl Store {
                  ON CONFLICT (id) DO NOTHING RETURNING {SUMMARY_COLUMNS}",
                 bulk_rows(tx, chunk.len(), COLUMNS)
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for (id, l, link, failed_again_of) in chunk {
                 let original = l.original.as_ref();
                 let dlq_timestamp = l.dlq_timestamp.map(micros);
@@ -210,7 +211,7 @@ impl Store {
             let sql = format!(
                 "SELECT id, saga_id, trace_id FROM dead_letters WHERE linked_saga_id IS NULL AND (saga_id IN ({ps}) OR trace_id IN ({ps}))"
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> = sqlx::query(&sql).persistent(chunk.len() == 250);
             for key in chunk {
                 query = query.bind((*key).clone());
             }
@@ -245,7 +246,7 @@ impl Store {
                  AND linked_saga_type IS DISTINCT FROM (SELECT s.saga_type FROM sagas s WHERE s.saga_id = dead_letters.linked_saga_id)",
                 placeholders(0, chunk.len())
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> = sqlx::query(&sql).persistent(chunk.len() == 500);
             for id in chunk {
                 query = query.bind((*id).clone());
             }

@@ -95,6 +95,7 @@ impl Store {
                 placeholders(3, chunk.len())
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql)
+                .persistent(chunk.len() == super::RETRY_CHUNK / 2)
                 .bind(job_id.to_string())
                 .bind(PRODUCED)
                 .bind(IN_FLIGHT);
@@ -114,6 +115,7 @@ impl Store {
                 placeholders(3, chunk.len())
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql)
+                .persistent(chunk.len() == super::RETRY_CHUNK)
                 .bind(FAILED)
                 .bind(NOT_PRODUCED)
                 .bind(PENDING);

@@ -69,7 +69,8 @@ impl Store {
                  FROM dead_letters WHERE id IN ({})",
                 placeholders(0, chunk.len())
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == super::RETRY_CHUNK);
             for id in chunk {
                 query = query.bind(id.clone());
             }

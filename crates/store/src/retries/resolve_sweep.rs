@@ -153,6 +153,7 @@ impl Store {
                 placeholders(3, chunk.len())
             );
             let mut query: AnyQuery<'_> = sqlx::query(&sql)
+                .persistent(chunk.len() == RETRY_CHUNK)
                 .bind(FAILED)
                 .bind(INTERRUPTED)
                 .bind(PENDING);

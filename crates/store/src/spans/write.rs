@@ -49,7 +49,8 @@ impl Store {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            let mut query: AnyQuery<'_> = sqlx::query(&sql);
+            let mut query: AnyQuery<'_> =
+                sqlx::query(&sql).persistent(chunk.len() == ROWS_PER_STATEMENT);
             for row in chunk {
                 let span = row.span;
                 query = query
