@@ -15,6 +15,7 @@
 
 mod dead_letters;
 mod ids;
+mod kafka_records;
 mod message;
 mod mock_kafka;
 mod otlp_json;
@@ -40,9 +41,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::Delivery;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use tokio::sync::watch;
 
 use crate::relay_delay::{kafka_timestamp_ms, relay_delay_ms};
@@ -53,6 +53,7 @@ pub use dead_letters::{
     spring_dead_letter, ConsumedRecord, DeadLetterMessage, FailureReason, OriginalDelivery,
     DLT_SUFFIX, ORDER_SERVICE_GROUP,
 };
+pub use kafka_records::{dead_letter_record, message_record};
 pub use message::{
     Body, CloudEvent, CloudEventMode, OutboxRow, PlannedMessage, RenderedMessage, Traffic,
 };
@@ -222,22 +223,8 @@ impl Simulator {
         &self,
         message: &DeadLetterMessage,
     ) -> Result<(), SimulatorError> {
-        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-        for (key, value) in &message.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value.as_slice()),
-            });
-        }
-        let mut record = FutureRecord::<str, [u8]>::to(&message.topic)
-            .key(message.key.as_str())
-            .headers(headers)
-            .timestamp(message.timestamp_ms);
-        if let Some(value) = &message.value {
-            record = record.payload(value.as_slice());
-        }
         self.producer
-            .send(record, Duration::from_secs(10))
+            .send(dead_letter_record(message), Duration::from_secs(10))
             .await
             .map_err(|(error, _)| SimulatorError::Kafka(error))?;
         Ok(())
@@ -347,21 +334,9 @@ impl Simulator {
         message: &RenderedMessage,
         kafka_timestamp_ms: Option<i64>,
     ) -> Result<Delivery, SimulatorError> {
-        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-        for (key, value) in &message.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let mut record = FutureRecord::<str, [u8]>::to(message.topic)
-            .key(message.key.as_str())
-            .headers(headers);
+        let mut record = message_record(message);
         if let Some(timestamp_ms) = kafka_timestamp_ms {
             record = record.timestamp(timestamp_ms);
-        }
-        if let Some(value) = &message.value {
-            record = record.payload(value.as_slice());
         }
         self.producer
             .send(record, Duration::from_secs(10))

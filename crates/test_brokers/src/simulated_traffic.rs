@@ -16,7 +16,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use sagascope_simulator::{
@@ -224,20 +223,7 @@ pub async fn produce_traffic(
             ));
         }
         for letter in letters {
-            let mut headers = OwnedHeaders::new_with_capacity(letter.headers.len());
-            for (key, value) in &letter.headers {
-                headers = headers.insert(Header {
-                    key,
-                    value: Some(value.as_slice()),
-                });
-            }
-            let mut record = FutureRecord::<str, [u8]>::to(&letter.topic)
-                .key(letter.key.as_str())
-                .headers(headers)
-                .timestamp(letter.timestamp_ms);
-            if let Some(value) = &letter.value {
-                record = record.payload(value.as_slice());
-            }
+            let record = sagascope_simulator::dead_letter_record(&letter);
             let delivery = acknowledged(enqueue(&producer, record).await?).await?;
             let coord = Coord {
                 topic: letter.topic.clone(),
@@ -259,20 +245,7 @@ async fn send(
     producer: &FutureProducer,
     message: &RenderedMessage,
 ) -> anyhow::Result<DeliveryFuture> {
-    let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-    for (key, value) in &message.headers {
-        headers = headers.insert(Header {
-            key,
-            value: Some(value.as_bytes()),
-        });
-    }
-    let mut record = FutureRecord::<str, [u8]>::to(message.topic)
-        .key(message.key.as_str())
-        .headers(headers);
-    if let Some(value) = &message.value {
-        record = record.payload(value.as_slice());
-    }
-    enqueue(producer, record).await
+    enqueue(producer, sagascope_simulator::message_record(message)).await
 }
 
 /// Hands a record to librdkafka, waiting while its queue is full.

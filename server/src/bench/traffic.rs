@@ -10,8 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use sagascope_domain::{KafkaCoords, RawMessage};
 use sagascope_simulator::{product_event, RenderedMessage, SagaKind, SagaPlan, Traffic};
 
@@ -136,20 +135,7 @@ pub async fn send(
     message: &RenderedMessage,
 ) -> anyhow::Result<DeliveryFuture> {
     loop {
-        let mut headers = OwnedHeaders::new_with_capacity(message.headers.len());
-        for (key, value) in &message.headers {
-            headers = headers.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let mut record = FutureRecord::<str, [u8]>::to(message.topic)
-            .key(message.key.as_str())
-            .headers(headers);
-        if let Some(value) = &message.value {
-            record = record.payload(value.as_slice());
-        }
-        match producer.send_result(record) {
+        match producer.send_result(sagascope_simulator::message_record(message)) {
             Ok(delivery) => return Ok(delivery),
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
